@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate seed simulate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/gateway migrate
+
+seed: migrate
+	$(BIN)/gateway seed-demo --if-empty
+
+run: seed
+	@echo ""
+	@echo "Sugu gateway on http://127.0.0.1:8000"
+	@echo "  try a USSD session in this terminal:  $(BIN)/gateway simulate"
+	@echo "  or post a hop yourself:"
+	@echo "    curl -d sessionId=demo1 -d phoneNumber=+22370000001 -d serviceCode='*123#' -d text= http://127.0.0.1:8000/webhooks/at/ussd"
+	@echo "  API documentation: http://127.0.0.1:8000/docs"
+	@echo ""
+	$(BIN)/gateway serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+simulate: seed
+	$(BIN)/gateway simulate
+
+bench: install
+	$(BIN)/python bench/ussd_load.py
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Sugu gateway: everything with I/O (web, database, aggregators, CLI)."""

@@ -1,0 +1,1 @@
+"""One module per aggregator: its form fields, status words and error codes stop here."""

@@ -1,0 +1,115 @@
+"""The menus' read-only DataView over SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gateway import models
+from menus import types as m
+
+
+class SqlDataView:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def crops(self) -> Sequence[m.Crop]:
+        rows = self.session.exec(
+            select(models.Crop).order_by(models.Crop.sort_order, models.Crop.id)
+        )
+        return [m.Crop(r.id, r.name_fr, r.name_bm, r.default_unit) for r in rows]
+
+    def markets(self) -> Sequence[m.Market]:
+        rows = self.session.exec(select(models.Market))
+        return [m.Market(r.id, r.name, r.region) for r in rows]
+
+    def latest_prices(self, crop_id: int) -> Sequence[m.PriceQuote]:
+        obs = models.PriceObservation
+        # The two latest published observations per market, unit and kind: a change is only
+        # meaningful between like and like.
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(obs.market_id, obs.unit, obs.kind),
+                order_by=(col(obs.observed_on).desc(), col(obs.id).desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(obs.market_id, obs.unit, obs.kind, obs.observed_on, obs.price, rank)
+            .where(obs.crop_id == crop_id, obs.status == "published")
+            .subquery()
+        )
+        rows = self.session.exec(
+            select(
+                ranked.c.market_id,
+                ranked.c.unit,
+                ranked.c.kind,
+                ranked.c.observed_on,
+                ranked.c.price,
+                ranked.c.rank,
+                models.Market.name,
+            )
+            .join(models.Market, models.Market.id == ranked.c.market_id)
+            .where(ranked.c.rank <= 2)
+        ).all()
+        series: dict[tuple, list] = {}
+        for row in rows:
+            series.setdefault((row.market_id, row.unit, row.kind), []).append(row)
+        best: dict[int, m.PriceQuote] = {}
+        for (market_id, unit, kind), points in series.items():
+            points.sort(key=lambda r: r.rank)
+            latest, previous = points[0], (points[1] if len(points) > 1 else None)
+            quote = m.PriceQuote(
+                crop_id=crop_id,
+                market_id=market_id,
+                market_name=latest.name,
+                price=latest.price,
+                unit=unit,
+                kind=kind,
+                observed_on=latest.observed_on,
+                previous_price=previous.price if previous else None,
+                previous_on=previous.observed_on if previous else None,
+            )
+            # One quote per market: the freshest; wholesale first on the same day.
+            current = best.get(market_id)
+            if current is None or (quote.observed_on, quote.kind == "wholesale") > (
+                current.observed_on,
+                current.kind == "wholesale",
+            ):
+                best[market_id] = quote
+        return list(best.values())
+
+    def open_demands(self, today: dt.date) -> Sequence[m.Demand]:
+        rows = self.session.exec(
+            select(models.Demand, models.Buyer.name)
+            .join(models.Buyer, models.Buyer.id == models.Demand.buyer_id)
+            .where(models.Demand.status == "open", models.Demand.valid_until >= today)
+        ).all()
+        return [
+            m.Demand(
+                id=d.id,
+                buyer_name=buyer,
+                crop_id=d.crop_id,
+                quantity_kg=d.quantity_kg,
+                price=d.price,
+                unit=d.unit,
+                place=d.place,
+                valid_until=d.valid_until,
+            )
+            for d, buyer in rows
+        ]
+
+    def tips(self, category: str) -> Sequence[m.Tip]:
+        rows = self.session.exec(
+            select(models.Tip)
+            .where(models.Tip.category == category, models.Tip.active == True)  # noqa: E712
+            .order_by(models.Tip.sort_order, models.Tip.id)
+        )
+        return [
+            m.Tip(r.id, r.category, r.crop_id, r.title_fr, r.title_bm, r.text_fr, r.text_bm)
+            for r in rows
+        ]

@@ -1,0 +1,36 @@
+"""Named dependencies for the routes: everything comes from the app built by create_app()."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Callable
+
+from fastapi import Depends, Request
+
+from gateway.db import Database
+from gateway.settings import Settings
+from messages import Catalog
+
+Clock = Callable[[], dt.datetime]
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]

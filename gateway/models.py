@@ -1,0 +1,147 @@
+"""Database tables. The schema changes only through Alembic migrations (migrations/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+
+
+class Crop(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name_fr: str = Field(max_length=64)
+    name_bm: str = Field(max_length=64)
+    default_unit: str = Field(default="kg", max_length=16)
+    sort_order: int = 0
+
+
+class Market(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=64)
+    region: str = Field(max_length=64, index=True)
+
+
+class PriceObservation(SQLModel, table=True):
+    __tablename__ = "price_observation"
+    __table_args__ = (Index("ix_price_crop_market_day", "crop_id", "market_id", "observed_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    crop_id: int = Field(foreign_key="crop.id")
+    market_id: int = Field(foreign_key="market.id")
+    observed_on: dt.date
+    price: int = Field(description="FCFA per unit")
+    unit: str = Field(default="kg", max_length=16)
+    kind: str = Field(default="wholesale", max_length=16)  # wholesale | retail
+    source: str = Field(default="", max_length=64)
+    # Published prices are shown; held ones wait for staff review.
+    status: str = Field(default="published", max_length=16)
+    created_at: dt.datetime = _ts()
+
+
+class Buyer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=80)
+    phone: str | None = Field(default=None, max_length=20)
+    contact_name: str = Field(default="", max_length=80)
+
+
+class Demand(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    buyer_id: int = Field(foreign_key="buyer.id", index=True)
+    crop_id: int = Field(foreign_key="crop.id")
+    quantity_kg: int
+    price: int = Field(description="FCFA per unit offered")
+    unit: str = Field(default="kg", max_length=16)
+    place: str = Field(max_length=80)
+    valid_until: dt.date
+    status: str = Field(default="open", max_length=16, index=True)  # open | closed
+    created_at: dt.datetime = _ts()
+
+
+class Producer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, unique=True, description="E.164")
+    language: str | None = Field(default=None, max_length=2)
+    name: str = Field(default="", max_length=80)
+    village: str = Field(default="", max_length=80)
+    region: str = Field(default="", max_length=64)
+    cluster: str = Field(default="", max_length=80)
+    opted_out: bool = False
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class Offer(SQLModel, table=True):
+    """A farmer's offer to supply a demand; one per demand and USSD session (retries update it)."""
+
+    __table_args__ = (UniqueConstraint("demand_id", "producer_id", "session_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    demand_id: int = Field(foreign_key="demand.id", index=True)
+    producer_id: int = Field(foreign_key="producer.id", index=True)
+    quantity_kg: int
+    status: str = Field(default="pending", max_length=16)  # pending | accepted | declined
+    channel: str = Field(default="ussd", max_length=8)
+    session_ref: str = Field(default="", max_length=100)
+    created_at: dt.datetime = _ts()
+
+
+class Tip(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(max_length=16, index=True)  # gap | postharvest | nutrition
+    crop_id: int | None = Field(default=None, foreign_key="crop.id")
+    title_fr: str = Field(max_length=60)
+    title_bm: str = Field(max_length=60)
+    text_fr: str = Field(max_length=1000)
+    text_bm: str = Field(max_length=1000)
+    active: bool = True
+    sort_order: int = 0
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("producer_id", "crop_id", "market_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    producer_id: int = Field(foreign_key="producer.id", index=True)
+    crop_id: int = Field(foreign_key="crop.id")
+    market_id: int = Field(foreign_key="market.id")
+    created_at: dt.datetime = _ts()
+
+
+class UssdSession(SQLModel, table=True):
+    """One row per USSD session: the caller's profile when it began (so that every hop replays
+    from the same start, on any server) and, for analytics, the end-of-session notification."""
+
+    __tablename__ = "ussd_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=100, unique=True)
+    phone: str = Field(max_length=20, index=True)
+    service_code: str = Field(default="", max_length=32)
+    network_code: str = Field(default="", max_length=16)
+    start_profile: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_at: dt.datetime = _ts(index=True)
+    updated_at: dt.datetime = _ts()
+    hops: int = 0
+    last_screen: str = Field(default="", max_length=32)
+    language: str | None = Field(default=None, max_length=2)
+    errors: int = 0
+    end_status: str | None = Field(default=None, max_length=16)
+    end_cost: str | None = Field(default=None, max_length=32)
+    end_duration_ms: int | None = None
+    end_hops: int | None = None
+    end_error: str | None = Field(default=None, max_length=255)
+    ended_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

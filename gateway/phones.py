@@ -1,0 +1,36 @@
+"""Phone numbers: parsed and validated with `phonenumbers`, stored as E.164, masked in logs."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+DEFAULT_REGION = "ML"  # a number written without +223 is read as Malian
+
+
+class InvalidPhone(ValueError):
+    pass
+
+
+def parse_phone(raw: str, region: str = DEFAULT_REGION) -> str:
+    """E.164 form of `raw`, or InvalidPhone with a reason."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhone("phone number is empty")
+    if len(text) > 32:
+        raise InvalidPhone("phone number is too long")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(phone: str | None) -> str:
+    """`+22370****34`: enough to tell callers apart in logs, not enough to call them."""
+    if not phone:
+        return "-"
+    if len(phone) <= 6:
+        return "*" * len(phone)
+    return phone[:6] + "*" * (len(phone) - 8) + phone[-2:]

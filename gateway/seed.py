@@ -1,0 +1,164 @@
+"""Demo content: crops, markets, a year of weekly prices, buyers' demands and tips.
+
+Idempotent: reference rows are matched by their code; prices, demands and tips are loaded only
+when their table is empty, so staff edits are never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from gateway import models
+
+PRICE_WEEKS = 56  # a year and a month: enough for trends against last year
+
+
+@dataclass
+class SeedReport:
+    crops: int = 0
+    markets: int = 0
+    prices: int = 0
+    buyers: int = 0
+    demands: int = 0
+    tips: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} +{v}" for k, v in self.__dict__.items())
+
+
+def load_json(name: str):
+    return json.loads(resources.files("gateway").joinpath("demo", name).read_text("utf-8"))
+
+
+def _count(session: Session, model: type) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def _upsert_by_code(session: Session, model: type, code: str, values: dict) -> tuple[object, bool]:
+    row = session.exec(select(model).where(model.code == code)).first()
+    if row is not None:
+        return row, False
+    row = model(code=code, **values)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def market_days(today: dt.date, weeks: int) -> list[dt.date]:
+    """The last `weeks` Saturdays up to today (Sikasso's big market day), oldest first."""
+    last = today - dt.timedelta(days=(today.weekday() - 5) % 7)
+    return [last - dt.timedelta(weeks=n) for n in reversed(range(weeks))]
+
+
+def seasonal_price(monthly: list[int], day: dt.date) -> float:
+    """Monthly levels interpolated by day, so the series moves smoothly week to week."""
+    month = day.month - 1
+    frac = (day.day - 1) / 31
+    return monthly[month] * (1 - frac) + monthly[(month + 1) % 12] * frac
+
+
+def seed_demo(session: Session, *, today: dt.date) -> SeedReport:
+    report = SeedReport()
+    data = load_json("reference.json")
+
+    crops: dict[str, models.Crop] = {}
+    for order, c in enumerate(data["crops"]):
+        row, new = _upsert_by_code(
+            session,
+            models.Crop,
+            c["code"],
+            {"name_fr": c["name_fr"], "name_bm": c["name_bm"], "default_unit": c["unit"], "sort_order": order},
+        )
+        crops[c["code"]] = row
+        report.crops += new
+
+    markets: dict[str, models.Market] = {}
+    for mk in data["markets"]:
+        row, new = _upsert_by_code(
+            session, models.Market, mk["code"], {"name": mk["name"], "region": mk["region"]}
+        )
+        markets[mk["code"]] = row
+        report.markets += new
+
+    buyers: dict[str, models.Buyer] = {}
+    for b in data["buyers"]:
+        row, new = _upsert_by_code(
+            session,
+            models.Buyer,
+            b["code"],
+            {"name": b["name"], "phone": b["phone"], "contact_name": b["contact_name"]},
+        )
+        buyers[b["code"]] = row
+        report.buyers += new
+
+    if _count(session, models.PriceObservation) == 0:
+        report.prices = _seed_prices(session, data, crops, markets, today)
+
+    if _count(session, models.Demand) == 0:
+        for d in data["demands"]:
+            session.add(
+                models.Demand(
+                    buyer_id=buyers[d["buyer"]].id,
+                    crop_id=crops[d["crop"]].id,
+                    quantity_kg=d["quantity_kg"],
+                    price=d["price"],
+                    unit=d["unit"],
+                    place=d["place"],
+                    valid_until=today + dt.timedelta(days=d["valid_days"]),
+                    status=d.get("status", "open"),
+                )
+            )
+            report.demands += 1
+
+    if _count(session, models.Tip) == 0:
+        for order, t in enumerate(load_json("tips.json")):
+            session.add(
+                models.Tip(
+                    category=t["category"],
+                    crop_id=crops[t["crop"]].id if t.get("crop") else None,
+                    title_fr=t["title_fr"],
+                    title_bm=t["title_bm"],
+                    text_fr=t["text_fr"],
+                    text_bm=t["text_bm"],
+                    sort_order=order,
+                )
+            )
+            report.tips += 1
+    session.flush()
+    return report
+
+
+def _seed_prices(session, data, crops, markets, today) -> int:
+    rng = random.Random(2231)  # fixed: the same demo everywhere
+    rows = []
+    days = market_days(today, PRICE_WEEKS)
+    for c in data["crops"]:
+        for mk in data["markets"]:
+            # Not every market trades every vegetable; the main ones do.
+            if c["code"] in mk.get("skip_crops", []):
+                continue
+            factor = mk.get("factor", 1.0) * mk.get("crop_factor", {}).get(c["code"], 1.0)
+            lag = mk.get("lag_weeks", 0)  # a market whose reports stopped coming: stale prices
+            for day in days[: len(days) - lag] if lag else days:
+                level = seasonal_price(c["monthly"], day) * factor * rng.uniform(0.93, 1.07)
+                step = 500 if c["unit"] == "basket" else 5
+                rows.append(
+                    models.PriceObservation(
+                        crop_id=crops[c["code"]].id,
+                        market_id=markets[mk["code"]].id,
+                        observed_on=day,
+                        price=int(round(level / step) * step),
+                        unit=c["unit"],
+                        kind="wholesale",
+                        source="demo",
+                    )
+                )
+    session.add_all(rows)
+    return len(rows)

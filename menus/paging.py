@@ -1,0 +1,98 @@
+"""Fitting a screen's content into pages of at most `budget` characters.
+
+Input strings are already ASCII-folded (see messages.ussd), so `len` is the exact cost a handset
+will show. Lines are joined with "\n", which costs one character each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ELLIPSIS = "..."
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    # Body text may continue on the next page at a word boundary; an option label never does.
+    splittable: bool = False
+
+
+def screen_len(lines: list[str]) -> int:
+    return sum(len(line) for line in lines) + max(len(lines) - 1, 0)
+
+
+def truncate(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    if width <= len(ELLIPSIS):
+        return text[:width]
+    return text[: width - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def split_at_word(text: str, width: int) -> tuple[str, str]:
+    """Longest head of `text` within `width` ending at a space; hard cut if one word is too long."""
+    if len(text) <= width:
+        return text, ""
+    cut = text.rfind(" ", 0, width + 1)
+    if cut <= 0:
+        return text[:width], text[width:].lstrip()
+    return text[:cut].rstrip(), text[cut:].lstrip()
+
+
+# Below this many free characters a body chunk waits for the next page instead of leaving
+# a dangling word or two at the bottom of a screen.
+MIN_CHUNK = 12
+
+
+def paginate(
+    header: list[str],
+    items: list[Item],
+    nav_last: str,
+    nav_more: str,
+    budget: int,
+) -> list[list[str]]:
+    """Pages of lines. `nav_last` closes the last page, `nav_more` every other one.
+
+    The header (a title) is repeated on every page. Guarantees: every page is within
+    `budget`; no option label is split across pages; every item appears, in order.
+    """
+    pending = list(items)
+    pages: list[list[str]] = []
+    while True:
+        base = list(header)
+        # Does everything left fit on this page with the closing footer?
+        last = base + [i.text for i in pending] + ([nav_last] if nav_last else [])
+        if screen_len(last) <= budget:
+            pages.append(last)
+            return pages
+        footer = [nav_more] if nav_more else []
+        room = budget - screen_len(base + footer) - 1  # -1: newline before the next line
+        body: list[str] = []
+        while pending:
+            item = pending[0]
+            used = screen_len(body) + (1 if body else 0)
+            free = room - used
+            if len(item.text) <= free:
+                body.append(item.text)
+                pending.pop(0)
+                continue
+            if item.splittable and (free >= MIN_CHUNK or not body):
+                head, tail = split_at_word(item.text, max(free, 1))
+                body.append(head)
+                if tail:
+                    pending[0] = Item(tail, True)
+                else:
+                    pending.pop(0)
+            elif not body:
+                # A single label longer than a whole page: shorten it rather than loop forever.
+                body.append(truncate(item.text, max(free, 1)))
+                pending.pop(0)
+            break
+        pages.append(base + body + footer)
+        if not pending:
+            # Only reachable when the final item exactly filled the page: close it properly.
+            pages[-1] = base + body + ([nav_last] if nav_last else [])
+            if screen_len(pages[-1]) > budget:
+                pages[-1] = base + body + footer
+            return pages

@@ -1,0 +1,170 @@
+"""Plain data the USSD engine reads and returns.
+
+Everything here is immutable and free of I/O so that the engine can be replayed, tested and
+property-checked without a database. The gateway turns its rows into these types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+LANGUAGES = ("fr", "bm")
+
+TIP_CATEGORIES = ("gap", "postharvest", "nutrition")
+
+
+@dataclass(frozen=True)
+class Crop:
+    id: int
+    name_fr: str
+    name_bm: str
+    unit: str = "kg"
+
+    def name(self, lang: str) -> str:
+        return self.name_bm if lang == "bm" and self.name_bm else self.name_fr
+
+
+@dataclass(frozen=True)
+class Market:
+    id: int
+    name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """The latest observation for one crop at one market, with the one before it."""
+
+    crop_id: int
+    market_id: int
+    market_name: str
+    price: int
+    unit: str
+    kind: str  # "wholesale" | "retail"
+    observed_on: dt.date
+    previous_price: int | None = None
+    previous_on: dt.date | None = None
+
+    @property
+    def change_percent(self) -> int | None:
+        if not self.previous_price:
+            return None
+        return round((self.price - self.previous_price) * 100 / self.previous_price)
+
+
+@dataclass(frozen=True)
+class Demand:
+    id: int
+    buyer_name: str
+    crop_id: int
+    quantity_kg: int
+    price: int
+    unit: str
+    place: str
+    valid_until: dt.date
+
+
+@dataclass(frozen=True)
+class Tip:
+    id: int
+    category: str
+    crop_id: int | None
+    title_fr: str
+    title_bm: str
+    text_fr: str
+    text_bm: str
+
+    def title(self, lang: str) -> str:
+        return self.title_bm if lang == "bm" and self.title_bm else self.title_fr
+
+    def text(self, lang: str) -> str:
+        return self.text_bm if lang == "bm" and self.text_bm else self.text_fr
+
+
+@dataclass(frozen=True)
+class Subscription:
+    crop_id: int
+    market_id: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The caller as the session saw them when it started (see gateway.ussd)."""
+
+    phone: str
+    language: str | None = None  # None: never chose one, so the session starts by asking
+    name: str = ""
+    village: str = ""
+    region: str = ""
+    cluster: str = ""
+    subscriptions: tuple[Subscription, ...] = ()
+    opted_out: bool = False
+
+
+class DataView(Protocol):
+    """Read-only access to the content the menus show. Implemented over SQL by the gateway."""
+
+    def crops(self) -> Sequence[Crop]: ...
+
+    def markets(self) -> Sequence[Market]: ...
+
+    def latest_prices(self, crop_id: int) -> Sequence[PriceQuote]:
+        """Latest quote per market for this crop, any order."""
+        ...
+
+    def open_demands(self, today: dt.date) -> Sequence[Demand]: ...
+
+    def tips(self, category: str) -> Sequence[Tip]: ...
+
+
+# Effects: what the gateway must apply, in one transaction, after a hop.
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class RecordOffer:
+    demand_id: int
+    quantity_kg: int
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    crop_id: int
+    market_id: int
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    crop_id: int
+    market_id: int
+
+
+@dataclass(frozen=True)
+class StopAlerts:
+    pass
+
+
+@dataclass(frozen=True)
+class SetProfileField:
+    field: str  # "name" | "village" | "region" | "cluster"
+    value: str
+
+
+Effect = SetLanguage | RecordOffer | Subscribe | Unsubscribe | StopAlerts | SetProfileField
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What one hop answers: the rendered text (ASCII, within budget) and whether it ends."""
+
+    text: str
+    end: bool
+    screen_id: str
+    language: str
+    effects: tuple[Effect, ...] = field(default=())

@@ -1,0 +1,31 @@
+"""Numbers and dates for farmers' screens, through Babel (CLDR data).
+
+Both languages use the French conventions of Mali (`fr_ML`): CLDR's `bm` data groups thousands
+with a comma, which a reader schooled in French would take for a decimal point on a price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from babel.dates import format_date
+from babel.numbers import format_decimal
+
+_LOCALE = "fr_ML"
+
+
+def money(amount: int | float) -> str:
+    return format_decimal(round(amount), locale=_LOCALE)
+
+
+def short_date(day: dt.date) -> str:
+    return format_date(day, "dd/MM", locale=_LOCALE)
+
+
+def long_date(day: dt.date) -> str:
+    return format_date(day, "dd/MM/yyyy", locale=_LOCALE)
+
+
+def signed_percent(value: int) -> str:
+    sign = "+" if value > 0 else ("-" if value < 0 else "")
+    return f"{sign}{format_decimal(abs(value), locale=_LOCALE)}%"
