@@ -173,23 +173,25 @@ def handle_hop(
     trace: HopTrace | None = None,
 ) -> m.Screen:
     trace = trace or HopTrace()
-    row = start_or_resume(session, hop, now)
+    stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
+    row = start_or_resume(session, hop, stamp)
     profile = profile_from_snapshot(hop.phone, row.start_profile or {})
     trace.language = row.language or profile.language
     screen = menus.run(
         hop.inputs, profile=profile, data=SqlDataView(session), catalog=catalog, now=now, config=config
     )
     trace.language = screen.language
-    apply_effects(session, phone=hop.phone, effects=screen.effects, session_ref=hop.session_id, now=now)
+    apply_effects(session, phone=hop.phone, effects=screen.effects, session_ref=hop.session_id, now=stamp)
     row.hops += 1
     row.last_screen = screen.screen_id[:32]
     row.language = screen.language
-    row.updated_at = now
+    row.updated_at = stamp
     session.add(row)
     return screen
 
 
 def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> None:
+    now = now.astimezone(dt.timezone.utc)
     insert_ignore(
         session,
         models.UssdSession,

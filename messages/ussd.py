@@ -16,8 +16,8 @@ from unidecode import unidecode
 _BAMBARA = str.maketrans(
     {"ɛ": "e", "Ɛ": "E", "ɔ": "o", "Ɔ": "O", "ɲ": "ny", "Ɲ": "Ny", "ŋ": "ng", "Ŋ": "Ng"}
 )
-_SPACES = re.compile(r"[ \t\u00a0\u202f\u2009\u2007]+")
-_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\n]")
+_SPACES = re.compile(r"[^\S\n]+")  # any white space but a line break
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\s]")  # white space is collapsed, not dropped
 
 
 def to_ussd(text: str) -> str:
@@ -25,6 +25,6 @@ def to_ussd(text: str) -> str:
     text = unicodedata.normalize("NFC", text).translate(_BAMBARA)
     if not text.isascii():
         text = unidecode(text)
-    text = _NOT_PRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_SPACES.sub(" ", _NOT_PRINTABLE.sub("", line)).strip() for line in text.split("\n"))
     return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Fixtures. Database tests run once per backend (SQLite and PostgreSQL); every test gets a fresh
+database copied from a template that was migrated and seeded once per run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway import migrate, seed
+from gateway.db import Database
+from gateway.settings import Settings
+
+TODAY = dt.date(2026, 11, 28)  # a Saturday, market day in Sikasso
+NOW = dt.datetime.combine(TODAY, dt.time(10, 0), ZoneInfo("Africa/Bamako"))
+BACKENDS = [b.strip() for b in os.environ.get("SUGU_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SUGU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def build_content(url: str) -> None:
+    migrate.upgrade(url)
+    db = Database.from_settings(Settings(database_url=url))
+    with db.unit_of_work() as session:
+        seed.seed_demo(session, today=TODAY)
+    if db.dialect == "sqlite":
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+
+
+@dataclass
+class SqliteBackend:
+    folder: Path
+    name: str = "sqlite"
+    template: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.template = self.folder / "template.db"
+        build_content(f"sqlite:///{self.template}")
+
+    def fresh(self, *, empty: bool = False) -> str:
+        path = self.folder / f"{uuid.uuid4().hex}.db"
+        if not empty:
+            shutil.copyfile(self.template, path)
+        return f"sqlite:///{path}"
+
+    def drop(self, url: str) -> None:
+        path = Path(make_url(url).database)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresBackend:
+    name = "postgresql"
+
+    def __init__(self) -> None:
+        self.admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(text("select 1"))
+        except Exception as exc:  # pragma: no cover - environment problem, said plainly
+            pytest.exit(
+                f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc.__class__.__name__}). "
+                "Start it, set SUGU_TEST_POSTGRES_URL, or run with SUGU_TEST_BACKENDS=sqlite.",
+                returncode=3,
+            )
+        self.prefix = f"sugu_test_{uuid.uuid4().hex[:8]}"
+        self.template = f"{self.prefix}_tpl"
+        self.created: set[str] = set()
+        self._create(self.template)
+        build_content(self.url(self.template))
+
+    def url(self, name: str) -> str:
+        return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> None:
+        clause = f" TEMPLATE {template}" if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        self.created.add(name)
+
+    def fresh(self, *, empty: bool = False) -> str:
+        name = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        self._create(name, None if empty else self.template)
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.discard(name)
+
+    def close(self) -> None:
+        for name in list(self.created):
+            self.drop(self.url(name))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, tmp_path_factory):
+    if request.param == "sqlite":
+        backend = SqliteBackend(tmp_path_factory.mktemp("sqlite"))
+    elif request.param == "postgresql":
+        backend = PostgresBackend()
+    else:
+        raise pytest.UsageError(f"unknown backend {request.param!r}")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def db_url(backend):
+    url = backend.fresh()
+    yield url
+    backend.drop(url)
+
+
+@pytest.fixture
+def empty_db_url(backend):
+    url = backend.fresh(empty=True)
+    yield url
+    backend.drop(url)
+
+
+@pytest.fixture
+def settings(db_url) -> Settings:
+    return Settings(database_url=db_url)
+
+
+@pytest.fixture
+def db(settings):
+    database = Database.from_settings(settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def client(settings):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    with TestClient(create_app(settings, clock=lambda: NOW)) as test_client:
+        yield test_client

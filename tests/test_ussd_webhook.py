@@ -1,0 +1,316 @@
+"""The USSD callback end to end: HTTP form in, CON/END out, effects in the database."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import func
+from sqlmodel import select
+
+from gateway import models
+from tests.conftest import NOW
+
+pytestmark = pytest.mark.db
+
+PHONE = "+22370123456"
+_ids = itertools.count(1)
+
+
+class Caller:
+    """A handset: each `press` sends the whole path so far, as Africa's Talking does."""
+
+    def __init__(self, client, phone: str = PHONE, session: str | None = None) -> None:
+        self.client = client
+        self.phone = phone
+        self.session = session or f"ATUid_test_{next(_ids)}"
+        self.inputs: list[str] = []
+
+    def post(self, text: str):
+        return self.client.post(
+            "/webhooks/at/ussd",
+            data={
+                "sessionId": self.session,
+                "serviceCode": "*123#",
+                "phoneNumber": self.phone,
+                "networkCode": "61002",
+                "text": text,
+            },
+        )
+
+    def hop(self) -> str:
+        response = self.post("*".join(self.inputs))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain")
+        reply = response.text
+        assert reply[:4] in ("CON ", "END "), reply
+        body = reply[4:]
+        assert len(body) <= 160 and body.isascii(), reply
+        return reply
+
+    def dial(self, *inputs: str) -> str:
+        reply = self.hop()
+        for value in inputs:
+            self.inputs.append(value)
+            reply = self.hop()
+        return reply
+
+
+def count(db, model) -> int:
+    with db.unit_of_work() as session:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+
+def producer(db, phone=PHONE) -> models.Producer | None:
+    with db.unit_of_work() as session:
+        return session.exec(select(models.Producer).where(models.Producer.phone == phone)).first()
+
+
+def known_caller(db, language="fr", phone=PHONE) -> None:
+    with db.unit_of_work() as session:
+        session.add(models.Producer(phone=phone, language=language))
+
+
+JOURNEYS = [
+    pytest.param(None, [], ["CON ", "Choisir la langue / Kan sugandi"], id="first-dial"),
+    pytest.param(None, ["2"], ["CON ", "I bisimila Sugu la!", "1. Sugu songow"], id="first-dial-bambara"),
+    pytest.param(None, ["1", "1"], ["CON ", "Prix: choisir un produit", "1. Tomate", "98.Suite"], id="first-dial-prices"),
+    pytest.param("fr", ["1", "1"], ["Tomate: choisir un marche", "1. Tous les marches", "2. Bamako"], id="markets"),
+    pytest.param("fr", ["1", "1", "11"], ["Tomate - Sikasso", "F/panier (gros)", "Le 28/11", "depuis le 21/11"], id="price"),
+    pytest.param("fr", ["1", "1", "5"], ["Tomate - Dire", "Le 31/10 (il y a 4 sem.)"], id="stale-market"),
+    pytest.param("fr", ["1", "2", "1"], ["Oignon, F/kg:", "Bamako", "98.Suite"], id="all-markets"),
+    pytest.param("bm", ["1", "2", "11"], ["Jababa - Sikasso", "F/kg (gros)"], id="bm-price"),
+    pytest.param("fr", ["2"], ["Demandes des acheteurs", "Madougou Agro-Business: Chou 5 000kg"], id="demands"),
+    pytest.param("fr", ["3", "1"], ["Bonnes pratiques", "1. Tomate"], id="tips"),
+    pytest.param("bm", ["3", "1"], ["Sene kecogo nyuman", "1. Tamati"], id="bm-tips"),
+    pytest.param("fr", ["4", "1"], ["Aucun abonnement."], id="no-alerts"),
+    pytest.param("fr", ["7"], ["CON Choix invalide."], id="invalid"),
+    pytest.param("fr", ["2", "1", "1", "500", "1"], ["END Merci! Offre de 500 kg"], id="offer-ends-session"),
+]
+
+
+@pytest.mark.parametrize("language, inputs, fragments", JOURNEYS)
+def test_journeys_on_demo_content(client, db, language, inputs, fragments):
+    if language:
+        known_caller(db, language)
+    reply = Caller(client).dial(*inputs)
+    for fragment in fragments:
+        assert fragment in reply, f"{fragment!r} not in:\n{reply}"
+
+
+def test_new_caller_choice_is_remembered(client, db):
+    Caller(client).dial("2")
+    assert producer(db).language == "bm"
+    assert "Sugu - songo ni laadilikan" in Caller(client).dial()
+
+
+def test_language_change_persists(client, db):
+    known_caller(db, "bm")
+    Caller(client).dial("6", "1")
+    assert producer(db).language == "fr"
+
+
+def test_subscription_saved_once_even_when_a_hop_is_retried(client, db):
+    known_caller(db)
+    caller = Caller(client)
+    caller.dial("4", "2", "1", "1")
+    caller.hop()  # the aggregator re-sends the same hop after a timeout
+    with db.unit_of_work() as session:
+        subs = session.exec(select(models.Subscription)).all()
+        bamako = session.exec(select(models.Market).where(models.Market.code == "bamako")).one()
+        tomato = session.exec(select(models.Crop).where(models.Crop.code == "tomato")).one()
+    assert [(s.crop_id, s.market_id) for s in subs] == [(tomato.id, bamako.id)]
+    # The next hop still replays from the session's start and shows the new subscription.
+    assert "Tomate - Bamako" in caller.dial("1")
+
+
+def test_offer_recorded_once_with_quantity(client, db):
+    known_caller(db)
+    caller = Caller(client)
+    assert caller.dial("2", "1", "1", "1200", "1").startswith("END ")
+    caller.hop()  # retried
+    with db.unit_of_work() as session:
+        offers = session.exec(select(models.Offer)).all()
+        demand = session.get(models.Demand, offers[0].demand_id)
+    assert [(o.quantity_kg, o.status, o.channel) for o in offers] == [(1200, "pending", "ussd")]
+    assert demand.status == "open"
+    assert offers[0].producer_id == producer(db).id
+
+
+def test_stop_all_opts_out_and_subscribe_restarts(client, db):
+    known_caller(db)
+    Caller(client).dial("4", "2", "1", "1")
+    Caller(client).dial("4", "2", "2", "1")
+    assert count(db, models.Subscription) == 2
+    assert "Alertes arretees." in Caller(client).dial("4", "4", "1")
+    assert producer(db).opted_out is True
+    assert count(db, models.Subscription) == 0
+    assert "Alertes SMS (arretees)" in Caller(client).dial("4")
+    Caller(client).dial("4", "2", "1", "1")
+    assert producer(db).opted_out is False
+
+
+def test_profile_fields_saved(client, db):
+    known_caller(db)
+    Caller(client).dial("5", "1", "Awa Traoré")
+    Caller(client).dial("5", "2", "Kignan")
+    Caller(client).dial("5", "3", "3")
+    p = producer(db)
+    assert (p.name, p.village, p.region) == ("Awa Traoré", "Kignan", "Sikasso")
+    assert "Nom: Awa Traore" in Caller(client).dial("5")
+
+
+def test_session_log_keeps_start_and_hops(client, db):
+    caller = Caller(client)
+    caller.dial("1", "1", "1")
+    with db.unit_of_work() as session:
+        row = session.exec(select(models.UssdSession)).one()
+    assert row.session_id == caller.session and row.phone == PHONE
+    assert row.hops == 4 and row.language == "fr" and row.last_screen == "price_markets"
+    assert row.start_profile == {}  # an unknown caller: the replay always starts at the language choice
+
+
+def test_hops_alternating_between_two_servers_behave_as_one(settings, db):
+    """Replay makes the servers stateless: any process may answer any hop."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    path = ["2", "4", "2", "1", "1", "1", "0", "3", "1"]
+    with TestClient(create_app(settings, clock=lambda: NOW)) as one:
+        single = [Caller(one, phone="+22370999001", session="single").dial(*path[:n]) for n in range(len(path) + 1)]
+    with TestClient(create_app(settings, clock=lambda: NOW)) as a, TestClient(create_app(settings, clock=lambda: NOW)) as b:
+        replies = []
+        for n in range(len(path) + 1):
+            caller = Caller(a if n % 2 else b, phone="+22370999002", session="alternating")
+            caller.inputs = path[:n]
+            replies.append(caller.hop())
+    assert replies == single
+
+
+BAD_FORMS = [
+    pytest.param({"phoneNumber": PHONE, "text": ""}, "missing field: sessionId", id="no-session"),
+    pytest.param({"sessionId": "s", "text": ""}, "missing field: phoneNumber", id="no-phone"),
+    pytest.param({"sessionId": " ", "phoneNumber": PHONE}, "missing field: sessionId", id="blank-session"),
+    pytest.param({"sessionId": "s", "phoneNumber": "hello"}, "phoneNumber: not a phone number", id="phone-junk"),
+    pytest.param({"sessionId": "s", "phoneNumber": "+2231"}, "phoneNumber:", id="phone-too-short"),
+    pytest.param({"sessionId": "s", "phoneNumber": "+223 7" + "0" * 40}, "field too long: phoneNumber", id="phone-too-long"),
+    pytest.param({"sessionId": "x" * 101, "phoneNumber": PHONE}, "field too long: sessionId", id="session-too-long"),
+    pytest.param({"sessionId": "s", "phoneNumber": PHONE, "text": "1*" * 1001}, "field too long: text", id="text-too-long"),
+]
+
+
+@pytest.mark.parametrize("form, reason", BAD_FORMS)
+def test_malformed_request_is_400_and_stores_nothing(client, db, form, reason):
+    response = client.post("/webhooks/at/ussd", data=form)
+    assert response.status_code == 400
+    assert reason in response.text
+    assert count(db, models.UssdSession) == 0
+    assert count(db, models.Producer) == 0
+
+
+def test_not_a_form_is_400(client, db):
+    response = client.post("/webhooks/at/ussd", json={"sessionId": "s", "phoneNumber": PHONE})
+    assert response.status_code == 400
+    assert count(db, models.UssdSession) == 0
+
+
+def test_internal_error_ends_politely_in_the_callers_language(client, db, monkeypatch):
+    known_caller(db, "bm")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("gateway.ussd.menus.run", broken)
+    reply = Caller(client).dial()
+    assert reply.startswith("END Haketo, baara in ma se ka ke sisan.")
+    assert count(db, models.Producer) == 1  # nothing half-applied
+
+
+def test_database_down_still_answers_end(backend, monkeypatch):
+    """Unreachable database: the caller hears an apology in both languages, never an HTTP error."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    url = (
+        "sqlite:////nonexistent-dir/sub/sugu.db"
+        if backend.name == "sqlite"
+        else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
+    )
+    monkeypatch.setattr("gateway.db.Path.mkdir", lambda *a, **k: None)
+    with TestClient(create_app(Settings(database_url=url))) as client:
+        reply = Caller(client).hop()
+    assert reply.startswith("END Desole, le service a un probleme.")
+    assert "\nHaketo, baara in ma se ka ke sisan." in reply
+
+
+def test_end_of_session_notification_is_stored(client, db):
+    caller = Caller(client)
+    caller.dial("1")
+    response = client.post(
+        "/webhooks/at/ussd/events",
+        data={
+            "date": "2026-11-28 10:01:02",
+            "sessionId": caller.session,
+            "serviceCode": "*123#",
+            "networkCode": "61002",
+            "phoneNumber": PHONE,
+            "status": "Success",
+            "cost": "XOF 5.0000",
+            "durationInMillis": "20345",
+            "hopsCount": "2",
+            "input": "1",
+            "lastAppResponse": "CON Prix",
+            "errorMessage": "",
+        },
+    )
+    assert response.status_code == 200
+    with db.unit_of_work() as session:
+        row = session.exec(select(models.UssdSession)).one()
+    assert (row.end_status, row.end_cost, row.end_duration_ms, row.end_hops, row.end_error) == (
+        "success", "XOF 5.0000", 20345, 2, None
+    )
+    assert row.ended_at is not None and row.hops == 2
+
+
+@pytest.mark.parametrize(
+    "form, reason",
+    [
+        pytest.param({"sessionId": "s", "phoneNumber": PHONE}, "missing field: status", id="no-status"),
+        pytest.param({"sessionId": "s", "phoneNumber": PHONE, "status": "Weird"}, "status: unknown", id="bad-status"),
+        pytest.param({"sessionId": "s", "phoneNumber": PHONE, "status": "Failed", "date": "yesterday"}, "date: unreadable", id="bad-date"),
+        pytest.param({"sessionId": "s", "phoneNumber": PHONE, "status": "Failed", "durationInMillis": "ten"}, "durationInMillis", id="bad-duration"),
+        pytest.param({"phoneNumber": PHONE, "status": "Failed"}, "missing field: sessionId", id="no-session"),
+    ],
+)
+def test_bad_end_notification_is_400(client, db, form, reason):
+    response = client.post("/webhooks/at/ussd/events", data=form)
+    assert response.status_code == 400 and reason in response.text
+    assert count(db, models.UssdSession) == 0
+
+
+@pytest.mark.parametrize("date", ["2017-05-03T06:04:45Z", "2017-05-03 06:04:45", "2017-05-03 06:04:45.123"])
+def test_end_notification_date_forms(client, db, date):
+    form = {"sessionId": "s1", "phoneNumber": PHONE, "status": "Incomplete", "date": date, "errorMessage": "timeout"}
+    assert client.post("/webhooks/at/ussd/events", data=form).status_code == 200
+    with db.unit_of_work() as session:
+        row = session.exec(select(models.UssdSession)).one()
+    assert row.end_status == "incomplete" and row.end_error == "timeout"
+    assert row.ended_at.replace(tzinfo=None).isoformat().startswith("2017-05-03T06:04:45")
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    inputs=st.lists(
+        st.one_of(st.sampled_from(["1", "2", "3", "4", "5", "6", "0", "00", "98", "500", "Awa"]), st.text(max_size=30)),
+        max_size=12,
+    )
+)
+def test_random_paths_over_http_never_fail(client, inputs):
+    caller = Caller(client, phone="+22365000001")
+    caller.inputs = ["1"] + inputs
+    caller.hop()
