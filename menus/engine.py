@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from messages import Catalog, to_ussd
 from messages.formatting import long_date, money, short_date, signed_percent
 
-from menus.paging import Item, paginate, truncate
+from menus.paging import Item, paginate, screen_len, truncate
 from menus.types import (
     Crop,
     DataView,
@@ -254,13 +254,15 @@ class _Replay:
 
     def pages(self, view: View) -> list[list[str]]:
         budget = self.config.max_chars
-        title = truncate(to_ussd(view.title).replace("\n", " "), budget // 2)
+        # At most two title lines, each at most half a screen, so that content always fits.
+        title = [truncate(line, budget // 2) for line in to_ussd(view.title).split("\n")[:2]]
+        if screen_len(title) > budget // 2:
+            title = [truncate(" ".join(title), budget // 2)]
         nav_last, nav_more = self.nav_lines(view)
-        pages = paginate(
-            [title.ljust(FLASH_WIDTH)], self.items(view), nav_last, nav_more, budget
-        )
+        header = [title[0].ljust(FLASH_WIDTH), *title[1:]]
+        pages = paginate(header, self.items(view), nav_last, nav_more, budget)
         for page in pages:
-            page[0] = title
+            page[0] = title[0]
         return pages
 
     def render(self, flash: str | None, effects: tuple[Effect, ...]) -> Screen:
