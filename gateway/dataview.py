@@ -113,3 +113,14 @@ class SqlDataView:
             m.Tip(r.id, r.category, r.crop_id, r.title_fr, r.title_bm, r.text_fr, r.text_bm)
             for r in rows
         ]
+
+    def price_history(
+        self, crop_id: int, market_id: int | None, since: dt.date
+    ) -> Sequence[tuple[int, str, str, dt.date]]:
+        obs = models.PriceObservation
+        query = select(obs.price, obs.unit, obs.kind, obs.observed_on).where(
+            obs.crop_id == crop_id, obs.status == "published", obs.observed_on >= since
+        )
+        if market_id is not None:
+            query = query.where(obs.market_id == market_id)
+        return [tuple(row) for row in self.session.exec(query).all()]

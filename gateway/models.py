@@ -5,8 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+# Named constraints, so that migrations can alter and drop them on every backend.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def utcnow() -> dt.datetime:
@@ -45,8 +55,10 @@ class PriceObservation(SQLModel, table=True):
     unit: str = Field(default="kg", max_length=16)
     kind: str = Field(default="wholesale", max_length=16)  # wholesale | retail
     source: str = Field(default="", max_length=64)
-    # Published prices are shown; held ones wait for staff review.
-    status: str = Field(default="published", max_length=16)
+    # Published prices are shown; held ones wait for staff review; rejected ones are kept for audit.
+    status: str = Field(default="published", max_length=16, index=True)
+    reported_by_id: int | None = Field(default=None, foreign_key="producer.id")
+    review_reason: str = Field(default="", max_length=200)
     created_at: dt.datetime = _ts()
 
 
@@ -79,6 +91,8 @@ class Producer(SQLModel, table=True):
     village: str = Field(default="", max_length=80)
     region: str = Field(default="", max_length=64)
     cluster: str = Field(default="", max_length=80)
+    # "producer", or "enumerator": may report market prices by SMS.
+    role: str = Field(default="producer", max_length=16)
     opted_out: bool = False
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()
@@ -145,3 +159,55 @@ class UssdSession(SQLModel, table=True):
     end_hops: int | None = None
     end_error: str | None = Field(default=None, max_length=255)
     ended_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SmsInbound(SQLModel, table=True):
+    """Every SMS received, once per aggregator message id (aggregators retry until answered)."""
+
+    __tablename__ = "sms_inbound"
+    __table_args__ = (UniqueConstraint("provider", "provider_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    provider_id: str = Field(max_length=100)
+    phone: str = Field(max_length=20, index=True)
+    to: str = Field(default="", max_length=32)
+    text: str = Field(sa_type=Text)
+    link_id: str | None = Field(default=None, max_length=100)
+    network_code: str = Field(default="", max_length=16)
+    cost: str | None = Field(default=None, max_length=32)
+    received_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    intent: str = Field(default="", max_length=24)
+    # Why no reply was sent, when none was: "rate_limited", "opted_out"...
+    note: str = Field(default="", max_length=64)
+    created_at: dt.datetime = _ts(index=True)
+
+
+class SmsMessage(SQLModel, table=True):
+    """One outbound SMS to one phone: what was sent, how it was encoded, what became of it."""
+
+    __tablename__ = "sms_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, index=True)
+    producer_id: int | None = Field(default=None, foreign_key="producer.id", index=True)
+    kind: str = Field(max_length=16)  # reply | alert | broadcast | notice
+    language: str | None = Field(default=None, max_length=2)
+    text: str = Field(sa_type=Text)
+    encoding: str = Field(max_length=8)  # GSM-7 | UCS-2
+    segments: int
+    # queued → sending → sent → delivered, or failed / undeliverable
+    status: str = Field(default="queued", max_length=16, index=True)
+    provider: str = Field(default="", max_length=16)
+    provider_message_id: str | None = Field(default=None, max_length=100, index=True)
+    provider_status: str = Field(default="", max_length=32)
+    failure_reason: str = Field(default="", max_length=64)
+    error_kind: str = Field(default="", max_length=16)  # throttled | rejected | account | transport | ambiguous
+    cost: str = Field(default="", max_length=32)
+    cost_amount: float = 0.0
+    attempts: int = 0
+    inbound_id: int | None = Field(default=None, foreign_key="sms_inbound.id")
+    created_at: dt.datetime = _ts(index=True)
+    updated_at: dt.datetime = _ts()
+    sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

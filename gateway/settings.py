@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///var/sugu.db"
@@ -24,6 +24,29 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(False, description="JSON log lines (production) instead of text")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Where this server is reached (links, the local fake)"
+    )
+    ussd_code: str = Field("*123#", description="The USSD code, quoted in SMS help texts")
+
+    # Africa's Talking. Without an API key, SMS go to the built-in fake server (development).
+    at_username: str = "sandbox"
+    at_api_key: SecretStr | None = None
+    at_sender_id: str | None = Field(None, description="Alphanumeric sender id or short code")
+    at_base_url: str | None = Field(
+        None, description="API base URL (default: live or sandbox by username; the fake without a key)"
+    )
+    at_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one send request")
+
+    sms_fold: bool = Field(
+        True, description="Write SMS in GSM-7 look-alikes (sòngò, not sɔngɔ) when that avoids UCS-2"
+    )
+    sms_replies_per_day: int = Field(
+        10, ge=0, description="Replies per phone number and day; beyond, messages are stored unanswered"
+    )
+    price_report_tolerance: float = Field(
+        2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -34,3 +57,7 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def sms_uses_fake(self) -> bool:
+        return self.at_api_key is None or not self.at_api_key.get_secret_value()

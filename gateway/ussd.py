@@ -8,14 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 import menus
 from gateway import models
 from gateway.aggregators.africastalking import UssdHop, UssdSessionEnd
 from gateway.dataview import SqlDataView
+from gateway.effects import apply_effects, insert_ignore, producer_by_phone, profile_of
 from menus import types as m
 from messages import Catalog
 
@@ -27,43 +26,18 @@ class HopTrace:
     language: str | None = None
 
 
-def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: safe when two processes race on the same row."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    session.exec(stmt)
-
-
-def producer_by_phone(session: Session, phone: str) -> models.Producer | None:
-    return session.exec(select(models.Producer).where(models.Producer.phone == phone)).first()
-
-
-def ensure_producer(session: Session, phone: str) -> models.Producer:
-    producer = producer_by_phone(session, phone)
-    if producer is None:
-        insert_ignore(session, models.Producer, {"phone": phone}, ["phone"])
-        producer = producer_by_phone(session, phone)
-    assert producer is not None
-    return producer
-
-
 def snapshot(session: Session, producer: models.Producer | None) -> dict:
     if producer is None:
         return {}
-    subs = session.exec(
-        select(models.Subscription.crop_id, models.Subscription.market_id)
-        .where(models.Subscription.producer_id == producer.id)
-        .order_by(models.Subscription.id)
-    ).all()
+    profile = profile_of(session, producer)
     return {
-        "language": producer.language,
-        "name": producer.name,
-        "village": producer.village,
-        "region": producer.region,
-        "cluster": producer.cluster,
-        "opted_out": producer.opted_out,
-        "subscriptions": [[c, mk] for c, mk in subs],
+        "language": profile.language,
+        "name": profile.name,
+        "village": profile.village,
+        "region": profile.region,
+        "cluster": profile.cluster,
+        "opted_out": profile.opted_out,
+        "subscriptions": [[s.crop_id, s.market_id] for s in profile.subscriptions],
     }
 
 
@@ -101,68 +75,6 @@ def start_or_resume(session: Session, hop: UssdHop, now: dt.datetime) -> models.
     ).one()
 
 
-def apply_effects(
-    session: Session, *, phone: str, effects: tuple[m.Effect, ...], session_ref: str, now: dt.datetime
-) -> None:
-    """Apply what the menus asked for. Each effect is idempotent: a hop that the aggregator
-    sends twice (a retry after a timeout) leaves the same state as once."""
-    if not effects:
-        return
-    producer = ensure_producer(session, phone)
-    for effect in effects:
-        match effect:
-            case m.SetLanguage(language=language):
-                producer.language = language
-            case m.SetProfileField(field=name, value=value):
-                setattr(producer, name, value)
-            case m.Subscribe(crop_id=crop_id, market_id=market_id):
-                producer.opted_out = False
-                insert_ignore(
-                    session,
-                    models.Subscription,
-                    {"producer_id": producer.id, "crop_id": crop_id, "market_id": market_id, "created_at": now},
-                    ["producer_id", "crop_id", "market_id"],
-                )
-            case m.Unsubscribe(crop_id=crop_id, market_id=market_id):
-                session.exec(
-                    delete(models.Subscription).where(
-                        models.Subscription.producer_id == producer.id,
-                        models.Subscription.crop_id == crop_id,
-                        models.Subscription.market_id == market_id,
-                    )
-                )
-            case m.StopAlerts():
-                producer.opted_out = True
-                session.exec(
-                    delete(models.Subscription).where(models.Subscription.producer_id == producer.id)
-                )
-            case m.RecordOffer(demand_id=demand_id, quantity_kg=quantity):
-                offer = session.exec(
-                    select(models.Offer).where(
-                        models.Offer.demand_id == demand_id,
-                        models.Offer.producer_id == producer.id,
-                        models.Offer.session_ref == session_ref,
-                    )
-                ).first()
-                if offer is None:
-                    session.add(
-                        models.Offer(
-                            demand_id=demand_id,
-                            producer_id=producer.id,
-                            quantity_kg=quantity,
-                            channel="ussd",
-                            session_ref=session_ref,
-                            created_at=now,
-                        )
-                    )
-                else:
-                    offer.quantity_kg = quantity
-            case _:
-                raise TypeError(f"unknown effect {effect!r}")
-    producer.updated_at = now
-    session.add(producer)
-
-
 def handle_hop(
     session: Session,
     *,
@@ -181,7 +93,14 @@ def handle_hop(
         hop.inputs, profile=profile, data=SqlDataView(session), catalog=catalog, now=now, config=config
     )
     trace.language = screen.language
-    apply_effects(session, phone=hop.phone, effects=screen.effects, session_ref=hop.session_id, now=stamp)
+    apply_effects(
+        session,
+        phone=hop.phone,
+        effects=screen.effects,
+        session_ref=hop.session_id,
+        now=stamp,
+        today=now.date(),
+    )
     row.hops += 1
     row.last_screen = screen.screen_id[:32]
     row.language = screen.language

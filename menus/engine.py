@@ -32,6 +32,7 @@ from menus.types import (
     Screen,
     SetLanguage,
     SetProfileField,
+    StartAlerts,
     StopAlerts,
     Subscribe,
     Subscription,
@@ -195,7 +196,9 @@ class _Replay:
                 subs = tuple(s for s in p.subscriptions if s != Subscription(c, m))
                 self.profile = replace(p, subscriptions=subs)
             case StopAlerts():
-                self.profile = replace(p, subscriptions=(), opted_out=True)
+                self.profile = replace(p, opted_out=True)
+            case StartAlerts():
+                self.profile = replace(p, opted_out=False)
             case SetProfileField(field=name, value=value):
                 self.profile = replace(p, **{name: value})
 
@@ -533,14 +536,19 @@ class _Replay:
 
     def view_alerts(self) -> View:
         go = lambda node: (lambda: Outcome(push=Frame(node)))  # noqa: E731
-        title = self.t("alerts.title_stopped" if self.profile.opted_out else "alerts.title")
+        stopped = self.profile.opted_out
+        restart = lambda: Outcome(  # noqa: E731
+            effects=(StartAlerts(),), notice=self.t("alerts.restarted")
+        )
         return View(
-            title,
+            self.t("alerts.title_stopped" if stopped else "alerts.title"),
             options=[
                 Option(self.t("alerts.mine"), go("alert_list")),
                 Option(self.t("alerts.subscribe"), go("sub_crops")),
                 Option(self.t("alerts.unsubscribe"), go("unsub_list")),
-                Option(self.t("alerts.stop_all"), go("stop_confirm")),
+                Option(self.t("alerts.restart"), restart)
+                if stopped
+                else Option(self.t("alerts.stop_all"), go("stop_confirm")),
             ],
         )
 

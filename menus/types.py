@@ -101,6 +101,7 @@ class Profile:
     cluster: str = ""
     subscriptions: tuple[Subscription, ...] = ()
     opted_out: bool = False
+    role: str = "producer"  # or "enumerator": may report prices by SMS
 
 
 class DataView(Protocol):
@@ -117,6 +118,12 @@ class DataView(Protocol):
     def open_demands(self, today: dt.date) -> Sequence[Demand]: ...
 
     def tips(self, category: str) -> Sequence[Tip]: ...
+
+    def price_history(
+        self, crop_id: int, market_id: int | None, since: dt.date
+    ) -> Sequence[tuple[int, str, str, dt.date]]:
+        """Published (price, unit, kind, day) since `since`, for one market or all (None)."""
+        ...
 
 
 # Effects: what the gateway must apply, in one transaction, after a hop.
@@ -147,7 +154,24 @@ class Unsubscribe:
 
 @dataclass(frozen=True)
 class StopAlerts:
+    """Opt out of every SMS; subscriptions are kept so that restarting restores them."""
+
+
+@dataclass(frozen=True)
+class StartAlerts:
     pass
+
+
+@dataclass(frozen=True)
+class ReportPrice:
+    """An enumerator's price report; `held_reason` non-empty: waits for staff review."""
+
+    crop_id: int
+    market_id: int
+    price: int
+    unit: str
+    kind: str
+    held_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,7 +180,10 @@ class SetProfileField:
     value: str
 
 
-Effect = SetLanguage | RecordOffer | Subscribe | Unsubscribe | StopAlerts | SetProfileField
+Effect = (
+    SetLanguage | RecordOffer | Subscribe | Unsubscribe | StopAlerts | StartAlerts
+    | SetProfileField | ReportPrice
+)
 
 
 @dataclass(frozen=True)

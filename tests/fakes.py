@@ -33,6 +33,15 @@ class MemoryDataView:
     def tips(self, category):
         return [t for t in self.tip_list if t.category == category]
 
+    def price_history(self, crop_id, market_id, since):
+        points = []
+        for q in self.quotes:
+            if q.crop_id == crop_id and market_id in (None, q.market_id):
+                points.append((q.price, q.unit, q.kind, q.observed_on))
+                if q.previous_price and q.previous_on:
+                    points.append((q.previous_price, q.unit, q.kind, q.previous_on))
+        return [p for p in points if p[3] >= since]
+
 
 LONG_TIP_FR = (
     "Récoltez les tomates le matin tôt, quand il fait frais, et posez-les à l'ombre tout de suite. "
@@ -88,3 +97,4 @@ def demo_view(**overrides) -> MemoryDataView:
     for name, value in overrides.items():
         setattr(view, name, value)
     return view
+

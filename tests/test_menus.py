@@ -19,6 +19,7 @@ from menus.types import (
     RecordOffer,
     SetLanguage,
     SetProfileField,
+    StartAlerts,
     StopAlerts,
     Subscribe,
     Subscription,
@@ -99,7 +100,8 @@ JOURNEYS = [
     pytest.param("4*3*2*3*1", "fr", SUBS, ["Desabonne."], False, (Unsubscribe(1, 1),), id="unsubscribe-replays-its-own-list"),
     pytest.param("4*4", "fr", SUBS, ["Arreter toutes vos alertes SMS?", "1. Oui"], False, (), id="stop-confirm"),
     pytest.param("4*4*1", "fr", SUBS, ["Alertes arretees."], False, (StopAlerts(),), id="stop-all"),
-    pytest.param("4*4*1*1", "fr", SUBS, ["Aucun abonnement."], False, (), id="stopped-has-no-subscriptions"),
+    pytest.param("4*4*1*1", "fr", SUBS, ["Tomate - Sikasso"], False, (), id="stopped-keeps-subscriptions"),
+    pytest.param("4*4*1", "fr", SUBS, ["4. Reprendre les alertes"], False, (StopAlerts(),), id="stopped-offers-restart"),
     pytest.param("4*4*2", "fr", SUBS, ["Alertes SMS de prix"], False, (), id="stop-declined"),
     pytest.param("5", "fr", (), ["Mon profil", "Nom: -", "Village: -", "98.Suite"], False, (), id="profile"),
     pytest.param("5*1", "fr", (), ["Entrez votre nom:"], False, (), id="profile-ask-name"),
@@ -140,6 +142,21 @@ def test_journey(path, lang, subs, fragments, end, effects):
     assert screen.end is end
     assert screen.effects == effects
     assert_fits(screen.text, 160)
+
+
+@pytest.mark.parametrize(
+    "path, fragments, effects",
+    [
+        pytest.param("4", ["Alertes SMS (arretees)", "4. Reprendre les alertes"], (), id="menu"),
+        pytest.param("4*4", ["Alertes reprises.", "4. Tout arreter"], (StartAlerts(),), id="restart"),
+        pytest.param("4*2*1*6", ["Abonnement enregistre.", "4. Tout arreter"], (Subscribe(1, 1),), id="subscribe-restarts"),
+    ],
+)
+def test_opted_out_caller(path, fragments, effects):
+    screen = hop(path, subs=SUBS, opted_out=True)
+    for fragment in fragments:
+        assert fragment in screen.text, screen.text
+    assert screen.effects == effects
 
 
 def assert_fits(text: str, budget: int) -> None:

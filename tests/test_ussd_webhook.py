@@ -146,9 +146,12 @@ def test_stop_all_opts_out_and_subscribe_restarts(client, db):
     assert count(db, models.Subscription) == 2
     assert "Alertes arretees." in Caller(client).dial("4", "4", "1")
     assert producer(db).opted_out is True
-    assert count(db, models.Subscription) == 0
+    assert count(db, models.Subscription) == 2  # kept, so that restarting restores them
     assert "Alertes SMS (arretees)" in Caller(client).dial("4")
-    Caller(client).dial("4", "2", "1", "1")
+    assert "Alertes reprises." in Caller(client).dial("4", "4")
+    assert producer(db).opted_out is False
+    Caller(client).dial("4", "4", "1")
+    Caller(client).dial("4", "2", "1", "1")  # subscribing again also restarts
     assert producer(db).opted_out is False
 
 

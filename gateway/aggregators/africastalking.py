@@ -1,4 +1,4 @@
-"""Africa's Talking: the USSD callback contract, turned into our own types at the edge.
+"""Africa's Talking: its USSD and SMS contracts, turned into our own types at the edge.
 
 Callback (POST, form): sessionId, serviceCode, phoneNumber, networkCode, text ("" on the first
 hop, then every input joined by "*"). Reply text/plain starting "CON " or "END ".
@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import requests
+from africastalking.SMS import SMSService
 
 from gateway.phones import InvalidPhone, parse_phone
+from gateway.sending import (
+    ACCEPTED,
+    ACCOUNT,
+    FAILED,
+    REJECTED,
+    AccountProblem,
+    RecipientResult,
+    Rejected,
+    Throttled,
+    TransportError,
+)
 
 MAX_SESSION_ID = 100
 MAX_TEXT = 2000  # inputs joined; the engine caps the steps it replays
@@ -123,3 +137,235 @@ def parse_ussd_end(form: Mapping[str, str]) -> UssdSessionEnd:
         error=_field(form, "errorMessage", limit=2000)[:255],
         ended_at=parse_date(_field(form, "date", limit=40)),
     )
+
+
+# -- SMS ---------------------------------------------------------------------------------------
+#
+# Incoming (form): from, to, text, date, id, linkId (optional), networkCode, cost (sometimes).
+# AT retries every minute for 12 h until it gets a 200, so handling must be idempotent on `id`.
+# Delivery report (form): id, status, phoneNumber, networkCode, failureReason, retryCount.
+# Bulk opt-out (form): senderId, phoneNumber.
+
+PROVIDER = "africastalking"
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    provider_id: str
+    phone: str
+    to: str
+    text: str
+    received_at: dt.datetime | None
+    link_id: str | None
+    network_code: str
+    cost: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    message_id: str
+    status: str  # our message status: sent | delivered | failed | undeliverable
+    final: bool
+    provider_status: str
+    phone: str | None
+    failure_reason: str
+    retry_count: int | None
+    blacklisted: bool
+
+
+# AT delivery status → (our status, final). AbsentSubscriber is worth a later retry.
+DELIVERY_STATUS = {
+    "Sent": ("sent", False),
+    "Submitted": ("sent", False),
+    "Buffered": ("sent", False),
+    "Success": ("delivered", True),
+    "Rejected": ("undeliverable", True),
+    "Failed": ("undeliverable", True),
+    "Expired": ("undeliverable", True),
+    "AbsentSubscriber": ("failed", False),
+}
+BLACKLIST_REASONS = {"UserInBlacklist", "UserInBlackList"}
+# AT's own misspelling, seen in the field.
+_REASON_ALIASES = {"NotNetworkSubcriber": "NotNetworkSubscriber"}
+
+
+def parse_inbound_sms(form: Mapping[str, str]) -> InboundSms:
+    provider_id = _field(form, "id", required=True, limit=100)
+    try:
+        phone = parse_phone(_field(form, "from", required=True, limit=32))
+    except InvalidPhone as exc:
+        raise BadRequest(f"from: {exc}") from None
+    text = form.get("text")
+    if text is None:
+        raise BadRequest("missing field: text")
+    if len(text) > 1600:
+        raise BadRequest("field too long: text")
+    return InboundSms(
+        provider_id=provider_id,
+        phone=phone,
+        to=_field(form, "to", limit=32),
+        text=text,
+        received_at=parse_date(_field(form, "date", limit=40)),
+        link_id=_field(form, "linkId", limit=100) or None,
+        network_code=_field(form, "networkCode", limit=16),
+        cost=_field(form, "cost", limit=32) or None,
+    )
+
+
+def parse_delivery_report(form: Mapping[str, str]) -> DeliveryReport:
+    message_id = _field(form, "id", required=True, limit=100)
+    raw_status = _field(form, "status", required=True, limit=32)
+    if raw_status not in DELIVERY_STATUS:
+        raise BadRequest(f"status: unknown {raw_status!r}")
+    status, final = DELIVERY_STATUS[raw_status]
+    phone_raw = _field(form, "phoneNumber", limit=32)
+    try:
+        phone = parse_phone(phone_raw) if phone_raw else None
+    except InvalidPhone as exc:
+        raise BadRequest(f"phoneNumber: {exc}") from None
+    reason = _field(form, "failureReason", limit=64)
+    reason = _REASON_ALIASES.get(reason, reason)
+    return DeliveryReport(
+        message_id=message_id,
+        status=status,
+        final=final,
+        provider_status=raw_status,
+        phone=phone,
+        failure_reason=reason,
+        retry_count=_int_or_none(_field(form, "retryCount", limit=10), "retryCount"),
+        blacklisted=reason in BLACKLIST_REASONS,
+    )
+
+
+def parse_optout(form: Mapping[str, str]) -> tuple[str, str]:
+    """(phone, sender id) of a bulk SMS opt-out notification."""
+    return _phone(form), _field(form, "senderId", limit=32)
+
+
+# Outbound: the official SDK builds the request (fields, URL, number checks); its transport is
+# replaced because it drops the HTTP status (all we would get is an exception with the body) and
+# opens a new connection for every request.
+
+RECIPIENT_STATUS = {
+    100: ACCEPTED,  # Processed
+    101: ACCEPTED,  # Sent
+    102: ACCEPTED,  # Queued
+    401: ACCOUNT,  # RiskHold
+    402: ACCOUNT,  # InvalidSenderId
+    403: REJECTED,  # InvalidPhoneNumber
+    404: REJECTED,  # UnsupportedNumberType
+    405: ACCOUNT,  # InsufficientBalance
+    406: REJECTED,  # UserInBlacklist
+    407: REJECTED,  # CouldNotRoute
+    409: REJECTED,  # DoNotDisturbRejection
+    500: FAILED,  # InternalServerError
+    501: FAILED,  # GatewayError
+    502: FAILED,  # RejectedByGateway
+}
+BLACKLIST_CODE = 406
+MAX_RECIPIENTS = 1000  # no documented cap; about 1,000 is common
+
+
+class _SdkSms(SMSService):
+    def __init__(self, username: str, api_key: str, base_url: str | None, http: requests.Session) -> None:
+        super().__init__(username, api_key)
+        if base_url:  # the only way to point the SDK elsewhere (a fake, a proxy)
+            self._baseUrl = base_url.rstrip("/") + "/version1"
+        self._http = http
+
+    def _make_request(self, url, method, headers, data, params, callback=None, timeout=None):
+        return self._http.request(method, url, headers=headers, data=data, params=params, timeout=timeout)
+
+
+def _cost_amount(cost: str) -> float:
+    """'XOF 10.0000' → 10.0; anything unreadable → 0."""
+    try:
+        return float(cost.split()[-1]) if cost else 0.0
+    except (ValueError, IndexError):
+        return 0.0
+
+
+class AfricasTalkingSender:
+    name = PROVIDER
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        api_key: str,
+        sender_id: str | None = None,
+        base_url: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._http = requests.Session()
+        self._sdk = _SdkSms(username, api_key, base_url, self._http)
+        self._sender_id = sender_id
+        self._timeout = (3.05, timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, text: str, recipients: Sequence[str]) -> list[RecipientResult]:
+        if not recipients:
+            return []
+        if len(recipients) > MAX_RECIPIENTS:
+            raise ValueError(f"at most {MAX_RECIPIENTS} recipients per request")
+        try:
+            response = self._sdk.send(text, list(recipients), sender_id=self._sender_id, timeout=self._timeout)
+        except ValueError as exc:  # the SDK's own number check
+            raise Rejected(str(exc)) from None
+        except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+            raise TransportError(f"could not connect: {exc.__class__.__name__}", reached=False) from None
+        except requests.ConnectionError as exc:
+            # Refused before sending is safe to retry; anything after the request left is not.
+            reached = not _refused(exc)
+            raise TransportError(f"connection error: {exc.__class__.__name__}", reached=reached) from None
+        except requests.Timeout as exc:
+            raise TransportError(f"no answer in time: {exc.__class__.__name__}", reached=True) from None
+        return self._results(response, recipients)
+
+    def _results(self, response: requests.Response, recipients: Sequence[str]) -> list[RecipientResult]:
+        status = response.status_code
+        if status in (401, 403):
+            raise AccountProblem(f"HTTP {status}: authentication refused")
+        if status == 429:
+            raise Throttled(f"HTTP {status}", retry_after=_retry_after(response))
+        if status >= 500:
+            raise TransportError(f"HTTP {status}", reached=False)
+        if not 200 <= status < 300:
+            raise Rejected(f"HTTP {status}: {response.text[:200]}")
+        try:
+            entries = response.json()["SMSMessageData"]["Recipients"]
+        except (ValueError, KeyError, TypeError):
+            # Accepted, but we cannot tell what happened to whom: do not resend blindly.
+            raise TransportError("unreadable success response", reached=True) from None
+        results = []
+        for entry in entries:
+            code = int(entry.get("statusCode", 0) or 0)
+            outcome = RECIPIENT_STATUS.get(code, FAILED)
+            message_id = entry.get("messageId")
+            cost = str(entry.get("cost") or "")
+            results.append(
+                RecipientResult(
+                    phone=str(entry.get("number", "")),
+                    outcome=outcome,
+                    message_id=message_id if message_id and message_id != "None" else None,
+                    provider_status=str(entry.get("status", code)),
+                    cost=cost,
+                    cost_amount=_cost_amount(cost),
+                    blacklisted=code == BLACKLIST_CODE,
+                )
+            )
+        return results
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None

@@ -1,0 +1,142 @@
+"""Applying what the menus and the SMS responder ask for, inside the caller's transaction.
+
+Every effect is idempotent, so that a request the aggregator sends twice (a retry after a
+timeout) leaves the same state as once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from gateway import models
+from menus import types as m
+
+
+def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING (safe when processes race); True when a row was added."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return session.exec(stmt).rowcount == 1
+
+
+def producer_by_phone(session: Session, phone: str) -> models.Producer | None:
+    return session.exec(select(models.Producer).where(models.Producer.phone == phone)).first()
+
+
+def ensure_producer(session: Session, phone: str) -> models.Producer:
+    producer = producer_by_phone(session, phone)
+    if producer is None:
+        insert_ignore(session, models.Producer, {"phone": phone}, ["phone"])
+        producer = producer_by_phone(session, phone)
+    assert producer is not None
+    return producer
+
+
+def profile_of(session: Session, producer: models.Producer) -> m.Profile:
+    subs = session.exec(
+        select(models.Subscription.crop_id, models.Subscription.market_id)
+        .where(models.Subscription.producer_id == producer.id)
+        .order_by(models.Subscription.id)
+    ).all()
+    return m.Profile(
+        phone=producer.phone,
+        language=producer.language,
+        name=producer.name,
+        village=producer.village,
+        region=producer.region,
+        cluster=producer.cluster,
+        subscriptions=tuple(m.Subscription(c, mk) for c, mk in subs),
+        opted_out=producer.opted_out,
+        role=producer.role,
+    )
+
+
+def apply_effects(
+    session: Session,
+    *,
+    phone: str,
+    effects: tuple[m.Effect, ...],
+    now: dt.datetime,
+    today: dt.date,
+    session_ref: str = "",
+    channel: str = "ussd",
+) -> None:
+    if not effects:
+        return
+    producer = ensure_producer(session, phone)
+    for effect in effects:
+        match effect:
+            case m.SetLanguage(language=language):
+                producer.language = language
+            case m.SetProfileField(field=name, value=value):
+                setattr(producer, name, value)
+            case m.Subscribe(crop_id=crop_id, market_id=market_id):
+                producer.opted_out = False
+                insert_ignore(
+                    session,
+                    models.Subscription,
+                    {"producer_id": producer.id, "crop_id": crop_id, "market_id": market_id, "created_at": now},
+                    ["producer_id", "crop_id", "market_id"],
+                )
+            case m.Unsubscribe(crop_id=crop_id, market_id=market_id):
+                session.exec(
+                    delete(models.Subscription).where(
+                        models.Subscription.producer_id == producer.id,
+                        models.Subscription.crop_id == crop_id,
+                        models.Subscription.market_id == market_id,
+                    )
+                )
+            case m.StopAlerts():
+                producer.opted_out = True
+            case m.StartAlerts():
+                producer.opted_out = False
+            case m.RecordOffer(demand_id=demand_id, quantity_kg=quantity):
+                _record_offer(session, producer, demand_id, quantity, session_ref, channel, now)
+            case m.ReportPrice():
+                session.add(
+                    models.PriceObservation(
+                        crop_id=effect.crop_id,
+                        market_id=effect.market_id,
+                        observed_on=today,
+                        price=effect.price,
+                        unit=effect.unit,
+                        kind=effect.kind,
+                        source=f"{channel}:{phone}"[:64],
+                        status="held" if effect.held_reason else "published",
+                        review_reason=effect.held_reason[:200],
+                        reported_by_id=producer.id,
+                        created_at=now,
+                    )
+                )
+            case _:
+                raise TypeError(f"unknown effect {effect!r}")
+    producer.updated_at = now
+    session.add(producer)
+
+
+def _record_offer(session, producer, demand_id, quantity, session_ref, channel, now) -> None:
+    offer = session.exec(
+        select(models.Offer).where(
+            models.Offer.demand_id == demand_id,
+            models.Offer.producer_id == producer.id,
+            models.Offer.session_ref == session_ref,
+        )
+    ).first()
+    if offer is None:
+        session.add(
+            models.Offer(
+                demand_id=demand_id,
+                producer_id=producer.id,
+                quantity_kg=quantity,
+                channel=channel,
+                session_ref=session_ref,
+                created_at=now,
+            )
+        )
+    else:
+        offer.quantity_kg = quantity

@@ -1,0 +1,161 @@
+"""SMS keyword parsing, forgiving of case, accents, typos, word order and language.
+
+`parse("songo tamati sikaso", crops, markets)` → price query for tomato at Sikasso. Crop and
+market names are matched in French and Bambara, whole or with a typo (difflib's ratio), over
+phrases of up to three words ("pomme de terre").
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from messages import to_ussd
+
+from menus.types import Crop, Market
+
+# Keyword → (intent, the language it is written in, when it says so).
+KEYWORDS: dict[str, tuple[str, str | None]] = {
+    **{w: ("price", "fr") for w in ("prix", "tarif", "cours")},
+    **{w: ("price", None) for w in ("price",)},
+    **{w: ("price", "bm") for w in ("songo", "songow")},
+    **{w: ("subscribe", "fr") for w in ("alerte", "alertes", "abonner", "abonnement", "abonne", "inscrire", "abo")},
+    **{w: ("subscribe", None) for w in ("alert", "subscribe", "sub")},
+    **{w: ("subscribe", "bm") for w in ("seben", "sebenni")},
+    **{w: ("stop", "fr") for w in ("arret", "arreter", "arrete", "desabonner", "desabonnement", "fin")},
+    **{w: ("stop", None) for w in ("stop", "stopp", "unsubscribe")},
+    **{w: ("stop", "bm") for w in ("dabila",)},
+    **{w: ("start", "fr") for w in ("reprendre", "reprise", "demarrer", "recommencer")},
+    **{w: ("start", None) for w in ("start", "restart")},
+    **{w: ("start", "bm") for w in ("damine", "segin")},
+    **{w: ("language", "fr") for w in ("langue",)},
+    **{w: ("language", None) for w in ("language", "lang")},
+    **{w: ("language", "bm") for w in ("kan",)},
+    **{w: ("help", "fr") for w in ("aide", "info", "infos", "menu")},
+    **{w: ("help", None) for w in ("help",)},
+    **{w: ("help", "bm") for w in ("deme", "demen")},
+    **{w: ("report", None) for w in ("p", "rapport", "report", "releve")},
+}
+LANGUAGE_WORDS = {
+    "fr": "fr", "francais": "fr", "french": "fr", "tubabukan": "fr", "faransi": "fr",
+    "bm": "bm", "bambara": "bm", "bamanankan": "bm", "bamana": "bm", "bamanan": "bm",
+}
+UNIT_WORDS = {
+    "kg": "kg", "kilo": "kg", "kilos": "kg",
+    "sac": "sack50", "sacs": "sack50", "sack": "sack50", "boro": "sack50",
+    "sac100": "sack100",
+    "panier": "basket", "paniers": "basket", "panye": "basket",
+    "caisse": "crate", "caisses": "crate", "kesu": "crate",
+    "tas": "pile",
+}
+KIND_WORDS = {"gros": "wholesale", "detail": "retail", "wholesale": "wholesale", "retail": "retail"}
+# Intents in the order they win when a message holds several keywords ("STOP ALERTE TOMATE").
+PRECEDENCE = ("report", "stop", "start", "language", "subscribe", "price", "help")
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+FUZZY_CUTOFF = 0.8
+
+
+@dataclass(frozen=True)
+class Parsed:
+    intent: str  # price | subscribe | stop | start | language | help | report | unknown
+    keyword_language: str | None = None
+    crop_id: int | None = None
+    market_id: int | None = None
+    language: str | None = None
+    number: int | None = None
+    unit: str | None = None
+    kind: str | None = None
+
+
+def normalize(text: str) -> list[str]:
+    return _TOKEN.findall(to_ussd(text).lower())
+
+
+def _close(token: str, vocabulary: Sequence[str]) -> str | None:
+    if token in vocabulary:
+        return token
+    if len(token) < 4:  # short words: a typo is as likely another word
+        return None
+    match = difflib.get_close_matches(token, vocabulary, n=1, cutoff=FUZZY_CUTOFF)
+    return match[0] if match else None
+
+
+def _names(crops: Sequence[Crop], markets: Sequence[Market]) -> tuple[dict[str, int], dict[str, int]]:
+    crop_names: dict[str, int] = {}
+    for crop in crops:
+        for name in (crop.name_fr, crop.name_bm):
+            phrase = " ".join(normalize(name))
+            if phrase:
+                crop_names[phrase] = crop.id
+                crop_names.setdefault(phrase + "s", crop.id)  # French plural
+                crop_names.setdefault(phrase + "w", crop.id)  # Bambara plural
+    market_names = {" ".join(normalize(m.name)): m.id for m in markets if normalize(m.name)}
+    return crop_names, market_names
+
+
+def _find(tokens: list[str], used: set[int], names: dict[str, int]) -> int | None:
+    """The first name found among unused tokens: whole phrases of 3, 2, then 1 word."""
+    vocabulary = list(names)
+    for size in (3, 2, 1):
+        for start in range(len(tokens) - size + 1):
+            span = set(range(start, start + size))
+            if span & used:
+                continue
+            phrase = " ".join(tokens[start : start + size])
+            if any(t.isdigit() for t in tokens[start : start + size]):
+                continue
+            hit = _close(phrase, vocabulary)
+            if hit is not None:
+                used |= span
+                return names[hit]
+    return None
+
+
+def parse(text: str, crops: Sequence[Crop], markets: Sequence[Market]) -> Parsed:
+    tokens = normalize(text)
+    if not tokens:
+        return Parsed("help")
+    used: set[int] = set()
+    found: dict[str, tuple[int, str | None]] = {}
+    keywords = list(KEYWORDS)
+    for index, token in enumerate(tokens):
+        if token == "p" and index > 0:
+            continue  # "p" is only the report keyword when it opens the message
+        hit = _close(token, keywords)
+        if hit is not None:
+            intent, lang = KEYWORDS[hit]
+            found.setdefault(intent, (index, lang))
+    # A keyword token is not also a crop or market name.
+    used |= {index for index, _ in found.values()}
+
+    language = next((LANGUAGE_WORDS[t] for t in tokens if t in LANGUAGE_WORDS), None)
+    numbers = [int(t) for t in tokens if t.isdigit() and len(t) <= 9]
+    unit = next((UNIT_WORDS[t] for t in tokens if t in UNIT_WORDS), None)
+    kind = next((KIND_WORDS[t] for t in tokens if t in KIND_WORDS), None)
+    if unit or kind:
+        used |= {i for i, t in enumerate(tokens) if t in UNIT_WORDS or t in KIND_WORDS}
+    used |= {i for i, t in enumerate(tokens) if t in LANGUAGE_WORDS}
+
+    crop_names, market_names = _names(crops, markets)
+    crop_id = _find(tokens, used, crop_names)
+    market_id = _find(tokens, used, market_names)
+
+    intent = next((i for i in PRECEDENCE if i in found), None)
+    if intent == "report" and not numbers:
+        intent = "price" if crop_id else None
+    if intent is None:
+        intent = "price" if crop_id else ("language" if language else "unknown")
+    keyword_language = found[intent][1] if intent in found else None
+    return Parsed(
+        intent=intent,
+        keyword_language=keyword_language,
+        crop_id=crop_id,
+        market_id=market_id,
+        language=language,
+        number=numbers[0] if numbers else None,
+        unit=unit,
+        kind=kind,
+    )
