@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from contextlib import asynccontextmanager
+import logging
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
-from gateway import logs, webhooks
+from gateway import logs, outbox, webhooks
+from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.settings import Settings
 from messages import default_catalog
+
+log = logging.getLogger("gateway.app")
+
+FAKE_AT_PREFIX = "/fake-at"
+
+
+def build_sender(settings: Settings) -> AfricasTalkingSender:
+    if settings.sms_uses_fake:
+        # No credentials: development. SMS go to the fake server mounted on this app (or the
+        # one named by GATEWAY_AT_BASE_URL), where they can be read.
+        base = settings.at_base_url or settings.public_url.rstrip("/") + FAKE_AT_PREFIX
+        return AfricasTalkingSender(username="sandbox", api_key="fake", base_url=base, timeout_s=settings.at_timeout_s)
+    return AfricasTalkingSender(
+        username=settings.at_username,
+        api_key=settings.at_api_key.get_secret_value(),
+        sender_id=settings.at_sender_id,
+        base_url=settings.at_base_url,
+        timeout_s=settings.at_timeout_s,
+    )
+
+
+async def _retry_loop(app: FastAPI, interval: float) -> None:
+    """Resend queued messages whose backoff has passed (a failed reply, a restart mid-send)."""
+    state = app.state
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            ids = await run_in_threadpool(outbox.due_for_retry, state.db, state.clock())
+            if ids:
+                await run_in_threadpool(outbox.send_messages, state.db, state.sender, ids, state.clock)
+        except Exception:
+            log.exception("outbox retry failed; trying again later")
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -21,9 +57,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.db = Database.from_settings(settings)
+        app.state.sender = build_sender(settings)
+        retry = None
+        if settings.sms_retry_interval_s > 0:
+            retry = asyncio.create_task(_retry_loop(app, settings.sms_retry_interval_s))
         try:
             yield
         finally:
+            if retry is not None:
+                retry.cancel()
+                with suppress(asyncio.CancelledError):
+                    await retry
+            app.state.sender.close()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -35,6 +80,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or (lambda: dt.datetime.now(settings.tz))
     app.state.catalog = default_catalog()
     app.include_router(webhooks.router)
+
+    if settings.sms_uses_fake and not settings.at_base_url:
+        from gateway.aggregators.fake_at import FakeAT, create_fake_at_app
+        from messages.sms import measure
+
+        app.mount(FAKE_AT_PREFIX, create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments)))
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])
     def healthz() -> str:

@@ -58,9 +58,17 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes")] = 1,
 ) -> None:
     """Serve the HTTP API (webhooks and, later, the staff console)."""
+    import os
+
     import uvicorn
 
-    _settings()  # fail early, with a clear message, on bad configuration
+    # Workers read their settings from the environment: tell them where they are reached
+    # (used by the built-in fake SMS server when no Africa's Talking key is configured).
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    os.environ.setdefault("GATEWAY_PUBLIC_URL", f"http://{local}:{port}")
+    settings = _settings()  # fail early, with a clear message, on bad configuration
+    if settings.sms_uses_fake:
+        typer.echo(f"No Africa's Talking key: SMS go to the built-in fake, {settings.public_url}/fake-at/_fake/")
     uvicorn.run(
         "gateway.app:app_factory",
         factory=True,

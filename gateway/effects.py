@@ -16,12 +16,18 @@ from gateway import models
 from menus import types as m
 
 
-def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING (safe when processes race); True when a row was added."""
+def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING (safe when processes race): the new row's id, or None
+    when the row already existed. (RETURNING, because rowcount is not reliable across drivers.)"""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return session.exec(stmt).rowcount == 1
+    stmt = (
+        module.insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(model.id)
+    )
+    return session.exec(stmt).scalar()
 
 
 def producer_by_phone(session: Session, phone: str) -> models.Producer | None:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     sms_replies_per_day: int = Field(
         10, ge=0, description="Replies per phone number and day; beyond, messages are stored unanswered"
     )
+    sms_retry_interval_s: float = Field(
+        30.0, ge=0, description="How often queued SMS are retried (0: never, e.g. in tests)"
+    )
     price_report_tolerance: float = Field(
         2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
     )

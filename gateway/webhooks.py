@@ -1,21 +1,24 @@
 """Aggregator callbacks. Aggregator formats are parsed by the adapter; the work is one unit of
 work per request, run off the event loop (the database driver is synchronous)."""
+# Each route parses with the adapter, answers 400 with the reason for a malformed form (nothing
+# stored), and runs its unit of work in the thread pool.
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 import menus
-from gateway import ussd
+from gateway import outbox, sms, ussd
 from gateway.aggregators import africastalking as at
 from gateway.deps import CatalogDep, ClockDep, DbDep, SettingsDep
 from gateway.phones import mask
 from menus.paging import truncate
+from menus.sms import SmsConfig
 from messages import Catalog, to_ussd
 
 log = logging.getLogger("gateway.ussd")
@@ -103,4 +106,94 @@ async def ussd_session_end(request: Request, db: DbDep, clock: ClockDep) -> Plai
             ussd.record_end(session, event=event, now=clock())
 
     await run_in_threadpool(work)
+    return PlainTextResponse("OK")
+
+
+# -- SMS ---------------------------------------------------------------------------------------
+
+
+def _unavailable() -> PlainTextResponse:
+    # The aggregator retries until it gets a 200: nothing is lost while the database is away.
+    return PlainTextResponse("temporarily unavailable", status_code=503, headers={"Retry-After": "60"})
+
+
+@router.post("/sms", response_class=PlainTextResponse, summary="Incoming SMS")
+async def sms_inbound(
+    request: Request,
+    background: BackgroundTasks,
+    db: DbDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    catalog: CatalogDep,
+) -> PlainTextResponse:
+    try:
+        message = at.parse_inbound_sms(await _form(request))
+    except at.BadRequest as exc:
+        return _bad_request(exc)
+    config = SmsConfig(
+        fold=settings.sms_fold, ussd_code=settings.ussd_code, report_tolerance=settings.price_report_tolerance
+    )
+
+    def work() -> int | None:
+        with db.unit_of_work() as session:
+            return sms.receive(
+                session,
+                message=message,
+                provider=at.PROVIDER,
+                now=clock(),
+                catalog=catalog,
+                config=config,
+                replies_per_day=settings.sms_replies_per_day,
+                tz=settings.tz,
+            )
+
+    try:
+        reply_id = await run_in_threadpool(work)
+    except OperationalError:
+        log.exception("sms not stored: database unavailable", extra={"phone": mask(message.phone)})
+        return _unavailable()
+    if reply_id is not None:
+        # Sent after the commit, so a reply never goes out for a message we failed to store.
+        background.add_task(outbox.send_messages, db, request.app.state.sender, [reply_id], clock)
+    return PlainTextResponse("OK")
+
+
+@router.post("/sms/delivery", response_class=PlainTextResponse, summary="SMS delivery report")
+async def sms_delivery(request: Request, db: DbDep, clock: ClockDep) -> PlainTextResponse:
+    try:
+        report = at.parse_delivery_report(await _form(request))
+    except at.BadRequest as exc:
+        return _bad_request(exc)
+
+    def work() -> bool:
+        with db.unit_of_work() as session:
+            return sms.record_delivery(session, report=report, now=clock())
+
+    try:
+        found = await run_in_threadpool(work)
+    except OperationalError:
+        log.exception("delivery report not stored: database unavailable")
+        return _unavailable()
+    if not found:
+        log.warning("delivery report for an unknown message", extra={"provider_message_id": report.message_id})
+    return PlainTextResponse("OK")
+
+
+@router.post("/sms/optout", response_class=PlainTextResponse, summary="Bulk SMS opt-out")
+async def sms_optout(request: Request, db: DbDep, clock: ClockDep) -> PlainTextResponse:
+    try:
+        phone, sender_id = at.parse_optout(await _form(request))
+    except at.BadRequest as exc:
+        return _bad_request(exc)
+
+    def work() -> None:
+        with db.unit_of_work() as session:
+            sms.record_optout(session, phone=phone, now=clock())
+
+    try:
+        await run_in_threadpool(work)
+    except OperationalError:
+        log.exception("opt-out not stored: database unavailable", extra={"phone": mask(phone)})
+        return _unavailable()
+    log.info("opted out", extra={"phone": mask(phone), "sender_id": sender_id})
     return PlainTextResponse("OK")

@@ -77,7 +77,9 @@ def paginate(
                 body.append(item.text)
                 pending.pop(0)
                 continue
-            if item.splittable and (free >= MIN_CHUNK or not body):
+            # Split prose at a space; cut inside a word only when it alone exceeds a page.
+            breakable = item.text.rfind(" ", 0, free + 1) > 0
+            if item.splittable and (not body or (free >= MIN_CHUNK and breakable)):
                 head, tail = split_at_word(item.text, max(free, 1))
                 body.append(head)
                 if tail:

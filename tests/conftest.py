@@ -137,7 +137,7 @@ def empty_db_url(backend):
 
 @pytest.fixture
 def settings(db_url) -> Settings:
-    return Settings(database_url=db_url)
+    return Settings(database_url=db_url, sms_retry_interval_s=0)
 
 
 @pytest.fixture
@@ -154,4 +154,49 @@ def client(settings):
     from gateway.app import create_app
 
     with TestClient(create_app(settings, clock=lambda: NOW)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def fake_at_server():
+    """One fake Africa's Talking server for the run; each test gets it reset."""
+    from gateway.aggregators.fake_at import FakeAT, create_fake_at_app, serve_in_thread
+    from messages.sms import measure
+
+    fake = FakeAT(api_key="test-key", segments=lambda text: measure(text).segments)
+    with serve_in_thread(create_fake_at_app(fake)) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_at(fake_at_server):
+    fake, url = fake_at_server
+    from messages.sms import measure
+
+    fake.reset(config=True)
+    fake.configure(api_key="test-key", segments=lambda text: measure(text).segments)
+    fake.url = url
+    return fake
+
+
+@pytest.fixture
+def sms_settings(db_url, fake_at) -> Settings:
+    return Settings(
+        database_url=db_url,
+        at_username="sugu",
+        at_api_key="test-key",
+        at_sender_id="SUGU",
+        at_base_url=fake_at.url,
+        at_timeout_s=1.0,
+        sms_retry_interval_s=0,
+    )
+
+
+@pytest.fixture
+def sms_client(sms_settings):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    with TestClient(create_app(sms_settings, clock=lambda: NOW)) as test_client:
         yield test_client

@@ -1,0 +1,138 @@
+"""SMS service: inbound keywords, delivery reports, opt-outs. Runs inside the caller's unit of
+work; replies are queued rows, sent after the transaction commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from gateway import models
+from gateway.aggregators.africastalking import DeliveryReport, InboundSms
+from gateway.dataview import SqlDataView
+from gateway.effects import apply_effects, ensure_producer, insert_ignore, profile_of
+from gateway.outbox import opt_out, queue_sms
+from gateway.phones import mask
+from menus.sms import SmsConfig, respond
+from messages import Catalog
+
+log = logging.getLogger("gateway.sms")
+
+FINAL = {"delivered", "undeliverable"}
+
+
+def replies_today(session: Session, phone: str, now: dt.datetime, tz: ZoneInfo) -> int:
+    local = now.astimezone(tz)
+    midnight = dt.datetime.combine(local.date(), dt.time(), tz).astimezone(dt.timezone.utc)
+    return session.exec(
+        select(func.count())
+        .select_from(models.SmsMessage)
+        .where(
+            models.SmsMessage.phone == phone,
+            models.SmsMessage.kind == "reply",
+            models.SmsMessage.created_at >= midnight,
+        )
+    ).one()
+
+
+def receive(
+    session: Session,
+    *,
+    message: InboundSms,
+    provider: str,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: SmsConfig,
+    replies_per_day: int,
+    tz: ZoneInfo,
+) -> int | None:
+    """Handle one inbound SMS once. Returns the id of the queued reply, if any."""
+    stamp = now.astimezone(dt.timezone.utc)
+    inbound_id = insert_ignore(
+        session,
+        models.SmsInbound,
+        {
+            "provider": provider,
+            "provider_id": message.provider_id,
+            "phone": message.phone,
+            "to": message.to,
+            "text": message.text,
+            "link_id": message.link_id,
+            "network_code": message.network_code,
+            "cost": message.cost,
+            "received_at": message.received_at or stamp,
+            "created_at": stamp,
+        },
+        ["provider", "provider_id"],
+    )
+    if inbound_id is None:
+        log.info("sms already handled", extra={"provider_id": message.provider_id, "phone": mask(message.phone)})
+        return None
+    inbound = session.get(models.SmsInbound, inbound_id)
+    producer = ensure_producer(session, message.phone)
+    reply = respond(
+        message.text,
+        profile=profile_of(session, producer),
+        data=SqlDataView(session),
+        catalog=catalog,
+        now=now,
+        config=config,
+    )
+    apply_effects(
+        session,
+        phone=message.phone,
+        effects=reply.effects,
+        now=stamp,
+        today=now.astimezone(tz).date(),
+        session_ref=f"sms:{message.provider_id}",
+        channel="sms",
+    )
+    inbound.intent = reply.intent
+    session.add(inbound)
+    # Counted before queueing: the limit stops loops with other automatic responders.
+    if replies_today(session, message.phone, stamp, tz) >= replies_per_day:
+        inbound.note = "rate_limited"
+        log.warning("sms reply limit reached", extra={"phone": mask(message.phone)})
+        return None
+    row = queue_sms(
+        session,
+        phone=message.phone,
+        text=reply.text,
+        language=reply.language,
+        kind="reply",
+        now=stamp,
+        fold=config.fold,
+        producer_id=producer.id,
+        inbound_id=inbound.id,
+    )
+    return row.id
+
+
+def record_delivery(session: Session, *, report: DeliveryReport, now: dt.datetime) -> bool:
+    """Update the message a delivery report speaks of; False when no message has that id."""
+    stamp = now.astimezone(dt.timezone.utc)
+    row = session.exec(
+        select(models.SmsMessage).where(models.SmsMessage.provider_message_id == report.message_id)
+    ).first()
+    if row is None:
+        return False
+    if report.blacklisted:
+        opt_out(session, row.phone, stamp)
+    # Reports can arrive late or out of order: a final state is never overwritten.
+    if row.status in FINAL:
+        return True
+    row.status = report.status
+    row.provider_status = report.provider_status
+    row.failure_reason = report.failure_reason
+    if report.status == "delivered":
+        row.delivered_at = stamp
+    row.updated_at = stamp
+    session.add(row)
+    return True
+
+
+def record_optout(session: Session, *, phone: str, now: dt.datetime) -> None:
+    opt_out(session, phone, now.astimezone(dt.timezone.utc))
