@@ -206,6 +206,8 @@ class SmsMessage(SQLModel, table=True):
     cost: str = Field(default="", max_length=32)
     cost_amount: float = 0.0
     attempts: int = 0
+    # A queued message is not sent before this (backoff, throttling, absent subscriber).
+    next_attempt_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     inbound_id: int | None = Field(default=None, foreign_key="sms_inbound.id")
     created_at: dt.datetime = _ts(index=True)
     updated_at: dt.datetime = _ts()

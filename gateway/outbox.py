@@ -24,7 +24,16 @@ from sqlmodel import Session, col, select
 from gateway import models
 from gateway.db import Database
 from gateway.phones import mask
-from gateway.sending import ACCEPTED, ACCOUNT, FAILED, REJECTED, SendError, SmsSender, TransportError
+from gateway.sending import (
+    ACCEPTED,
+    ACCOUNT,
+    FAILED,
+    REJECTED,
+    SendError,
+    SmsSender,
+    Throttled,
+    TransportError,
+)
 from messages.sms import measure, render_sms
 
 log = logging.getLogger("gateway.outbox")
@@ -111,7 +120,7 @@ def _send_group(db, sender: SmsSender, text: str, group: list[models.SmsMessage]
             row.provider = sender.name
             row.updated_at = now
             if error is not None:
-                _record_error(row, error)
+                _record_error(row, error, now)
             else:
                 result = by_phone.get(row.phone)
                 if result is None:
@@ -127,15 +136,23 @@ def _send_group(db, sender: SmsSender, text: str, group: list[models.SmsMessage]
             )
 
 
-def _record_error(row: models.SmsMessage, error: SendError) -> None:
+def _record_error(row: models.SmsMessage, error: SendError, now: dt.datetime) -> None:
     row.error_kind = error.kind
     row.failure_reason = str(error)[:64]
     if isinstance(error, TransportError) and error.reached:
         row.status = "unconfirmed"
     elif error.retryable and row.attempts < MAX_ATTEMPTS:
-        row.status = "queued"
+        wait = backoff(row.attempts)
+        if isinstance(error, Throttled) and error.retry_after:
+            wait = max(wait, dt.timedelta(seconds=error.retry_after))
+        retry_later(row, now + wait)
     else:
         row.status = "failed"
+
+
+def retry_later(row: models.SmsMessage, when: dt.datetime) -> None:
+    row.status = "queued"
+    row.next_attempt_at = when
 
 
 def _record_result(session: Session, row: models.SmsMessage, result, now: dt.datetime) -> None:
@@ -150,7 +167,8 @@ def _record_result(session: Session, row: models.SmsMessage, result, now: dt.dat
         return
     row.failure_reason = result.provider_status[:64]
     if result.outcome == FAILED and row.attempts < MAX_ATTEMPTS:
-        row.status, row.error_kind = "queued", "failed"
+        row.error_kind = "failed"
+        retry_later(row, now + backoff(row.attempts))
     else:
         row.status = "failed"
         row.error_kind = {REJECTED: "rejected", ACCOUNT: "account"}.get(result.outcome, "failed")
@@ -178,16 +196,13 @@ def due_for_retry(db: Database, now: dt.datetime, *, limit: int = 500) -> list[i
             .where(msg.status == "sending", msg.updated_at < now - STALE_SENDING)
             .values(status="unconfirmed", error_kind="ambiguous", updated_at=now)
         )
-        rows = session.exec(
-            select(msg.id, msg.attempts, msg.updated_at)
-            .where(msg.status == "queued")
+        due = session.exec(
+            select(msg.id)
+            .where(
+                msg.status == "queued",
+                (col(msg.next_attempt_at).is_(None)) | (col(msg.next_attempt_at) <= now),
+            )
             .order_by(msg.id)
             .limit(limit)
         ).all()
-    due = []
-    for message_id, attempts, updated_at in rows:
-        if updated_at.tzinfo is None:  # SQLite keeps no zone; we always store UTC
-            updated_at = updated_at.replace(tzinfo=dt.timezone.utc)
-        if attempts == 0 or updated_at + backoff(attempts) <= now:
-            due.append(message_id)
-    return due
+    return list(due)

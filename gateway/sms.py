@@ -14,7 +14,7 @@ from gateway import models
 from gateway.aggregators.africastalking import DeliveryReport, InboundSms
 from gateway.dataview import SqlDataView
 from gateway.effects import apply_effects, ensure_producer, insert_ignore, profile_of
-from gateway.outbox import opt_out, queue_sms
+from gateway.outbox import MAX_ATTEMPTS, opt_out, queue_sms, retry_later
 from gateway.phones import mask
 from menus.sms import SmsConfig, respond
 from messages import Catalog
@@ -22,6 +22,7 @@ from messages import Catalog
 log = logging.getLogger("gateway.sms")
 
 FINAL = {"delivered", "undeliverable"}
+ABSENT_RETRY = dt.timedelta(hours=1)
 
 
 def replies_today(session: Session, phone: str, now: dt.datetime, tz: ZoneInfo) -> int:
@@ -123,6 +124,16 @@ def record_delivery(session: Session, *, report: DeliveryReport, now: dt.datetim
         opt_out(session, row.phone, stamp)
     # Reports can arrive late or out of order: a final state is never overwritten.
     if row.status in FINAL:
+        return True
+    if report.status == "failed" and row.status == "queued":
+        return True  # the same report again: the retry is already scheduled
+    if report.status == "failed" and row.attempts < MAX_ATTEMPTS:
+        # The phone was off or out of reach: worth another try, later.
+        row.provider_status = report.provider_status
+        row.failure_reason = report.failure_reason
+        row.error_kind = "absent"
+        retry_later(row, stamp + ABSENT_RETRY)
+        session.add(row)
         return True
     row.status = report.status
     row.provider_status = report.provider_status

@@ -53,7 +53,6 @@ _FRENCH = {
     "–": "-", "—": "-", "\u2010": "-", "\u2011": "-",  # dashes and (non-breaking) hyphens
     "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ",  # French typography's thin spaces
 }
-_FOLD_ALL = str.maketrans(_FRENCH)
 _FOLD_BM = str.maketrans({**_BAMBARA, **_FRENCH})
 
 
@@ -132,7 +131,8 @@ def _strip_marks(char: str) -> str:
 
 def fold_for_sms(text: str, language: str) -> str:
     """`text` in GSM-7 look-alikes if that makes all of it GSM-7, else `text` unchanged; idempotent."""
-    table = _FOLD_BM if language == "bm" else _FOLD_ALL
+    # Bambara letters fold in every language: a French message may quote a Bambara name.
+    table = _FOLD_BM
     folded = unicodedata.normalize("NFC", text).translate(table)
     # Tone marks (sɔ̀ngɔ, á) and other accents: a letter that composes into a GSM-7 character keeps
     # its accent; any other loses it, and stray marks (after ɛ→è, say) vanish.

@@ -127,7 +127,7 @@ def test_measure(text, expected):
         pytest.param("prix {price} € [x]", "fr", "prix {price} € [x]", id="extension-kept"),
         pytest.param("sɔngɔ " + EMOJI, "bm", "sɔngɔ " + EMOJI, id="emoji-keeps-proper-letters"),
         pytest.param("ça 中文", "fr", "ça 中文", id="chinese-keeps-text"),
-        pytest.param("sɔngɔ", "fr", "sɔngɔ", id="bambara-letters-only-for-bm"),
+        pytest.param("Kɔmitɛrɛ", "fr", "Kòmitèrè", id="bambara-name-in-french-text"),
         pytest.param("", "bm", "", id="empty"),
     ],
 )

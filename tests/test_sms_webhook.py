@@ -216,7 +216,7 @@ def sent_reply(client, fake_at):
         pytest.param("Rejected", "InvalidLinkId", "undeliverable", id="rejected"),
         pytest.param("Failed", "InsufficientCredit", "undeliverable", id="failed"),
         pytest.param("Expired", "", "undeliverable", id="expired"),
-        pytest.param("AbsentSubscriber", "", "failed", id="absent-retry-later"),
+        pytest.param("AbsentSubscriber", "", "queued", id="absent-retry-later"),
     ],
 )
 def test_delivery_report_updates_the_message(sms_client, db, fake_at, status, reason, expected):

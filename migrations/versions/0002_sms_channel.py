@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('cost', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('cost_amount', sa.Float(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('inbound_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
