@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gateway import logs, outbox, webhooks
+from gateway import broadcast, logs, webhooks
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.db import Database
 from gateway.deps import Clock
@@ -38,17 +38,25 @@ def build_sender(settings: Settings) -> AfricasTalkingSender:
     )
 
 
-async def _retry_loop(app: FastAPI, interval: float) -> None:
-    """Resend queued messages whose backoff has passed (a failed reply, a restart mid-send)."""
+async def _worker_loop(app: FastAPI) -> None:
+    """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
+    settings: Settings = state.settings
     while True:
-        await asyncio.sleep(interval)
         try:
-            ids = await run_in_threadpool(outbox.due_for_retry, state.db, state.clock())
-            if ids:
-                await run_in_threadpool(outbox.send_messages, state.db, state.sender, ids, state.clock)
+            result = await run_in_threadpool(
+                broadcast.worker_step,
+                state.db,
+                state.sender,
+                clock=state.clock,
+                catalog=state.catalog,
+                settings=settings,
+            )
+            pause = result.pause_s or (0 if result.claimed else settings.worker_poll_s)
         except Exception:
-            log.exception("outbox retry failed; trying again later")
+            log.exception("broadcaster step failed; trying again shortly")
+            pause = settings.worker_poll_s * 5
+        await asyncio.sleep(pause)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -58,16 +66,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI):
         app.state.db = Database.from_settings(settings)
         app.state.sender = build_sender(settings)
-        retry = None
-        if settings.sms_retry_interval_s > 0:
-            retry = asyncio.create_task(_retry_loop(app, settings.sms_retry_interval_s))
+        worker = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
         try:
             yield
         finally:
-            if retry is not None:
-                retry.cancel()
+            if worker is not None:
+                worker.cancel()
                 with suppress(asyncio.CancelledError):
-                    await retry
+                    await worker
             app.state.sender.close()
             app.state.db.dispose()
 

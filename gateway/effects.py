@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from gateway import models
+from gateway.broadcast import publish_alerts
 from menus import types as m
 
 
@@ -104,6 +105,9 @@ def apply_effects(
             case m.RecordOffer(demand_id=demand_id, quantity_kg=quantity):
                 _record_offer(session, producer, demand_id, quantity, session_ref, channel, now)
             case m.ReportPrice():
+                if not effect.held_reason:
+                    publish_alerts(session, pairs=[(effect.crop_id, effect.market_id)], now=now,
+                                   title=f"Report by {channel}")
                 session.add(
                     models.PriceObservation(
                         crop_id=effect.crop_id,

@@ -126,12 +126,17 @@ class Tip(SQLModel, table=True):
 
 
 class Subscription(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("producer_id", "crop_id", "market_id"),)
+    __table_args__ = (
+        UniqueConstraint("producer_id", "crop_id", "market_id"),
+        Index("ix_subscription_crop_market", "crop_id", "market_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     producer_id: int = Field(foreign_key="producer.id", index=True)
     crop_id: int = Field(foreign_key="crop.id")
     market_id: int = Field(foreign_key="market.id")
+    # Alert only when the price moved at least this much (percent, either way); 0: every time.
+    threshold_percent: int = 0
     created_at: dt.datetime = _ts()
 
 
@@ -183,12 +188,45 @@ class SmsInbound(SQLModel, table=True):
     created_at: dt.datetime = _ts(index=True)
 
 
-class SmsMessage(SQLModel, table=True):
-    """One outbound SMS to one phone: what was sent, how it was encoded, what became of it."""
+class Broadcast(SQLModel, table=True):
+    """Price alerts after a publication, or a message from staff to an audience.
 
-    __tablename__ = "sms_message"
+    pending (waits for its time) → expanding → sending (one outbox row per recipient) → done;
+    or draft / cancelled.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # alert | custom
+    status: str = Field(default="pending", max_length=16, index=True)
+    title: str = Field(default="", max_length=120)
+    text_fr: str = Field(default="", sa_type=Text)
+    text_bm: str = Field(default="", sa_type=Text)
+    # alert: {"pairs": [[crop_id, market_id], ...]}; custom: filters (regions, markets, crops,
+    # clusters, languages), each a list, all of them must match.
+    audience: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scheduled_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_by: str = Field(default="", max_length=120)
+    recipients: int = 0
+    skipped: int = 0
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+    expanded_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SmsMessage(SQLModel, table=True):
+    """One outbound SMS to one phone: what was sent, how it was encoded, what became of it.
+    For a broadcast, exactly one row per recipient (and part), whatever happens to workers."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "phone", "part"),
+        Index("ix_sms_message_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
+    part: int = 0
     phone: str = Field(max_length=20, index=True)
     producer_id: int | None = Field(default=None, foreign_key="producer.id", index=True)
     kind: str = Field(max_length=16)  # reply | alert | broadcast | notice

@@ -18,10 +18,11 @@ import logging
 from collections import defaultdict
 from typing import Callable, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from gateway import models
+from gateway.aggregators.africastalking import MAX_RECIPIENTS
 from gateway.db import Database
 from gateway.phones import mask
 from gateway.sending import (
@@ -92,7 +93,8 @@ def _claim(session: Session, ids: Sequence[int], now: dt.datetime) -> list[model
 
 
 def send_messages(db: Database, sender: SmsSender, ids: Sequence[int], clock: Callable[[], dt.datetime]) -> None:
-    """Claim, send and record the given queued messages. Call it off the event loop."""
+    """Claim, send and record the given queued messages (a reply, right after its webhook).
+    Call it off the event loop."""
     if not ids:
         return
     now = clock().astimezone(dt.timezone.utc)
@@ -102,10 +104,16 @@ def send_messages(db: Database, sender: SmsSender, ids: Sequence[int], clock: Ca
     for row in rows:
         by_text[row.text].append(row)
     for text, group in by_text.items():
-        _send_group(db, sender, text, group, clock)
+        for start in range(0, len(group), MAX_RECIPIENTS):
+            send_group(db, sender, text, group[start : start + MAX_RECIPIENTS], clock)
 
 
-def _send_group(db, sender: SmsSender, text: str, group: list[models.SmsMessage], clock) -> None:
+def send_group(
+    db: Database, sender: SmsSender, text: str, group: list[models.SmsMessage], clock
+) -> SendError | None:
+    """Send one text to the claimed rows in one request and record every row's outcome (one
+    executemany UPDATE: a broadcast records thousands of rows per request). Returns the request's
+    error, if any, so that the caller can slow down when throttled."""
     phones = [row.phone for row in group]
     try:
         results = sender.send(text, phones)
@@ -113,41 +121,67 @@ def _send_group(db, sender: SmsSender, text: str, group: list[models.SmsMessage]
     except SendError as exc:
         results, error = [], exc
     now = clock().astimezone(dt.timezone.utc)
+    by_phone = {r.phone: r for r in results}
+    updates, blacklisted = [], []
+    for row in group:
+        values = {"_id": row.id, "provider": sender.name, "updated_at": now}
+        values.update(_FRESH)
+        if error is not None:
+            values.update(_after_error(row.attempts, error, now))
+        elif (result := by_phone.get(row.phone)) is None:
+            # The request succeeded but said nothing of this number.
+            values.update(status="unconfirmed", error_kind="ambiguous")
+        else:
+            values.update(_after_result(row.attempts, result, now))
+            if result.blacklisted:
+                blacklisted.append(row.phone)
+        updates.append(values)
+    table = models.SmsMessage.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in updates[0] if name != "_id"})
+    )
     with db.unit_of_work() as session:
-        by_phone = {r.phone: r for r in results}
-        for row in group:
-            row = session.get(models.SmsMessage, row.id)
-            row.provider = sender.name
-            row.updated_at = now
-            if error is not None:
-                _record_error(row, error, now)
-            else:
-                result = by_phone.get(row.phone)
-                if result is None:
-                    # Sent in a request that succeeded but said nothing of this number.
-                    row.status, row.error_kind = "unconfirmed", "ambiguous"
-                else:
-                    _record_result(session, row, result, now)
-            session.add(row)
-            log.info(
-                "sms %s",
-                row.status,
-                extra={"sms_id": row.id, "phone": mask(row.phone), "kind": row.kind, "error": row.error_kind},
-            )
+        session.connection().execute(statement, updates)
+        for phone in blacklisted:
+            opt_out(session, phone, now)
+    if error is not None:
+        log.warning(
+            "sms request failed", extra={"kind": error.kind, "recipients": len(group), "error": str(error)[:200]}
+        )
+    else:
+        accepted = sum(r.outcome == ACCEPTED for r in results)
+        log.info("sms request sent", extra={"recipients": len(group), "accepted": accepted})
+    return error
 
 
-def _record_error(row: models.SmsMessage, error: SendError, now: dt.datetime) -> None:
-    row.error_kind = error.kind
-    row.failure_reason = str(error)[:64]
+# Every outcome sets all of these, so that one UPDATE statement serves every row.
+_FRESH = {
+    "status": "failed",
+    "provider_message_id": None,
+    "provider_status": "",
+    "failure_reason": "",
+    "error_kind": "",
+    "cost": "",
+    "cost_amount": 0.0,
+    "sent_at": None,
+    "next_attempt_at": None,
+}
+
+
+def _after_error(attempts: int, error: SendError, now: dt.datetime) -> dict:
+    values = {"error_kind": error.kind, "failure_reason": str(error)[:64]}
     if isinstance(error, TransportError) and error.reached:
-        row.status = "unconfirmed"
-    elif error.retryable and row.attempts < MAX_ATTEMPTS:
-        wait = backoff(row.attempts)
+        values["status"] = "unconfirmed"
+    elif error.retryable and attempts < MAX_ATTEMPTS:
+        wait = backoff(attempts)
         if isinstance(error, Throttled) and error.retry_after:
             wait = max(wait, dt.timedelta(seconds=error.retry_after))
-        retry_later(row, now + wait)
+        values.update(status="queued", next_attempt_at=now + wait)
     else:
-        row.status = "failed"
+        values["status"] = "failed"
+    return values
 
 
 def retry_later(row: models.SmsMessage, when: dt.datetime) -> None:
@@ -155,25 +189,30 @@ def retry_later(row: models.SmsMessage, when: dt.datetime) -> None:
     row.next_attempt_at = when
 
 
-def _record_result(session: Session, row: models.SmsMessage, result, now: dt.datetime) -> None:
-    row.provider_status = result.provider_status[:32]
+def _after_result(attempts: int, result, now: dt.datetime) -> dict:
+    values = {"provider_status": result.provider_status[:32]}
     if result.outcome == ACCEPTED:
-        row.status = "sent"
-        row.provider_message_id = result.message_id
-        row.cost = result.cost[:32]
-        row.cost_amount = result.cost_amount
-        row.sent_at = now
-        row.error_kind = ""
-        return
-    row.failure_reason = result.provider_status[:64]
-    if result.outcome == FAILED and row.attempts < MAX_ATTEMPTS:
-        row.error_kind = "failed"
-        retry_later(row, now + backoff(row.attempts))
+        values.update(
+            status="sent",
+            provider_message_id=result.message_id,
+            cost=result.cost[:32],
+            cost_amount=result.cost_amount,
+            sent_at=now,
+        )
+    elif result.outcome == FAILED and attempts < MAX_ATTEMPTS:
+        values.update(
+            status="queued",
+            error_kind="failed",
+            failure_reason=result.provider_status[:64],
+            next_attempt_at=now + backoff(attempts),
+        )
     else:
-        row.status = "failed"
-        row.error_kind = {REJECTED: "rejected", ACCOUNT: "account"}.get(result.outcome, "failed")
-    if result.blacklisted:
-        opt_out(session, row.phone, now)
+        values.update(
+            status="failed",
+            error_kind={REJECTED: "rejected", ACCOUNT: "account"}.get(result.outcome, "failed"),
+            failure_reason=result.provider_status[:64],
+        )
+    return values
 
 
 def opt_out(session: Session, phone: str, now: dt.datetime) -> None:
@@ -185,24 +224,13 @@ def opt_out(session: Session, phone: str, now: dt.datetime) -> None:
     session.add(producer)
 
 
-def due_for_retry(db: Database, now: dt.datetime, *, limit: int = 500) -> list[int]:
-    """Queued messages whose backoff has passed; marks long-stuck `sending` rows unconfirmed
-    (a process died mid-send: it may or may not have reached the aggregator)."""
-    now = now.astimezone(dt.timezone.utc)
+def mark_stale_unconfirmed(session: Session, now: dt.datetime) -> int:
+    """Rows stuck in `sending` (a process died mid-send) may or may not have reached the
+    aggregator: never resend them blindly; delivery reports or staff settle them."""
+    stamp = now.astimezone(dt.timezone.utc)
     msg = models.SmsMessage
-    with db.unit_of_work() as session:
-        session.exec(
-            update(msg)
-            .where(msg.status == "sending", msg.updated_at < now - STALE_SENDING)
-            .values(status="unconfirmed", error_kind="ambiguous", updated_at=now)
-        )
-        due = session.exec(
-            select(msg.id)
-            .where(
-                msg.status == "queued",
-                (col(msg.next_attempt_at).is_(None)) | (col(msg.next_attempt_at) <= now),
-            )
-            .order_by(msg.id)
-            .limit(limit)
-        ).all()
-    return list(due)
+    return session.exec(
+        update(msg)
+        .where(msg.status == "sending", msg.updated_at < stamp - STALE_SENDING)
+        .values(status="unconfirmed", error_kind="ambiguous", updated_at=stamp)
+    ).rowcount

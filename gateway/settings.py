@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///var/sugu.db"
+
+
+def parse_window(value: str) -> tuple[dt.time, dt.time]:
+    """'20:00-07:00' → (20:00, 07:00); a window may wrap past midnight."""
+    try:
+        start, end = (dt.time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}") from None
+    return start, end
 
 
 class Settings(BaseSettings):
@@ -44,9 +54,15 @@ class Settings(BaseSettings):
     sms_replies_per_day: int = Field(
         10, ge=0, description="Replies per phone number and day; beyond, messages are stored unanswered"
     )
-    sms_retry_interval_s: float = Field(
-        30.0, ge=0, description="How often queued SMS are retried (0: never, e.g. in tests)"
-    )
+    # Broadcaster: cost controls, in the farmers' time zone.
+    quiet_hours: str = Field("20:00-07:00", description="No alerts or broadcasts in this window (empty: none)")
+    daily_sms_budget: int = Field(50_000, ge=0, description="Alert and broadcast SMS per day, then pause")
+    daily_segment_budget: int = Field(60_000, ge=0, description="Alert and broadcast segments per day")
+    max_sms_per_producer_per_day: int = Field(3, ge=1, description="Alerts and broadcasts per phone per day")
+    sms_price_per_segment: float = Field(10.0, ge=0, description="For cost estimates (XOF)")
+    worker_in_process: bool = Field(True, description="`gateway serve` also runs a broadcaster")
+    worker_batch_size: int = Field(5000, ge=1, description="Messages claimed per worker step")
+    worker_poll_s: float = Field(1.0, gt=0, description="Idle worker's pause between looks at the outbox")
     price_report_tolerance: float = Field(
         2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
     )
@@ -60,6 +76,17 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_window(cls, value: str) -> str:
+        if value.strip():
+            parse_window(value)
+        return value.strip()
+
+    @property
+    def quiet_window(self) -> tuple[dt.time, dt.time] | None:
+        return parse_window(self.quiet_hours) if self.quiet_hours else None
 
     @property
     def sms_uses_fake(self) -> bool:

@@ -137,7 +137,7 @@ def empty_db_url(backend):
 
 @pytest.fixture
 def settings(db_url) -> Settings:
-    return Settings(database_url=db_url, sms_retry_interval_s=0)
+    return Settings(database_url=db_url, worker_in_process=False)
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def sms_settings(db_url, fake_at) -> Settings:
         at_sender_id="SUGU",
         at_base_url=fake_at.url,
         at_timeout_s=1.0,
-        sms_retry_interval_s=0,
+        worker_in_process=False,
     )
 
 

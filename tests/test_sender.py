@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlmodel import select
 
-from gateway import models, outbox
+from gateway import broadcast, models, outbox
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.sending import (
     ACCEPTED,
@@ -175,19 +175,26 @@ def test_blacklisted_recipient_opts_the_producer_out(db, sender, fake_at):
     assert producer.opted_out
 
 
+def due(db, clock) -> list[int]:
+    """Which queued messages a worker would take now (and takes them)."""
+    with db.unit_of_work() as session:
+        return [r.id for r in broadcast.claim(session, now=clock, limit=10, kinds=["reply"])]
+
+
 @pytest.mark.db
 def test_retry_waits_for_backoff_and_gives_up_after_max_attempts(db, sender, fake_at):
     fake_at.configure(fail_next=[500] * 10)
     message_id = queue(db)
     clock = NOW
     for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
-        due = outbox.due_for_retry(db, clock)
-        assert due == [message_id]
-        outbox.send_messages(db, sender, due, lambda: clock)
-        assert outbox.due_for_retry(db, clock) == []  # not before its backoff
+        with db.unit_of_work() as session:
+            rows = broadcast.claim(session, now=clock, limit=10, kinds=["reply"])
+        assert [r.id for r in rows] == [message_id]
+        outbox.send_group(db, sender, rows[0].text, rows, lambda: clock)
+        assert due(db, clock) == []  # not before its backoff
         clock += outbox.backoff(attempt) + dt.timedelta(seconds=1)
     assert row(db, message_id).status == "failed"
-    assert outbox.due_for_retry(db, clock) == []
+    assert due(db, clock) == []
 
 
 @pytest.mark.db
@@ -197,7 +204,9 @@ def test_stuck_sending_becomes_unconfirmed(db):
         msg = session.get(models.SmsMessage, message_id)
         msg.status = "sending"
         session.add(msg)
-    assert outbox.due_for_retry(db, NOW + dt.timedelta(minutes=10)) == []
+    with db.unit_of_work() as session:
+        assert outbox.mark_stale_unconfirmed(session, NOW + dt.timedelta(minutes=1)) == 0
+        assert outbox.mark_stale_unconfirmed(session, NOW + dt.timedelta(minutes=10)) == 1
     assert row(db, message_id).status == "unconfirmed"
 
 

@@ -148,7 +148,7 @@ LONG = {
     "unit": "sac 100kg",
     "kind": "détail",
     "change": " +150%",
-    "items": "",
+    "items": "Pomme de terre Bandiagara 28/11: 1 250 000F/sac 100kg (+150%)",
     "count": "12",
     "ussd": "*123*45#",
     "reason": "bien plus haut que d'habitude (1 250 000F)",
@@ -157,7 +157,7 @@ LONG = {
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("key", sorted(k for k in load_file_catalog("fr") if k.startswith("sms.")))
+@pytest.mark.parametrize("key", sorted(k for k in load_file_catalog("fr") if k.startswith(("sms.", "alert."))))
 def test_every_sms_template_fits_one_segment(lang, key):
     template = load_file_catalog(lang)[key]
     text = template.format(**{name: LONG[name] for name in placeholders(template)})

@@ -297,7 +297,7 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
         if backend.name == "sqlite"
         else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     )
-    settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, sms_retry_interval_s=0)
+    settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, worker_in_process=False)
     import unittest.mock
 
     with unittest.mock.patch("gateway.db.Path.mkdir"), TestClient(create_app(settings)) as client:

@@ -1,0 +1,517 @@
+"""The broadcaster: price alerts after a publication, staff broadcasts to an audience.
+
+A broadcast is created in the same transaction as what caused it (a published price, a staff
+decision) and expanded later by a worker into one outbox row per recipient, in one transaction:
+a worker that dies while expanding leaves it pending, never half-expanded. Rows are then sent in
+bulk by `worker_step` (one aggregator request per distinct text and up to 1,000 numbers), under
+the cost controls: quiet hours, a daily budget of messages and segments, a cap per producer per
+day, and never to anyone who opted out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from sqlalchemy import case, false, func, insert, or_, update
+from sqlmodel import Session, col, select
+
+from gateway import models
+from gateway.aggregators.africastalking import MAX_RECIPIENTS
+from gateway.dataview import SqlDataView
+from gateway.db import Database
+from gateway.outbox import mark_stale_unconfirmed, send_group
+from gateway.sending import SmsSender, Throttled
+from gateway.settings import Settings
+from menus.types import PriceQuote
+from messages import Catalog
+from messages.formatting import money, short_date, signed_percent
+from messages.sms import measure, render_sms
+
+log = logging.getLogger("gateway.broadcast")
+
+BULK_KINDS = ("alert", "broadcast")
+ACTIVE = ("queued", "sending")
+SEGMENT = 160
+
+
+# -- audiences -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Audience:
+    """Who a staff broadcast goes to: every non-empty list must match (empty: everyone)."""
+
+    regions: list[str] = field(default_factory=list)
+    markets: list[int] = field(default_factory=list)  # subscribed to a price at one of these
+    crops: list[int] = field(default_factory=list)  # subscribed to one of these crops
+    clusters: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Audience":
+        return cls(**{k: list(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def audience_query(audience: Audience):
+    p = models.Producer
+    query = select(p.id, p.phone, p.language).where(p.opted_out == False)  # noqa: E712
+    if audience.regions:
+        query = query.where(col(p.region).in_(audience.regions))
+    if audience.clusters:
+        query = query.where(col(p.cluster).in_(audience.clusters))
+    if audience.languages:
+        langs = list(audience.languages)
+        # Producers who never chose a language read French.
+        query = query.where(or_(col(p.language).in_(langs), col(p.language).is_(None) if "fr" in langs else false()))
+    if audience.markets or audience.crops:
+        s = models.Subscription
+        sub = select(s.producer_id)
+        if audience.markets:
+            sub = sub.where(col(s.market_id).in_(audience.markets))
+        if audience.crops:
+            sub = sub.where(col(s.crop_id).in_(audience.crops))
+        query = query.where(col(p.id).in_(sub))
+    return query
+
+
+@dataclass(frozen=True)
+class LanguagePreview:
+    language: str
+    text: str
+    encoding: str
+    segments: int
+    recipients: int
+    estimated_cost: float
+
+
+def preview(session: Session, *, text_fr: str, text_bm: str, audience: Audience, settings: Settings) -> list[LanguagePreview]:
+    """What each language group will receive, and what it will cost."""
+    counts: dict[str, int] = defaultdict(int)
+    for _, _, language in session.exec(audience_query(audience)).all():
+        counts[language or "fr"] += 1
+    result = []
+    for language, text in (("fr", text_fr), ("bm", text_bm or text_fr)):
+        rendered = render_sms(text, language, fold=settings.sms_fold)
+        encoding = measure(rendered)
+        n = counts.get(language, 0)
+        result.append(
+            LanguagePreview(language, rendered, encoding.encoding, encoding.segments, n,
+                            n * encoding.segments * settings.sms_price_per_segment)
+        )
+    return result
+
+
+# -- creating broadcasts ---------------------------------------------------------------------------
+
+
+def publish_alerts(session: Session, *, pairs: Iterable[tuple[int, int]], now: dt.datetime, title: str = "") -> models.Broadcast | None:
+    """Alerts for newly published prices (crop, market); expanded and sent by a worker."""
+    pairs = sorted({(int(c), int(m)) for c, m in pairs})
+    if not pairs:
+        return None
+    stamp = now.astimezone(dt.timezone.utc)
+    broadcast = models.Broadcast(
+        kind="alert",
+        status="pending",
+        title=title or f"Price alerts ({len(pairs)} prices)",
+        audience={"pairs": [list(p) for p in pairs]},
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+def create_broadcast(
+    session: Session,
+    *,
+    text_fr: str,
+    text_bm: str,
+    audience: Audience,
+    now: dt.datetime,
+    scheduled_at: dt.datetime | None = None,
+    created_by: str = "",
+    title: str = "",
+) -> models.Broadcast:
+    if not text_fr.strip():
+        raise ValueError("the French text is required")
+    stamp = now.astimezone(dt.timezone.utc)
+    broadcast = models.Broadcast(
+        kind="custom",
+        status="pending",
+        title=title or text_fr.strip()[:60],
+        text_fr=text_fr.strip(),
+        text_bm=text_bm.strip(),
+        audience=audience.to_dict(),
+        scheduled_at=scheduled_at.astimezone(dt.timezone.utc) if scheduled_at else None,
+        created_by=created_by,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+# -- expanding: one outbox row per recipient ------------------------------------------------------
+
+
+def local_midnight_utc(now: dt.datetime, settings: Settings) -> dt.datetime:
+    local = now.astimezone(settings.tz)
+    return dt.datetime.combine(local.date(), dt.time(), settings.tz).astimezone(dt.timezone.utc)
+
+
+def _sent_today_per_phone(session: Session, phones: set[str], since: dt.datetime) -> dict[str, int]:
+    m = models.SmsMessage
+    rows = session.exec(
+        select(m.phone, func.count())
+        .where(col(m.kind).in_(BULK_KINDS), m.created_at >= since, m.status != "skipped")
+        .group_by(m.phone)
+    ).all()
+    return {phone: n for phone, n in rows if phone in phones}
+
+
+class AlertComposer:
+    """One SMS per producer for all their subscriptions that changed, while it fits one segment
+    (then a second part); texts are shared by everyone with the same language and changes."""
+
+    def __init__(self, catalog: Catalog, quotes: dict[tuple[int, int], PriceQuote], crops: dict, fold: bool):
+        self.catalog, self.quotes, self.crops, self.fold = catalog, quotes, crops, fold
+        self._cache: dict[tuple, list[str]] = {}
+
+    def item(self, language: str, pair: tuple[int, int]) -> str:
+        q = self.quotes[pair]
+        crop = self.crops[pair[0]]
+        change = f" ({signed_percent(q.change_percent)})" if q.change_percent is not None else ""
+        unit_key = f"unit.{q.unit}"
+        unit = self.catalog.text(language, unit_key) if self.catalog.has(unit_key) else q.unit
+        return self.catalog.text(
+            language, "alert.item", crop=crop.name(language), market=q.market_name,
+            date=short_date(q.observed_on), price=money(q.price), unit=unit, change=change,
+        )
+
+    def texts(self, language: str, pairs: tuple[tuple[int, int], ...]) -> list[str]:
+        key = (language, pairs)
+        if key not in self._cache:
+            parts: list[list[str]] = [[]]
+            for pair in pairs:
+                item = self.item(language, pair)
+                candidate = self.message(language, parts[-1] + [item])
+                if parts[-1] and measure(candidate).segments > 1:
+                    parts.append([item])
+                else:
+                    parts[-1].append(item)
+            self._cache[key] = [self.message(language, items) for items in parts]
+        return self._cache[key]
+
+    def message(self, language: str, items: list[str]) -> str:
+        return render_sms(self.catalog.text(language, "alert.message", items="; ".join(items)), language, fold=self.fold)
+
+
+def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Catalog, settings: Settings):
+    pairs = {tuple(p) for p in broadcast.audience.get("pairs", [])}
+    data = SqlDataView(session)
+    quotes: dict[tuple[int, int], PriceQuote] = {}
+    for crop_id in {c for c, _ in pairs}:
+        for quote in data.latest_prices(crop_id):
+            if (crop_id, quote.market_id) in pairs:
+                quotes[(crop_id, quote.market_id)] = quote
+    crops = {c.id: c for c in data.crops()}
+    composer = AlertComposer(catalog, quotes, crops, settings.sms_fold)
+    s, p = models.Subscription, models.Producer
+    rows = session.exec(
+        select(p.id, p.phone, p.language, s.crop_id, s.market_id, s.threshold_percent)
+        .join(p, p.id == s.producer_id)
+        .where(
+            col(s.crop_id).in_({c for c, _ in pairs}),
+            col(s.market_id).in_({m for _, m in pairs}),
+            p.opted_out == False,  # noqa: E712
+        )
+        .order_by(p.id)
+    ).all()
+    wanted: dict[int, tuple[str, str, list]] = {}
+    for producer_id, phone, language, crop_id, market_id, threshold in rows:
+        pair = (crop_id, market_id)
+        quote = quotes.get(pair)
+        if quote is None:
+            continue
+        change = quote.change_percent
+        if threshold and change is not None and abs(change) < threshold:
+            continue  # moved less than this subscriber cares about
+        wanted.setdefault(producer_id, (phone, language or "fr", []))[2].append(pair)
+    for producer_id, (phone, language, subscribed) in wanted.items():
+        ordered = tuple(sorted(subscribed, key=lambda pr: (crops[pr[0]].id, quotes[pr].market_name)))
+        yield producer_id, phone, language, composer.texts(language, ordered)
+
+
+def _custom_recipients(session: Session, broadcast: models.Broadcast, settings: Settings):
+    texts = {
+        "fr": render_sms(broadcast.text_fr, "fr", fold=settings.sms_fold),
+        "bm": render_sms(broadcast.text_bm or broadcast.text_fr, "bm", fold=settings.sms_fold),
+    }
+    for producer_id, phone, language in session.exec(audience_query(Audience.from_dict(broadcast.audience))).all():
+        language = language or "fr"
+        yield producer_id, phone, language, [texts[language]]
+
+
+def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, catalog: Catalog, settings: Settings) -> int:
+    """Create the outbox rows of a claimed broadcast. Returns how many will be sent."""
+    stamp = now.astimezone(dt.timezone.utc)
+    if broadcast.kind == "alert":
+        recipients = list(_alert_recipients(session, broadcast, catalog, settings))
+        kind = "alert"
+    else:
+        recipients = list(_custom_recipients(session, broadcast, settings))
+        kind = "broadcast"
+    already = _sent_today_per_phone(session, {r[1] for r in recipients}, local_midnight_utc(now, settings))
+    cap = settings.max_sms_per_producer_per_day
+    encodings: dict[str, tuple[str, int]] = {}
+    rows, queued, skipped = [], 0, 0
+    for producer_id, phone, language, texts in recipients:
+        over_cap = already.get(phone, 0) + len(texts) > cap
+        for part, text in enumerate(texts):
+            if text not in encodings:
+                e = measure(text)
+                encodings[text] = (e.encoding, e.segments)
+            encoding, segments = encodings[text]
+            rows.append(
+                {
+                    "broadcast_id": broadcast.id, "part": part, "phone": phone, "producer_id": producer_id,
+                    "kind": kind, "language": language, "text": text, "encoding": encoding,
+                    "segments": segments, "status": "skipped" if over_cap else "queued",
+                    "failure_reason": "daily_cap" if over_cap else "", "provider": "", "provider_status": "",
+                    "error_kind": "", "cost": "", "cost_amount": 0.0, "attempts": 0,
+                    "created_at": stamp, "updated_at": stamp,
+                }
+            )
+        skipped += over_cap
+        queued += not over_cap
+    table = models.SmsMessage.__table__
+    connection = session.connection()
+    for start in range(0, len(rows), 5000):
+        connection.execute(insert(table), rows[start : start + 5000])
+    broadcast.recipients = queued
+    broadcast.skipped = skipped
+    broadcast.status = "sending" if queued else "done"
+    broadcast.expanded_at = stamp
+    broadcast.finished_at = None if queued else stamp
+    broadcast.updated_at = stamp
+    session.add(broadcast)
+    return queued
+
+
+def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Settings) -> int:
+    stamp = now.astimezone(dt.timezone.utc)
+    b = models.Broadcast
+    with db.unit_of_work() as session:
+        due = session.exec(
+            select(b.id)
+            .where(b.status == "pending", or_(col(b.scheduled_at).is_(None), col(b.scheduled_at) <= stamp))
+            .order_by(b.id)
+            .limit(20)
+        ).all()
+    expanded = 0
+    for broadcast_id in due:
+        with db.unit_of_work() as session:
+            # The claim and the rows are one transaction: another worker waits, then finds
+            # nothing to claim; a crash rolls both back.
+            claimed = session.exec(
+                update(b).where(b.id == broadcast_id, b.status == "pending").values(status="expanding").returning(b.id)
+            ).first()
+            if claimed is None:
+                continue
+            broadcast = session.get(models.Broadcast, broadcast_id)
+            n = expand(session, broadcast, now=now, catalog=catalog, settings=settings)
+            log.info("broadcast expanded", extra={"broadcast": broadcast_id, "recipients": n, "kind": broadcast.kind})
+            expanded += 1
+    return expanded
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+
+def in_quiet_hours(now: dt.datetime, settings: Settings) -> bool:
+    window = settings.quiet_window
+    if window is None:
+        return False
+    start, end = window
+    t = now.astimezone(settings.tz).time()
+    return (start <= t or t < end) if start > end else (start <= t < end)
+
+
+def bulk_allowance(session: Session, now: dt.datetime, settings: Settings) -> tuple[int, int]:
+    """(messages, segments) of alerts and broadcasts that may still go out today."""
+    since = local_midnight_utc(now, settings)
+    m = models.SmsMessage
+    attempted = or_(
+        m.sent_at >= since,
+        (col(m.status).in_(("sending", "unconfirmed"))) & (m.updated_at >= since),
+    )
+    count, segments = session.exec(
+        select(func.count(), func.coalesce(func.sum(m.segments), 0)).where(col(m.kind).in_(BULK_KINDS), attempted)
+    ).one()
+    return max(settings.daily_sms_budget - count, 0), max(settings.daily_segment_budget - segments, 0)
+
+
+def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str]) -> list[models.SmsMessage]:
+    """Take up to `limit` due messages for this worker. FOR UPDATE SKIP LOCKED lets workers on
+    PostgreSQL claim side by side; SQLite has one writer at a time, which is as safe."""
+    if limit <= 0 or not kinds:
+        return []
+    m = models.SmsMessage
+    stamp = now.astimezone(dt.timezone.utc)
+    due = (
+        select(m.id)
+        .where(
+            m.status == "queued",
+            col(m.kind).in_(list(kinds)),
+            or_(col(m.next_attempt_at).is_(None), col(m.next_attempt_at) <= stamp),
+        )
+        # Replies first: someone is waiting for them.
+        .order_by(case((m.kind == "reply", 0), else_=1), m.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = session.exec(
+        update(m).where(col(m.id).in_(due.scalar_subquery())).values(
+            status="sending", attempts=m.attempts + 1, updated_at=stamp
+        ).returning(m.id)
+    ).all()
+    if not ids:
+        return []
+    return list(session.exec(select(m).where(col(m.id).in_([i[0] for i in ids]))).all())
+
+
+@dataclass
+class StepResult:
+    claimed: int = 0
+    skipped: int = 0
+    pause_s: float = 0.0  # throttled: the worker should wait this long
+    quiet: bool = False
+    budget_exhausted: bool = False
+
+
+def worker_step(
+    db: Database,
+    sender: SmsSender,
+    *,
+    clock: Callable[[], dt.datetime],
+    catalog: Catalog,
+    settings: Settings,
+    limit: int | None = None,
+) -> StepResult:
+    """Expand due broadcasts, then claim and send one batch. Safe to run in many processes."""
+    now = clock()
+    expand_due(db, now=now, catalog=catalog, settings=settings)
+    result = StepResult(quiet=in_quiet_hours(now, settings))
+    limit = limit or settings.worker_batch_size
+    with db.unit_of_work() as session:
+        mark_stale_unconfirmed(session, now)
+        kinds = ["reply"]
+        bulk_limit = limit
+        if not result.quiet:
+            messages_left, segments_left = bulk_allowance(session, now, settings)
+            result.budget_exhausted = messages_left == 0 or segments_left == 0
+            if not result.budget_exhausted:
+                kinds += list(BULK_KINDS)
+                # Each message is at least one segment: never claim past either budget.
+                bulk_limit = min(limit, messages_left, segments_left)
+        rows = claim(session, now=now, limit=bulk_limit, kinds=kinds)
+        rows, released = _within_segment_budget(session, rows, now, settings)
+        rows, result.skipped = _drop_opted_out(session, rows, now)
+    result.claimed = len(rows)
+    by_text: dict[str, list[models.SmsMessage]] = defaultdict(list)
+    for row in rows:
+        by_text[row.text].append(row)
+    for text, group in by_text.items():
+        for start in range(0, len(group), MAX_RECIPIENTS):
+            error = send_group(db, sender, text, group[start : start + MAX_RECIPIENTS], clock)
+            if isinstance(error, Throttled):
+                result.pause_s = max(result.pause_s, error.retry_after or 5.0)
+    finish_done(db, now)
+    return result
+
+
+def _within_segment_budget(session, rows, now, settings):
+    """Put back what would overshoot today's segment budget (multi-part messages)."""
+    bulk = [r for r in rows if r.kind in BULK_KINDS]
+    if not bulk:
+        return rows, []
+    _, segments_left = bulk_allowance(session, now, settings)
+    # The claimed rows are already `sending`, so they are counted: add them back.
+    segments_left += sum(r.segments for r in bulk)
+    keep, release, used = [], [], 0
+    for r in rows:
+        if r.kind in BULK_KINDS:
+            if used + r.segments > segments_left:
+                release.append(r.id)
+                continue
+            used += r.segments
+        keep.append(r)
+    if release:
+        m = models.SmsMessage
+        session.exec(
+            update(m).where(col(m.id).in_(release)).values(status="queued", attempts=m.attempts - 1)
+        )
+    return keep, release
+
+
+def _drop_opted_out(session, rows, now):
+    """Someone who opted out after a broadcast was expanded gets nothing from it."""
+    bulk_ids = {r.producer_id for r in rows if r.kind in BULK_KINDS and r.producer_id}
+    if not bulk_ids:
+        return rows, 0
+    p = models.Producer
+    out = set(session.exec(select(p.id).where(col(p.id).in_(bulk_ids), p.opted_out == True)).all())  # noqa: E712
+    if not out:
+        return rows, 0
+    dropped = [r.id for r in rows if r.kind in BULK_KINDS and r.producer_id in out]
+    m = models.SmsMessage
+    session.exec(
+        update(m).where(col(m.id).in_(dropped)).values(status="skipped", failure_reason="opted_out",
+                                                       updated_at=now.astimezone(dt.timezone.utc))
+    )
+    return [r for r in rows if r.id not in set(dropped)], len(dropped)
+
+
+def finish_done(db: Database, now: dt.datetime) -> None:
+    b, m = models.Broadcast, models.SmsMessage
+    stamp = now.astimezone(dt.timezone.utc)
+    with db.unit_of_work() as session:
+        sending = session.exec(select(b.id).where(b.status == "sending")).all()
+        for broadcast_id in sending:
+            active = session.exec(
+                select(func.count()).where(m.broadcast_id == broadcast_id, col(m.status).in_(ACTIVE))
+            ).one()
+            if active == 0:
+                session.exec(
+                    update(b).where(b.id == broadcast_id, b.status == "sending").values(
+                        status="done", finished_at=stamp, updated_at=stamp
+                    )
+                )
+
+
+def stats(session: Session, broadcast_id: int) -> dict:
+    """Counts per status, segments and cost so far, for progress displays."""
+    m = models.SmsMessage
+    rows = session.exec(
+        select(m.status, func.count(), func.coalesce(func.sum(m.segments), 0), func.coalesce(func.sum(m.cost_amount), 0))
+        .where(m.broadcast_id == broadcast_id)
+        .group_by(m.status)
+    ).all()
+    counts = {status: n for status, n, _, _ in rows}
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "segments": sum(int(segments) for status, _, segments, _ in rows if status != "skipped"),
+        "cost": round(sum(float(c) for *_, c in rows), 4),
+        "finished": sum(n for status, n in counts.items() if status not in ACTIVE),
+    }
