@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway import broadcast, logs, webhooks
 from gateway.aggregators.africastalking import AfricasTalkingSender
+from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.settings import Settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.clock = clock or (lambda: dt.datetime.now(settings.tz))
     app.state.catalog = default_catalog()
+    app.state.content_cache = ContentCache(settings.content_cache_s)
     app.include_router(webhooks.router)
 
     if settings.sms_uses_fake and not settings.at_base_url:

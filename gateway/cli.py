@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -120,6 +121,116 @@ def simulate(
                 typer.echo("")
                 return
             inputs.append(answer.strip())
+
+
+def _read_csv(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        typer.echo(
+            f"{path.name}: not UTF-8 (byte {exc.start + 1}); save it as \"CSV UTF-8\"", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+def _check_rows(name: str, total: int, errors: list, skip_errors: bool) -> int:
+    """Print every error; exit when there are any and skipping was not asked. Returns how many
+    lines were skipped."""
+    for error in errors:
+        typer.echo(f"{name}: {error}", err=True)
+    bad_lines = len({e.line for e in errors})
+    if bad_lines and not skip_errors:
+        typer.echo(
+            f"{bad_lines} of {total} rows have errors: nothing imported "
+            "(correct them, or use --skip-errors to import the others)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return bad_lines
+
+
+_CSV_FILE = typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file, UTF-8, ';' or ','")
+_SKIP_ERRORS = typer.Option("--skip-errors", help="Import the valid rows and skip the bad ones")
+
+
+@app.command("import-prices")
+def import_prices(
+    file: Annotated[Path, _CSV_FILE],
+    skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
+    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Publish without SMS alerts")] = False,
+) -> None:
+    """Publish market prices from a CSV file: date, market, crop, price[, unit, kind]."""
+    from sqlmodel import select
+
+    from gateway import imports, models
+    from gateway.db import Database
+
+    settings = _settings()
+    text = _read_csv(file)
+    now = dt.datetime.now(settings.tz)
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            crops = session.exec(select(models.Crop)).all()
+            markets = session.exec(select(models.Market)).all()
+            try:
+                rows, errors = imports.parse_prices_csv(text, crops=crops, markets=markets, today=now.date())
+            except imports.FileFormatError as exc:
+                typer.echo(f"{file.name}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            skipped = _check_rows(file.name, len(rows) + len({e.line for e in errors}), errors, skip_errors)
+            report = imports.import_prices(
+                session, rows, now=now, source=f"import:{file.name}", alerts=not no_alerts
+            )
+    finally:
+        db.dispose()
+    typer.echo(
+        f"{file.name}: {report.imported} prices imported, {report.already_present} already present, "
+        f"{skipped} rows skipped"
+    )
+    if report.broadcast_id is not None:
+        alerts = f"alerts queued for {report.alert_pairs} of them (broadcast #{report.broadcast_id})"
+    elif no_alerts:
+        alerts = "no alerts (--no-alerts)"
+    else:
+        alerts = "no alerts (no newer price than those already published)" if report.pairs else "no alerts"
+    typer.echo(f"published new prices for {report.pairs} (crop, market) pairs; {alerts}")
+
+
+@app.command("import-producers")
+def import_producers(
+    file: Annotated[Path, _CSV_FILE],
+    skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
+) -> None:
+    """Create or update producers from a CSV file: phone[, name, language, village, region,
+    cluster, subscriptions] (subscriptions: crop@market separated by ';' or '|')."""
+    from sqlmodel import select
+
+    from gateway import imports, models
+    from gateway.db import Database
+
+    settings = _settings()
+    text = _read_csv(file)
+    now = dt.datetime.now(settings.tz)
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            crops = session.exec(select(models.Crop)).all()
+            markets = session.exec(select(models.Market)).all()
+            try:
+                rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
+            except imports.FileFormatError as exc:
+                typer.echo(f"{file.name}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            skipped = _check_rows(file.name, len(rows) + len({e.line for e in errors}), errors, skip_errors)
+            report = imports.import_producers(session, rows, now=now)
+    finally:
+        db.dispose()
+    typer.echo(
+        f"{file.name}: {report.rows} producers imported ({report.created} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged), {skipped} rows skipped; subscriptions: "
+        f"{report.subscriptions_added} added, {report.subscriptions_present} already present"
+    )
 
 
 def _show(text: str, kind: str) -> None:

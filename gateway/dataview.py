@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+import threading
+import time
+from typing import Callable, Sequence
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -124,3 +126,59 @@ class SqlDataView:
         if market_id is not None:
             query = query.where(obs.market_id == market_id)
         return [tuple(row) for row in self.session.exec(query).all()]
+
+
+class ContentCache:
+    """Reference content (crops, markets, latest prices, demands, tips) kept in memory for a few
+    seconds. Every USSD hop replays the session and reads this content again; a short time to
+    live keeps that off the database while staff changes still show within seconds, in every
+    process (no invalidation messages to lose)."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, tuple[float, object]] = {}
+
+    def get(self, key: tuple, load: Callable[[], object]):
+        if self.ttl_s <= 0:
+            return load()
+        now = self._clock()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        with self._lock:
+            self._entries[key] = (now + self.ttl_s, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class CachedDataView:
+    """SqlDataView through a ContentCache; price history (enumerator checks) is always fresh."""
+
+    def __init__(self, session: Session, cache: ContentCache) -> None:
+        self._sql = SqlDataView(session)
+        self._cache = cache
+
+    def crops(self) -> Sequence[m.Crop]:
+        return self._cache.get(("crops",), lambda: tuple(self._sql.crops()))
+
+    def markets(self) -> Sequence[m.Market]:
+        return self._cache.get(("markets",), lambda: tuple(self._sql.markets()))
+
+    def latest_prices(self, crop_id: int) -> Sequence[m.PriceQuote]:
+        return self._cache.get(("prices", crop_id), lambda: tuple(self._sql.latest_prices(crop_id)))
+
+    def open_demands(self, today: dt.date) -> Sequence[m.Demand]:
+        return self._cache.get(("demands", today), lambda: tuple(self._sql.open_demands(today)))
+
+    def tips(self, category: str) -> Sequence[m.Tip]:
+        return self._cache.get(("tips", category), lambda: tuple(self._sql.tips(category)))
+
+    def price_history(self, crop_id: int, market_id: int | None, since: dt.date):
+        return self._sql.price_history(crop_id, market_id, since)

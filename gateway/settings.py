@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Where this server is reached (links, the local fake)"
     )
     ussd_code: str = Field("*123#", description="The USSD code, quoted in SMS help texts")
+    content_cache_s: float = Field(
+        5.0, ge=0, description="Seconds menus may show cached prices, demands, tips (0: none)"
+    )
 
     # Africa's Talking. Without an API key, SMS go to the built-in fake server (development).
     at_username: str = "sandbox"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 import menus
@@ -54,27 +55,6 @@ def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
     )
 
 
-def start_or_resume(session: Session, hop: UssdHop, now: dt.datetime) -> models.UssdSession:
-    row = session.exec(
-        select(models.UssdSession).where(models.UssdSession.session_id == hop.session_id)
-    ).first()
-    if row is not None:
-        return row
-    values = {
-        "session_id": hop.session_id,
-        "phone": hop.phone,
-        "service_code": hop.service_code,
-        "network_code": hop.network_code,
-        "start_profile": snapshot(session, producer_by_phone(session, hop.phone)),
-        "started_at": now,
-        "updated_at": now,
-    }
-    insert_ignore(session, models.UssdSession, values, ["session_id"])
-    return session.exec(
-        select(models.UssdSession).where(models.UssdSession.session_id == hop.session_id)
-    ).one()
-
-
 def handle_hop(
     session: Session,
     *,
@@ -82,17 +62,41 @@ def handle_hop(
     now: dt.datetime,
     catalog: Catalog,
     config: menus.EngineConfig,
+    data: m.DataView | None = None,
     trace: HopTrace | None = None,
 ) -> m.Screen:
     trace = trace or HopTrace()
     stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
-    row = start_or_resume(session, hop, stamp)
-    profile = profile_from_snapshot(hop.phone, row.start_profile or {})
-    trace.language = row.language or profile.language
+    us = models.UssdSession
+    start = session.exec(select(us.start_profile, us.language).where(us.session_id == hop.session_id)).first()
+    if start is None:
+        start_profile = snapshot(session, producer_by_phone(session, hop.phone))
+        trace.language = start_profile.get("language")
+    else:
+        start_profile = start[0] or {}
+        trace.language = start[1] or start_profile.get("language")
+    profile = profile_from_snapshot(hop.phone, start_profile)
     screen = menus.run(
-        hop.inputs, profile=profile, data=SqlDataView(session), catalog=catalog, now=now, config=config
+        hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config
     )
     trace.language = screen.language
+    # Writes come last: on SQLite the database-wide write lock is then held only for them,
+    # not during the menu replay.
+    if start is None:
+        insert_ignore(
+            session,
+            us,
+            {
+                "session_id": hop.session_id,
+                "phone": hop.phone,
+                "service_code": hop.service_code,
+                "network_code": hop.network_code,
+                "start_profile": start_profile,
+                "started_at": stamp,
+                "updated_at": stamp,
+            },
+            ["session_id"],
+        )
     apply_effects(
         session,
         phone=hop.phone,
@@ -101,11 +105,11 @@ def handle_hop(
         now=stamp,
         today=now.date(),
     )
-    row.hops += 1
-    row.last_screen = screen.screen_id[:32]
-    row.language = screen.language
-    row.updated_at = stamp
-    session.add(row)
+    session.exec(
+        update(us)
+        .where(us.session_id == hop.session_id)
+        .values(hops=us.hops + 1, last_screen=screen.screen_id[:32], language=screen.language, updated_at=stamp)
+    )
     return screen
 
 

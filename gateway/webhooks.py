@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 import menus
 from gateway import outbox, sms, ussd
 from gateway.aggregators import africastalking as at
+from gateway.dataview import CachedDataView
 from gateway.deps import CatalogDep, ClockDep, DbDep, SettingsDep
 from gateway.phones import mask
 from menus.paging import truncate
@@ -55,8 +56,9 @@ async def ussd_hop(
 
     def work():
         with db.unit_of_work() as session:
+            data = CachedDataView(session, request.app.state.content_cache)
             return ussd.handle_hop(
-                session, hop=hop, now=clock(), catalog=catalog, config=config, trace=trace
+                session, hop=hop, now=clock(), catalog=catalog, config=config, data=data, trace=trace
             )
 
     try:

@@ -159,6 +159,9 @@ class _Replay:
         self.today = now.date()
         self.config = config
         self.stack: list[Frame] = [self.home()]
+        # Replaying a path builds the same screens again and again: once per hop is enough.
+        self._views: dict[tuple, View] = {}
+        self._pages: dict[tuple, list[list[str]]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -223,7 +226,7 @@ class _Replay:
                 return Outcome(error="error.too_long")
             return view.entry(raw)
         if raw == MORE:
-            if frame.page + 1 < len(self.pages(view)):
+            if frame.page + 1 < len(self.frame_pages(frame)):
                 self.stack[-1] = replace(frame, page=frame.page + 1)
                 return Outcome()
             return Outcome(error="error.no_more")
@@ -270,8 +273,7 @@ class _Replay:
 
     def render(self, flash: str | None, effects: tuple[Effect, ...]) -> Screen:
         frame = self.stack[-1]
-        view = self.view(frame)
-        pages = self.pages(view)
+        pages = self.frame_pages(frame)
         page = list(pages[min(frame.page, len(pages) - 1)])
         if flash:
             page[0] = truncate(to_ussd(flash).replace("\n", " "), FLASH_WIDTH)
@@ -284,7 +286,16 @@ class _Replay:
     # -- screens --------------------------------------------------------------------------------
 
     def view(self, frame: Frame) -> View:
-        return getattr(self, f"view_{frame.node}")(*frame.args)
+        key = (frame.node, frame.args, self.lang, self.profile)
+        if key not in self._views:
+            self._views[key] = getattr(self, f"view_{frame.node}")(*frame.args)
+        return self._views[key]
+
+    def frame_pages(self, frame: Frame) -> list[list[str]]:
+        key = (frame.node, frame.args, self.lang, self.profile)
+        if key not in self._pages:
+            self._pages[key] = self.pages(self.view(frame))
+        return self._pages[key]
 
     def view_lang_first(self) -> View:
         return View(

@@ -7,6 +7,7 @@ with a comma, which a reader schooled in French would take for a decimal point o
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from babel.dates import format_date
 from babel.numbers import format_decimal
@@ -14,18 +15,22 @@ from babel.numbers import format_decimal
 _LOCALE = "fr_ML"
 
 
+@lru_cache(maxsize=4096)  # menus format the same few values over and over
 def money(amount: int | float) -> str:
     return format_decimal(round(amount), locale=_LOCALE)
 
 
+@lru_cache(maxsize=4096)  # menus format the same few values over and over
 def short_date(day: dt.date) -> str:
     return format_date(day, "dd/MM", locale=_LOCALE)
 
 
+@lru_cache(maxsize=4096)  # menus format the same few values over and over
 def long_date(day: dt.date) -> str:
     return format_date(day, "dd/MM/yyyy", locale=_LOCALE)
 
 
+@lru_cache(maxsize=4096)  # menus format the same few values over and over
 def signed_percent(value: int) -> str:
     sign = "+" if value > 0 else ("-" if value < 0 else "")
     return f"{sign}{format_decimal(abs(value), locale=_LOCALE)}%"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from unidecode import unidecode
 
@@ -20,6 +21,7 @@ _SPACES = re.compile(r"[^\S\n]+")  # any white space but a line break
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\s]")  # white space is collapsed, not dropped
 
 
+@lru_cache(maxsize=8192)  # every hop re-renders the same labels
 def to_ussd(text: str) -> str:
     """Fold `text` to printable ASCII with newlines kept; idempotent."""
     text = unicodedata.normalize("NFC", text).translate(_BAMBARA)
