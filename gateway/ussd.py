@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 import menus
@@ -68,7 +68,8 @@ def handle_hop(
     trace = trace or HopTrace()
     stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
     us = models.UssdSession
-    start = session.exec(select(us.start_profile, us.language).where(us.session_id == hop.session_id)).first()
+    connection = session.connection()
+    start = connection.execute(_SESSION_START, {"session_id": hop.session_id}).first()
     if start is None:
         start_profile = snapshot(session, producer_by_phone(session, hop.phone))
         trace.language = start_profile.get("language")
@@ -105,12 +106,26 @@ def handle_hop(
         now=stamp,
         today=now.date(),
     )
-    session.exec(
-        update(us)
-        .where(us.session_id == hop.session_id)
-        .values(hops=us.hops + 1, last_screen=screen.screen_id[:32], language=screen.language, updated_at=stamp)
+    connection.execute(
+        _SESSION_HOP,
+        {"sid": hop.session_id, "screen": screen.screen_id[:32], "lang": screen.language, "stamp": stamp},
     )
     return screen
+
+
+# Built once: statement construction is most of SQLAlchemy's cost on a hop this small.
+_us = models.UssdSession.__table__
+_SESSION_START = select(_us.c.start_profile, _us.c.language).where(_us.c.session_id == bindparam("session_id"))
+_SESSION_HOP = (
+    update(_us)
+    .where(_us.c.session_id == bindparam("sid"))
+    .values(
+        hops=_us.c.hops + 1,
+        last_screen=bindparam("screen"),
+        language=bindparam("lang"),
+        updated_at=bindparam("stamp"),
+    )
+)
 
 
 def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> None:
