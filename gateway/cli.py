@@ -233,6 +233,189 @@ def import_producers(
     )
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One step, then exit (for cron or tests)")] = False,
+) -> None:
+    """Run the broadcaster: expands broadcasts and sends the outbox. Any number may run at once."""
+    import signal
+    import time
+
+    from gateway import broadcast, logs
+    from gateway.app import build_sender
+    from gateway.db import Database
+    from messages import default_catalog
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_json)
+    db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
+    stopping = {"now": False}
+
+    def stop(_signum, _frame) -> None:
+        stopping["now"] = True  # finish the step under way: its rows are then all recorded
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    clock = lambda: dt.datetime.now(settings.tz)  # noqa: E731
+    try:
+        while not stopping["now"]:
+            result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
+            if once:
+                typer.echo(f"claimed {result.claimed}, skipped {result.skipped}")
+                return
+            pause = result.pause_s or (0 if result.claimed else settings.worker_poll_s)
+            deadline = time.monotonic() + pause
+            while not stopping["now"] and time.monotonic() < deadline:
+                time.sleep(min(0.2, pause))
+    finally:
+        sender.close()
+        db.dispose()
+
+
+def _names_to_ids(values: list[str], names, option: str) -> list[int]:
+    ids = []
+    for value in values:
+        found, reason = names.find(value)
+        if found is None:
+            raise typer.BadParameter(reason, param_hint=option)
+        ids.append(found)
+    return ids
+
+
+@app.command("broadcast")
+def broadcast_command(
+    text_fr: Annotated[str, typer.Option("--text-fr", help="The message in French")],
+    text_bm: Annotated[str, typer.Option("--text-bm", help="The message in Bambara (default: French)")] = "",
+    region: Annotated[list[str], typer.Option(help="Producers of this region (repeatable)")] = [],  # noqa: B006
+    market: Annotated[list[str], typer.Option(help="Subscribed to a price at this market")] = [],  # noqa: B006
+    crop: Annotated[list[str], typer.Option(help="Subscribed to this crop")] = [],  # noqa: B006
+    cluster: Annotated[list[str], typer.Option(help="Producers of this group")] = [],  # noqa: B006
+    language: Annotated[list[str], typer.Option(help="fr or bm")] = [],  # noqa: B006
+    at: Annotated[Optional[str], typer.Option(help="Send later: 'YYYY-MM-DD HH:MM', farmers' time")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    wait: Annotated[bool, typer.Option(help="Send now from this process, with a progress bar")] = True,
+) -> None:
+    """Send a message to an audience: preview per language with segments and cost, then send."""
+    from sqlmodel import select
+
+    from gateway import broadcast, models
+    from gateway.db import Database
+    from gateway.imports import crop_names, market_names
+
+    settings = _settings()
+    bad = [code for code in language if code not in ("fr", "bm")]
+    if bad:
+        raise typer.BadParameter(f"unknown language {bad[0]!r} (fr or bm)", param_hint="--language")
+    scheduled = None
+    if at:
+        try:
+            scheduled = dt.datetime.fromisoformat(at).replace(tzinfo=settings.tz)
+        except ValueError:
+            raise typer.BadParameter("expected 'YYYY-MM-DD HH:MM'", param_hint="--at") from None
+    now = dt.datetime.now(settings.tz)
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            crops = crop_names(session.exec(select(models.Crop)).all())
+            markets = market_names(session.exec(select(models.Market)).all())
+            audience = broadcast.Audience(
+                regions=list(region),
+                markets=_names_to_ids(market, markets, "--market"),
+                crops=_names_to_ids(crop, crops, "--crop"),
+                clusters=list(cluster),
+                languages=list(language),
+            )
+            previews = broadcast.preview(session, text_fr=text_fr, text_bm=text_bm, audience=audience, settings=settings)
+        total = sum(p.recipients for p in previews)
+        for p in previews:
+            typer.echo(f"[{p.language}] {p.recipients} recipients, {p.encoding}, {p.segments} segment(s) each, "
+                       f"about {p.estimated_cost:,.0f} XOF")
+            typer.echo(f"     {p.text}")
+        cost = sum(p.estimated_cost for p in previews)
+        typer.echo(f"total: {total} recipients, about {cost:,.0f} XOF" + (f", at {at}" if at else ""))
+        if total == 0:
+            typer.echo("nobody to send to")
+            raise typer.Exit(1)
+        if not yes and not typer.confirm("Send?"):
+            raise typer.Exit(1)
+        with db.unit_of_work() as session:
+            created = broadcast.create_broadcast(
+                session, text_fr=text_fr, text_bm=text_bm, audience=audience, now=now,
+                scheduled_at=scheduled, created_by="cli",
+            )
+            broadcast_id = created.id
+        typer.echo(f"broadcast #{broadcast_id} created")
+        if wait and (scheduled is None or scheduled <= now):
+            _send_with_progress(db, settings, broadcast_id)
+    finally:
+        db.dispose()
+
+
+def _send_with_progress(db, settings, broadcast_id: int) -> None:
+    import time
+
+    from rich.progress import Progress
+
+    from gateway import broadcast, models
+    from gateway.app import build_sender
+    from messages import default_catalog
+
+    sender, catalog = build_sender(settings), default_catalog()
+    clock = lambda: dt.datetime.now(settings.tz)  # noqa: E731
+    try:
+        with Progress() as progress:
+            task = progress.add_task(f"broadcast #{broadcast_id}", total=None)
+            while True:
+                result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
+                with db.unit_of_work() as session:
+                    stats = broadcast.stats(session, broadcast_id)
+                    status = session.get(models.Broadcast, broadcast_id).status
+                progress.update(task, total=stats["total"] or None, completed=stats["finished"])
+                if status == "done":
+                    break
+                if result.quiet or result.budget_exhausted:
+                    reason = "quiet hours" if result.quiet else "today's budget is spent"
+                    progress.stop()
+                    typer.echo(f"paused: {reason}; a worker (gateway worker, or gateway serve) will finish it")
+                    break
+                time.sleep(result.pause_s or (0 if result.claimed else 0.5))
+        _print_stats(stats)
+    finally:
+        sender.close()
+
+
+def _print_stats(stats: dict) -> None:
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(stats["counts"].items()))
+    typer.echo(f"{counts}; {stats['segments']} segments, cost {stats['cost']:,.2f} XOF")
+
+
+@app.command("broadcast-status")
+def broadcast_status(
+    broadcast_id: Annotated[Optional[int], typer.Argument(help="A broadcast; none: the latest ten")] = None,
+) -> None:
+    """Progress of broadcasts: queued, sent, delivered, failed, cost."""
+    from sqlmodel import select
+
+    from gateway import broadcast, models
+    from gateway.db import Database
+
+    db = Database.from_settings(_settings())
+    try:
+        with db.unit_of_work() as session:
+            if broadcast_id is not None:
+                rows = [session.get(models.Broadcast, broadcast_id)]
+                if rows[0] is None:
+                    typer.echo(f"no broadcast #{broadcast_id}", err=True)
+                    raise typer.Exit(1)
+            else:
+                rows = session.exec(select(models.Broadcast).order_by(models.Broadcast.id.desc()).limit(10)).all()
+            for b in rows:
+                typer.echo(f"#{b.id} {b.kind} {b.status}: {b.title} ({b.recipients} recipients, {b.skipped} skipped)")
+                _print_stats(broadcast.stats(session, b.id))
+    finally:
+        db.dispose()
+
+
 def _show(text: str, kind: str) -> None:
     width = max(24, *(len(line) for line in text.split("\n")))
     typer.echo("+" + "-" * (width + 2) + "+")

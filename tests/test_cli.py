@@ -47,3 +47,68 @@ def test_simulate_rejects_a_bad_phone(empty_db_url, monkeypatch):
     result = CliRunner().invoke(app, ["simulate", "--phone", "12"])
     assert result.exit_code != 0
     assert "phone" in result.output.lower()
+
+
+@pytest.fixture
+def sms_env(db_url, fake_at, monkeypatch):
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", db_url)
+    monkeypatch.setenv("GATEWAY_AT_API_KEY", "test-key")
+    monkeypatch.setenv("GATEWAY_AT_BASE_URL", fake_at.url)
+    monkeypatch.setenv("GATEWAY_QUIET_HOURS", "")
+    return fake_at
+
+
+def _add_producers(db_url):
+    from gateway import models
+    from gateway.db import Database
+    from gateway.settings import Settings
+
+    db = Database.from_settings(Settings(database_url=db_url))
+    with db.unit_of_work() as session:
+        session.add(models.Producer(phone="+22370000001", language="fr", region="Sikasso"))
+        session.add(models.Producer(phone="+22370000002", language="bm", region="Sikasso"))
+        session.add(models.Producer(phone="+22370000003", language="fr", region="Mopti"))
+    db.dispose()
+
+
+def test_broadcast_previews_sends_and_reports(db_url, sms_env):
+    _add_producers(db_url)
+    result = CliRunner().invoke(
+        app,
+        ["broadcast", "--text-fr", "Réunion jeudi à Sikasso", "--text-bm", "Jɛkulu ka ɲɔgɔn sɔrɔ alamisa",
+         "--region", "Sikasso", "--yes"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "[fr] 1 recipients, GSM-7, 1 segment(s) each, about 10 XOF" in result.output
+    assert "[bm] 1 recipients, GSM-7, 1 segment(s) each" in result.output
+    assert "Jèkulu ka nyògòn sòrò alamisa" in result.output  # the preview shows what is sent
+    assert "sent 2" in result.output
+    assert sorted(n for n, _, _ in sms_env.sent_messages()) == ["+22370000001", "+22370000002"]
+    status = CliRunner().invoke(app, ["broadcast-status"])
+    assert "#1 custom done" in status.output and "sent 2" in status.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(["--market", "Sikaso"], "did you mean Sikasso?", id="unknown-market"),
+        pytest.param(["--crop", "tomatoe"], "did you mean", id="unknown-crop"),
+        pytest.param(["--language", "en"], "unknown language", id="bad-language"),
+        pytest.param(["--at", "tomorrow"], "YYYY-MM-DD HH:MM", id="bad-date"),
+        pytest.param(["--region", "Kayes", "--yes"], "nobody to send to", id="nobody"),
+    ],
+)
+def test_broadcast_refuses_bad_input(db_url, sms_env, args, message):
+    _add_producers(db_url)
+    result = CliRunner().invoke(app, ["broadcast", "--text-fr", "Bonjour", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert sms_env.sent_messages() == []
+
+
+def test_scheduled_broadcast_is_left_to_the_worker(db_url, sms_env):
+    _add_producers(db_url)
+    result = CliRunner().invoke(app, ["broadcast", "--text-fr", "Bonjour", "--at", "2099-01-01 08:00", "--yes"])
+    assert result.exit_code == 0 and "broadcast #1 created" in result.output
+    assert sms_env.sent_messages() == []
+    assert "claimed 0" in CliRunner().invoke(app, ["worker", "--once"]).output
