@@ -8,7 +8,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from gateway import models
 from gateway.aggregators.africastalking import DeliveryReport, InboundSms
@@ -23,6 +23,7 @@ log = logging.getLogger("gateway.sms")
 
 FINAL = {"delivered", "undeliverable"}
 ABSENT_RETRY = dt.timedelta(hours=1)
+RECONCILE_WINDOW = dt.timedelta(hours=24)
 
 
 def replies_today(session: Session, phone: str, now: dt.datetime, tz: ZoneInfo) -> int:
@@ -119,6 +120,8 @@ def record_delivery(session: Session, *, report: DeliveryReport, now: dt.datetim
         select(models.SmsMessage).where(models.SmsMessage.provider_message_id == report.message_id)
     ).first()
     if row is None:
+        row = _reconcile(session, report, stamp)
+    if row is None:
         return False
     if report.blacklisted:
         opt_out(session, row.phone, stamp)
@@ -143,6 +146,29 @@ def record_delivery(session: Session, *, report: DeliveryReport, now: dt.datetim
     row.updated_at = stamp
     session.add(row)
     return True
+
+
+def _reconcile(session: Session, report: DeliveryReport, stamp: dt.datetime) -> models.SmsMessage | None:
+    """A report for an id we never learnt: the answer to a request that timed out. Adopt it for
+    that phone's oldest unconfirmed message of the last day, which settles that message."""
+    if report.phone is None:
+        return None
+    m = models.SmsMessage
+    row = session.exec(
+        select(m)
+        .where(
+            m.phone == report.phone,
+            m.status == "unconfirmed",
+            col(m.provider_message_id).is_(None),
+            m.updated_at >= stamp - RECONCILE_WINDOW,
+        )
+        .order_by(m.id)
+    ).first()
+    if row is not None:
+        row.provider_message_id = report.message_id
+        row.error_kind = ""
+        log.info("unconfirmed message reconciled", extra={"sms_id": row.id, "phone": mask(row.phone)})
+    return row
 
 
 def record_optout(session: Session, *, phone: str, now: dt.datetime) -> None:

@@ -304,3 +304,20 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
         assert sms(client, "aide").status_code == 503
         assert client.post("/webhooks/at/sms/delivery", data={"id": "x", "status": "Success"}).status_code == 503
     assert fake_at.requests() == []
+
+
+def test_delivery_report_reconciles_an_unconfirmed_message(sms_client, db, fake_at):
+    fake_at.configure(hang_next=1, hang_s=3)  # the reply's request times out after arriving
+    sms(sms_client, "aide")
+    (row,) = messages(db)
+    assert row.status == "unconfirmed" and row.provider_message_id is None
+    (request,) = fake_at.requests()
+    message_id = request["recipients"][0]["messageId"]
+    form = {"id": message_id, "status": "Success", "phoneNumber": FARMER}
+    assert sms_client.post("/webhooks/at/sms/delivery", data=form).status_code == 200
+    (row,) = messages(db)
+    assert (row.status, row.provider_message_id, row.error_kind) == ("delivered", message_id, "")
+    # Another phone's report never adopts it.
+    form = {"id": "ATXid_other", "status": "Success", "phoneNumber": "+22370999999"}
+    assert sms_client.post("/webhooks/at/sms/delivery", data=form).status_code == 200
+    assert messages(db)[0].provider_message_id == message_id
