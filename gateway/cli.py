@@ -149,17 +149,8 @@ def _check_rows(name: str, total: int, errors: list, skip_errors: bool) -> int:
     return bad_lines
 
 
-_CSV_FILE = typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file, UTF-8, ';' or ','")
-_SKIP_ERRORS = typer.Option("--skip-errors", help="Import the valid rows and skip the bad ones")
-
-
-@app.command("import-prices")
-def import_prices(
-    file: Annotated[Path, _CSV_FILE],
-    skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
-    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Publish without SMS alerts")] = False,
-) -> None:
-    """Publish market prices from a CSV file: date, market, crop, price[, unit, kind]."""
+def _run_import(file: Path, skip_errors: bool, *, parse, load):
+    """Read, check every row, then import in one unit of work (all or nothing)."""
     from sqlmodel import select
 
     from gateway import imports, models
@@ -174,16 +165,39 @@ def import_prices(
             crops = session.exec(select(models.Crop)).all()
             markets = session.exec(select(models.Market)).all()
             try:
-                rows, errors = imports.parse_prices_csv(text, crops=crops, markets=markets, today=now.date())
+                rows, errors = parse(text, crops, markets, now)
             except imports.FileFormatError as exc:
                 typer.echo(f"{file.name}: {exc}", err=True)
                 raise typer.Exit(1) from None
             skipped = _check_rows(file.name, len(rows) + len({e.line for e in errors}), errors, skip_errors)
-            report = imports.import_prices(
-                session, rows, now=now, source=f"import:{file.name}", alerts=not no_alerts
-            )
+            return load(session, rows, now), skipped
     finally:
         db.dispose()
+
+
+_CSV_FILE = typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file, UTF-8, ';' or ','")
+_SKIP_ERRORS = typer.Option("--skip-errors", help="Import the valid rows and skip the bad ones")
+
+
+@app.command("import-prices")
+def import_prices(
+    file: Annotated[Path, _CSV_FILE],
+    skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
+    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Publish without SMS alerts")] = False,
+) -> None:
+    """Publish market prices from a CSV file: date, market, crop, price[, unit, kind]."""
+    from gateway import imports
+
+    report, skipped = _run_import(
+        file,
+        skip_errors,
+        parse=lambda text, crops, markets, now: imports.parse_prices_csv(
+            text, crops=crops, markets=markets, today=now.date()
+        ),
+        load=lambda session, rows, now: imports.import_prices(
+            session, rows, now=now, source=f"import:{file.name}", alerts=not no_alerts
+        ),
+    )
     typer.echo(
         f"{file.name}: {report.imported} prices imported, {report.already_present} already present, "
         f"{skipped} rows skipped"
@@ -204,28 +218,14 @@ def import_producers(
 ) -> None:
     """Create or update producers from a CSV file: phone[, name, language, village, region,
     cluster, subscriptions] (subscriptions: crop@market separated by ';' or '|')."""
-    from sqlmodel import select
+    from gateway import imports
 
-    from gateway import imports, models
-    from gateway.db import Database
-
-    settings = _settings()
-    text = _read_csv(file)
-    now = dt.datetime.now(settings.tz)
-    db = Database.from_settings(settings)
-    try:
-        with db.unit_of_work() as session:
-            crops = session.exec(select(models.Crop)).all()
-            markets = session.exec(select(models.Market)).all()
-            try:
-                rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
-            except imports.FileFormatError as exc:
-                typer.echo(f"{file.name}: {exc}", err=True)
-                raise typer.Exit(1) from None
-            skipped = _check_rows(file.name, len(rows) + len({e.line for e in errors}), errors, skip_errors)
-            report = imports.import_producers(session, rows, now=now)
-    finally:
-        db.dispose()
+    report, skipped = _run_import(
+        file,
+        skip_errors,
+        parse=lambda text, crops, markets, now: imports.parse_producers_csv(text, crops=crops, markets=markets),
+        load=lambda session, rows, now: imports.import_producers(session, rows, now=now),
+    )
     typer.echo(
         f"{file.name}: {report.rows} producers imported ({report.created} new, {report.updated} updated, "
         f"{report.unchanged} unchanged), {skipped} rows skipped; subscriptions: "
