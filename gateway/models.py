@@ -156,6 +156,8 @@ class UssdSession(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
     hops: int = 0
     last_screen: str = Field(default="", max_length=32)
+    # The main-menu branch the caller went into (prices, demands...), for the dashboard.
+    section: str = Field(default="", max_length=32)
     language: str | None = Field(default=None, max_length=2)
     errors: int = 0
     end_status: str | None = Field(default=None, max_length=16)
@@ -206,6 +208,9 @@ class Broadcast(SQLModel, table=True):
     audience: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     scheduled_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_by: str = Field(default="", max_length=120)
+    # Large broadcasts wait in "awaiting_approval" for a second staff member.
+    approved_by: str = Field(default="", max_length=120)
+    approved_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     recipients: int = 0
     skipped: int = 0
     created_at: dt.datetime = _ts()
@@ -251,3 +256,65 @@ class SmsMessage(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
     sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     delivered_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=120, unique=True)
+    name: str = Field(default="", max_length=80)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)  # admin | editor | reporter
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_login_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # SHA-256 of the staff member's API token (the token itself is shown once).
+    api_token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    created_at: dt.datetime = _ts()
+
+
+class AuditLog(SQLModel, table=True):
+    """Who changed what, when, with the values before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = _ts(index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    staff_email: str = Field(default="", max_length=120)
+    action: str = Field(max_length=32)
+    entity: str = Field(max_length=32, index=True)
+    entity_id: str = Field(default="", max_length=64)
+    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class MessageOverride(SQLModel, table=True):
+    """Staff's text for a catalog key in one language; wins over the catalog file."""
+
+    __tablename__ = "message_override"
+    __table_args__ = (UniqueConstraint("language", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    language: str = Field(max_length=2)
+    key: str = Field(max_length=80)
+    text: str = Field(sa_type=Text)
+    reviewed: bool = False
+    updated_by: str = Field(default="", max_length=120)
+    updated_at: dt.datetime = _ts()
+
+
+class MessageRevision(SQLModel, table=True):
+    """Every saved version of a message, for history and revert."""
+
+    __tablename__ = "message_revision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    language: str = Field(max_length=2)
+    key: str = Field(max_length=80, index=True)
+    text: str = Field(sa_type=Text)
+    reviewed: bool = False
+    staff_email: str = Field(default="", max_length=120)
+    at: dt.datetime = _ts()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, update
 from sqlmodel import Session, select
 
 import menus
@@ -108,7 +108,13 @@ def handle_hop(
     )
     connection.execute(
         _SESSION_HOP,
-        {"sid": hop.session_id, "screen": screen.screen_id[:32], "lang": screen.language, "stamp": stamp},
+        {
+            "sid": hop.session_id,
+            "screen": screen.screen_id[:32],
+            "section": screen.section[:32],
+            "lang": screen.language,
+            "stamp": stamp,
+        },
     )
     return screen
 
@@ -122,6 +128,8 @@ _SESSION_HOP = (
     .values(
         hops=_us.c.hops + 1,
         last_screen=bindparam("screen"),
+        # The last branch of the main menu the caller went into.
+        section=case((bindparam("section") != "", bindparam("section")), else_=_us.c.section),
         language=bindparam("lang"),
         updated_at=bindparam("stamp"),
     )

@@ -277,11 +277,14 @@ class _Replay:
         page = list(pages[min(frame.page, len(pages) - 1)])
         if flash:
             page[0] = truncate(to_ussd(flash).replace("\n", " "), FLASH_WIDTH)
-        return Screen("\n".join(page), False, frame.node, self.lang, effects)
+        return Screen("\n".join(page), False, frame.node, self.lang, effects, self.section())
 
     def end(self, text: str, screen_id: str, effects: tuple[Effect, ...]) -> Screen:
         body = truncate(to_ussd(text), self.config.max_chars)
-        return Screen(body, True, screen_id, self.lang, effects)
+        return Screen(body, True, screen_id, self.lang, effects, self.section())
+
+    def section(self) -> str:
+        return self.stack[1].node if len(self.stack) > 1 and self.stack[0].node == "main" else ""
 
     # -- screens --------------------------------------------------------------------------------
 

@@ -195,3 +195,4 @@ class Screen:
     screen_id: str
     language: str
     effects: tuple[Effect, ...] = field(default=())
+    section: str = ""  # the main-menu branch it belongs to ("price_crops"...), for statistics

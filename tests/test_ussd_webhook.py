@@ -172,6 +172,7 @@ def test_session_log_keeps_start_and_hops(client, db):
         row = session.exec(select(models.UssdSession)).one()
     assert row.session_id == caller.session and row.phone == PHONE
     assert row.hops == 4 and row.language == "fr" and row.last_screen == "price_markets"
+    assert row.section == "price_crops"
     assert row.start_profile == {}  # an unknown caller: the replay always starts at the language choice
 
 
