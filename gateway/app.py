@@ -36,6 +36,7 @@ def build_sender(settings: Settings) -> AfricasTalkingSender:
         sender_id=settings.at_sender_id,
         base_url=settings.at_base_url,
         timeout_s=settings.at_timeout_s,
+        trust_env=settings.at_trust_env,
     )
 
 

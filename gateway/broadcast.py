@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from gateway import models
 from gateway.aggregators.africastalking import MAX_RECIPIENTS
+from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.db import Database
 from gateway.outbox import mark_stale_unconfirmed, send_group
@@ -265,6 +266,7 @@ def _custom_recipients(session: Session, broadcast: models.Broadcast, settings: 
 def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, catalog: Catalog, settings: Settings) -> int:
     """Create the outbox rows of a claimed broadcast. Returns how many will be sent."""
     stamp = now.astimezone(dt.timezone.utc)
+    catalog = catalog.with_overrides(overrides(session))  # staff's wording, as of now
     if broadcast.kind == "alert":
         recipients = list(_alert_recipients(session, broadcast, catalog, settings))
         kind = "alert"
@@ -294,6 +296,9 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
             )
         skipped += over_cap
         queued += not over_cap
+    # Rows of the same text get consecutive ids, so that a claimed batch groups into few
+    # requests of up to 1,000 numbers (claims go in id order).
+    rows.sort(key=lambda row: (row["text"], row["phone"]))
     table = models.SmsMessage.__table__
     connection = session.connection()
     for start in range(0, len(rows), 5000):

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
         None, description="API base URL (default: live or sandbox by username; the fake without a key)"
     )
     at_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one send request")
+    at_trust_env: bool = Field(
+        False, description="Use HTTP(S)_PROXY and REQUESTS_CA_BUNDLE from the environment for sending"
+    )
+    broadcast_approval_threshold: int = Field(
+        500, ge=0, description="Console broadcasts to more recipients need a second staff member's approval"
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Signs console cookies; default: a random key kept in var/secret.key"
+    )
 
     sms_fold: bool = Field(
         True, description="Write SMS in GSM-7 look-alikes (sòngò, not sɔngɔ) when that avoids UCS-2"

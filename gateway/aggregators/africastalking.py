@@ -296,8 +296,12 @@ class AfricasTalkingSender:
         sender_id: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 10.0,
+        trust_env: bool = False,
     ) -> None:
         self._http = requests.Session()
+        # requests re-reads proxy variables from the environment on every request (measurable
+        # at thousands of requests); only when asked to use them.
+        self._http.trust_env = trust_env
         self._sdk = _SdkSms(username, api_key, base_url, self._http)
         self._sender_id = sender_id
         self._timeout = (3.05, timeout_s)
