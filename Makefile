@@ -19,6 +19,7 @@ migrate: install
 
 seed: migrate
 	$(BIN)/gateway seed-demo --if-empty
+	$(BIN)/gateway staff first-admin
 
 run: seed
 	@echo ""
@@ -26,6 +27,8 @@ run: seed
 	@echo "  try a USSD session in this terminal:  $(BIN)/gateway simulate"
 	@echo "  or post a hop yourself:"
 	@echo "    curl -d sessionId=demo1 -d phoneNumber=+22370000001 -d serviceCode='*123#' -d text= http://127.0.0.1:8000/webhooks/at/ussd"
+	@echo "  staff console: http://127.0.0.1:8000/admin"
+	@echo "  SMS that would have been sent: http://127.0.0.1:8000/fake-at/_fake/"
 	@echo "  API documentation: http://127.0.0.1:8000/docs"
 	@echo ""
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8000

@@ -416,6 +416,59 @@ def broadcast_status(
         db.dispose()
 
 
+staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add")
+def staff_add(
+    email: Annotated[str, typer.Argument(help="Their e-mail, used to sign in")],
+    role: Annotated[str, typer.Option(help="admin, editor or reporter")] = "editor",
+    name: Annotated[str, typer.Option(help="Their name")] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters")
+    ] = "",
+) -> None:
+    """Create a staff account (asks for the password)."""
+    from gateway import auth
+    from gateway.db import Database
+
+    db = Database.from_settings(_settings())
+    try:
+        with db.unit_of_work() as session:
+            user = auth.create_staff(session, email=email, password=password, role=role, name=name)
+            auth.audit(session, None, action="create", entity="staff", entity_id=user.email,
+                       after={"role": role, "via": "cli"}, now=dt.datetime.now(dt.timezone.utc))
+    except auth.AuthError as exc:
+        typer.echo(f"not created: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"{user.email} can now sign in as {role}")
+
+
+@staff_app.command("first-admin")
+def staff_first_admin(
+    email: Annotated[str, typer.Option(help="The first administrator's e-mail")] = "admin@sugu.local",
+) -> None:
+    """On a new install (no staff yet): an administrator with a one-time password, printed once."""
+    from gateway import auth
+    from gateway.db import Database
+
+    settings = _settings()
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            if auth.staff_count(session):
+                return
+            password = auth.one_time_password()
+            auth.create_staff(session, email=email, password=password, role="admin", name="Administrator")
+    finally:
+        db.dispose()
+    typer.echo(f"Staff console {settings.public_url}/admin: sign in as {email} with the one-time password {password}")
+    typer.echo("(shown only now; add accounts for the others under Staff)")
+
+
 def _show(text: str, kind: str) -> None:
     width = max(24, *(len(line) for line in text.split("\n")))
     typer.echo("+" + "-" * (width + 2) + "+")

@@ -57,8 +57,9 @@ class Settings(BaseSettings):
         500, ge=0, description="Console broadcasts to more recipients need a second staff member's approval"
     )
     secret_key: SecretStr | None = Field(
-        None, description="Signs console cookies; default: a random key kept in var/secret.key"
+        None, description="Signs console cookies; default: a random key kept in secret_key_file"
     )
+    secret_key_file: str = Field("var/secret.key", description="Where the generated key is kept")
 
     sms_fold: bool = Field(
         True, description="Write SMS in GSM-7 look-alikes (sòngò, not sɔngɔ) when that avoids UCS-2"

@@ -25,6 +25,7 @@ class HopTrace:
     """What the hop learnt before it failed, so that an apology speaks the caller's language."""
 
     language: str | None = None
+    catalog: Catalog | None = None
 
 
 def snapshot(session: Session, producer: models.Producer | None) -> dict:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 import menus
 from gateway import outbox, sms, ussd
 from gateway.aggregators import africastalking as at
+from gateway.content import current_catalog
 from gateway.dataview import CachedDataView
 from gateway.deps import CatalogDep, ClockDep, DbDep, SettingsDep
 from gateway.phones import mask
@@ -54,11 +55,14 @@ async def ussd_hop(
     )
     trace = ussd.HopTrace()
 
+    cache = request.app.state.content_cache
+
     def work():
         with db.unit_of_work() as session:
-            data = CachedDataView(session, request.app.state.content_cache)
+            data = CachedDataView(session, cache)
+            trace.catalog = current_catalog(session, cache)
             return ussd.handle_hop(
-                session, hop=hop, now=clock(), catalog=catalog, config=config, data=data, trace=trace
+                session, hop=hop, now=clock(), catalog=trace.catalog, config=config, data=data, trace=trace
             )
 
     try:
@@ -72,7 +76,8 @@ async def ussd_hop(
         )
         if not isinstance(exc, OperationalError):
             await run_in_threadpool(_count_error, db, hop.session_id)
-        return PlainTextResponse(at.ussd_reply(_apology(catalog, trace.language, settings.ussd_max_chars), end=True))
+        apology = _apology(trace.catalog or catalog, trace.language, settings.ussd_max_chars)
+        return PlainTextResponse(at.ussd_reply(apology, end=True))
     log.info(
         "ussd hop",
         extra={"session": hop.session_id, "phone": mask(hop.phone), "screen": screen.screen_id, "end": screen.end},
@@ -143,7 +148,7 @@ async def sms_inbound(
                 message=message,
                 provider=at.PROVIDER,
                 now=clock(),
-                catalog=catalog,
+                catalog=current_catalog(session, request.app.state.content_cache),
                 config=config,
                 replies_per_day=settings.sms_replies_per_day,
                 tz=settings.tz,

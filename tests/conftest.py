@@ -137,7 +137,7 @@ def empty_db_url(backend):
 
 @pytest.fixture
 def settings(db_url) -> Settings:
-    return Settings(database_url=db_url, worker_in_process=False, content_cache_s=0)
+    return Settings(database_url=db_url, worker_in_process=False, content_cache_s=0, secret_key="test-secret")
 
 
 @pytest.fixture
@@ -190,6 +190,7 @@ def sms_settings(db_url, fake_at) -> Settings:
         at_timeout_s=1.0,
         worker_in_process=False,
         content_cache_s=0,
+        secret_key="test-secret",
     )
 
 

@@ -1,0 +1,65 @@
+"""The staff console, mounted at /admin by create_app()."""
+
+from __future__ import annotations
+
+import secrets
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from gateway.admin.core import SESSION_MAX_AGE_S, LoginRequired, render
+from gateway.settings import Settings
+
+
+def secret_key(settings: Settings) -> str:
+    """GATEWAY_SECRET_KEY, else a random key kept next to the SQLite database (var/), so that
+    every process of one install signs cookies alike and sessions survive restarts."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(settings.secret_key_file)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    from gateway.admin.views import router
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key(settings),
+        session_cookie="sugu_admin",
+        max_age=SESSION_MAX_AGE_S,
+        path="/admin",
+        same_site="lax",
+        https_only=settings.public_url.startswith("https://"),
+    )
+    app.mount(
+        "/admin/static",
+        StaticFiles(directory=str(resources.files("gateway.admin").joinpath("static"))),
+        name="admin_static",
+    )
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, _exc: LoginRequired):
+        target = request.url_for("admin_login").include_query_params(next=request.url.path)
+        return RedirectResponse(str(target), status_code=303)
+
+    default_http = app.exception_handlers.get(HTTPException)
+
+    @app.exception_handler(HTTPException)
+    async def console_errors(request: Request, exc: HTTPException):
+        # Console pages answer errors with a page; the API and webhooks keep FastAPI's JSON.
+        if request.url.path.startswith("/admin") and exc.status_code in (400, 403, 404, 409):
+            return render(request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+        from fastapi.exception_handlers import http_exception_handler
+
+        return await (default_http or http_exception_handler)(request, exc)

@@ -1,0 +1,980 @@
+"""Console pages: sign-in, dashboard, messages with live phone preview, prices, broadcasts,
+simulators, producers, demands, tips, staff and the audit log."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import string
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+
+import menus
+from gateway import auth, broadcast, models, outbox
+from gateway.admin.core import (
+    Admin,
+    AnyStaff,
+    Editor,
+    Form,
+    PriceStaff,
+    back_to,
+    db_of,
+    flash,
+    now_of,
+    render,
+)
+from gateway.admin.charts import line_chart
+from gateway.content import overrides
+from gateway.dataview import SqlDataView
+from gateway.effects import insert_ignore
+from messages import default_catalog, placeholders, to_ussd
+from messages.catalog import LANGUAGES, load_file_catalog
+from messages.sms import measure, render_sms
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+UTC = dt.timezone.utc
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+def _clear_cache(request: Request) -> None:
+    # This process shows the change at once; others within their cache's time to live.
+    request.app.state.content_cache.clear()
+
+
+# -- sign in ---------------------------------------------------------------------------------------
+
+
+@router.get("/login", name="admin_login")
+def login_page(request: Request):
+    return render(request, "login.html", {"next": request.query_params.get("next", "")})
+
+
+@router.post("/login", name="admin_login_post")
+async def login(request: Request, form: Form):
+    try:
+        with db_of(request).unit_of_work() as session:
+            staff = auth.authenticate(session, email=form.get("email", ""), password=form.get("password", ""), now=now_of(request))
+    except auth.AuthError as exc:
+        return render(request, "login.html", {"error": str(exc), "email": form.get("email", "")}, status_code=401)
+    request.session.clear()  # a fresh session (and CSRF token) at every sign-in
+    request.session.update(staff_id=staff.id, login_at=now_of(request).timestamp())
+    target = form.get("next", "")
+    if not target.startswith("/admin") or target.startswith("//"):
+        target = str(request.url_for("admin_dashboard"))
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout", name="admin_logout")
+async def logout(request: Request, form: Form):
+    request.session.clear()
+    return back_to(request, "admin_login")
+
+
+# -- dashboard -------------------------------------------------------------------------------------
+
+
+SECTION_LABELS = {
+    "price_crops": "Prices",
+    "demands": "Buyer demand",
+    "tip_categories": "Tips",
+    "alerts": "SMS alerts",
+    "profile": "Profile",
+    "language": "Language",
+}
+
+
+@router.get("/", name="admin_dashboard")
+def dashboard(request: Request, staff: AnyStaff):
+    now = now_of(request).astimezone(UTC)
+    settings = _settings(request)
+    s, m = models.UssdSession, models.SmsMessage
+    with db_of(request).unit_of_work() as session:
+        usage = []
+        for label, days in (("today", 1), ("7 days", 7), ("30 days", 30)):
+            since = now - dt.timedelta(days=days)
+            n, callers = session.exec(
+                select(func.count(), func.count(func.distinct(s.phone))).where(s.started_at >= since)
+            ).one()
+            usage.append((label, n, callers))
+        sections = session.exec(
+            select(s.section, func.count()).where(s.started_at >= now - dt.timedelta(days=30), s.section != "").group_by(s.section)
+        ).all()
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        sms_rows = session.exec(
+            select(m.status, func.count(), func.coalesce(func.sum(m.cost_amount), 0)).where(m.created_at >= month).group_by(m.status)
+        ).all()
+        obs, mk = models.PriceObservation, models.Market
+        latest = session.exec(
+            select(mk.name, func.max(obs.observed_on)).join(obs, obs.market_id == mk.id, isouter=True)
+            .where(or_(col(obs.status) == "published", col(obs.id).is_(None))).group_by(mk.name)
+        ).all()
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+        markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
+        crop_id = int(request.query_params.get("crop") or (crops[0].id if crops else 0))
+        market_id = int(request.query_params.get("market") or (markets[0].id if markets else 0))
+        series = session.exec(
+            select(obs.observed_on, obs.price).where(
+                obs.crop_id == crop_id, obs.market_id == market_id, obs.status == "published",
+                obs.observed_on >= now.date() - dt.timedelta(days=182),
+            ).order_by(obs.observed_on)
+        ).all()
+    today = now_of(request).date()
+    stale = [
+        (name, day, (today - day).days if day else None)
+        for name, day in sorted(latest)
+        if day is None or (today - day).days > settings.price_stale_days
+    ]
+    sms_counts = {status: n for status, n, _ in sms_rows}
+    sms_cost = sum(float(c) for *_, c in sms_rows)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "usage": usage,
+            "sections": sorted(((SECTION_LABELS.get(k, k), n) for k, n in sections), key=lambda x: -x[1]),
+            "sms_counts": sms_counts,
+            "sms_cost": sms_cost,
+            "stale": stale,
+            "crops": crops,
+            "markets": markets,
+            "crop_id": crop_id,
+            "market_id": market_id,
+            "chart": line_chart([(d, p) for d, p in series], unit="F"),
+        },
+    )
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+# Where in the menus each key shows, so that the preview is the real screen.
+SCREEN_PATHS = [
+    ("lang.choose", None, ""), ("lang.", "fr", "6"), ("main.", "fr", ""), ("nav.", "fr", "1"),
+    ("error.invalid_choice", "fr", "9"), ("error.no_more", "fr", "98"), ("error.quantity", "fr", "2*1*1*x"),
+    ("error.text", "fr", "5*1*x"), ("prices.choose_crop", "fr", "1"), ("prices.all_markets", "fr", "1*1"),
+    ("prices.choose_market", "fr", "1*1"), ("prices.all_title", "fr", "1*1*1"), ("prices.line", "fr", "1*1*1"),
+    ("prices.", "fr", "1*1*2"), ("unit.", "fr", "1*1*2"), ("kind.", "fr", "1*1*2"), ("demands.supply", "fr", "2*1"),
+    ("demands.detail", "fr", "2*1"), ("demands.", "fr", "2"), ("offer.ask_quantity", "fr", "2*1*1"),
+    ("offer.thanks", "fr", "2*1*1*500*1"), ("offer.cancelled", "fr", "2*1*1*500*2"), ("offer.", "fr", "2*1*1*500"),
+    ("common.", "fr", "2*1*1*500"), ("tips.", "fr", "3"), ("alerts.stop_confirm", "fr", "4*4"),
+    ("alerts.subscribed", "fr", "4*2*1*1"), ("alerts.choose_market", "fr", "4*2*1"), ("alerts.choose_crop", "fr", "4*2"),
+    ("alerts.", "fr", "4"), ("profile.ask", "fr", "5*1"), ("profile.saved", "fr", "5*1*Awa"), ("profile.", "fr", "5"),
+    ("session.", "fr", "*".join(["1", "0"] * 25)),
+]
+SAMPLES = {
+    "crop": "Tomate", "market": "Sikasso", "price": "14 000", "unit": "kg", "kind": "gros", "date": "28/11",
+    "change": " +8%", "previous": "13 000", "previous_date": "21/11", "age": "", "days": "12", "weeks": "3",
+    "buyer": "Lawal Int.", "quantity": "500", "place": "Sikasso", "until": "31/12/2026", "items": "Tomate Sikasso 28/11: 14 000F/kg (+8%)",
+    "count": "2", "ussd": "*123#", "reason": "bien plus haut que d'habitude (13 500F)", "median": "13 500",
+}
+
+
+def _screen_path(key: str) -> tuple[str | None, str] | None:
+    for prefix, lang, path in SCREEN_PATHS:
+        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            return lang, path
+    return None
+
+
+def preview(request: Request, key: str, language: str, text: str) -> dict[str, Any]:
+    """The message as a phone shows it: the real USSD screen it appears in (real engine, real
+    data) and, for SMS texts, the encoding and segments."""
+    settings = _settings(request)
+    result: dict[str, Any] = {"ussd_limit": settings.ussd_max_chars}
+    try:
+        sample = text.format_map(defaultdict(str, SAMPLES))
+    except (ValueError, IndexError):
+        sample = text
+    sms_text = render_sms(sample, language, fold=settings.sms_fold)
+    encoding = measure(sms_text)
+    result.update(sms=sms_text, encoding=encoding.encoding, segments=encoding.segments, units=encoding.units)
+    where = _screen_path(key)
+    if where is not None and not key.startswith(("sms.", "alert.")):
+        with db_of(request).unit_of_work() as session:
+            catalog = default_catalog().with_overrides({**overrides(session), (language, key): text})
+            first_lang, path = where
+            profile = menus.Profile(phone="+22300000000", language=None if first_lang is None else language)
+            screen = menus.run(
+                path.split("*") if path else [],
+                profile=profile,
+                data=SqlDataView(session),
+                catalog=catalog,
+                now=now_of(request),
+                config=menus.EngineConfig(max_chars=settings.ussd_max_chars),
+            )
+        result.update(ussd=("END " if screen.end else "CON ") + screen.text, ussd_chars=len(screen.text))
+    else:
+        ussd = to_ussd(sample)
+        result.update(ussd=ussd, ussd_chars=len(ussd))
+    return result
+
+
+def _message_rows(session) -> list[dict]:
+    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+    rows = {(o.language, o.key): o for o in session.exec(select(models.MessageOverride))}
+    out = []
+    for key in sorted(files["fr"]):
+        item = {"key": key}
+        for lang in LANGUAGES:
+            override = rows.get((lang, key))
+            item[lang] = override.text if override else files[lang].get(key, "")
+            item[f"{lang}_reviewed"] = bool(override and override.reviewed)
+            item[f"{lang}_edited"] = override is not None
+        item["bm_missing"] = not item["bm"].strip()
+        out.append(item)
+    return out
+
+
+@router.get("/messages", name="admin_messages")
+def messages_page(request: Request, staff: Editor):
+    show = request.query_params.get("show", "all")
+    q = request.query_params.get("q", "").strip().lower()
+    with db_of(request).unit_of_work() as session:
+        rows = _message_rows(session)
+    if show == "unreviewed":
+        rows = [r for r in rows if not r["bm_reviewed"]]
+    elif show == "missing":
+        rows = [r for r in rows if r["bm_missing"]]
+    if q:
+        rows = [r for r in rows if q in r["key"].lower() or q in r["fr"].lower() or q in r["bm"].lower()]
+    return render(request, "messages.html", {"rows": rows, "show": show, "q": q})
+
+
+@router.get("/messages/{key}", name="admin_message")
+def message_page(request: Request, key: str, staff: Editor):
+    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+    if key not in files["fr"]:
+        raise HTTPException(404, "No such message.")
+    with db_of(request).unit_of_work() as session:
+        current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
+        revisions = session.exec(
+            select(models.MessageRevision).where(models.MessageRevision.key == key).order_by(col(models.MessageRevision.id).desc()).limit(30)
+        ).all()
+    texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
+    reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
+    previews = {lang: preview(request, key, lang, texts[lang]) for lang in LANGUAGES}
+    return render(
+        request,
+        "message.html",
+        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in LANGUAGES}, "reviewed": reviewed,
+         "previews": previews, "revisions": revisions, "placeholders": sorted(placeholders(files["fr"][key]))},
+    )
+
+
+@router.post("/messages/{key}/preview", name="admin_message_preview")
+async def message_preview(request: Request, key: str, staff: Editor, form: Form):
+    language = form.get("language", "fr")
+    if language not in LANGUAGES:
+        raise HTTPException(400, "unknown language")
+    return JSONResponse(preview(request, key, language, form.get("text", "")))
+
+
+def _save_message(session, staff, key: str, language: str, text: str, reviewed: bool, now: dt.datetime) -> None:
+    row = session.exec(
+        select(models.MessageOverride).where(models.MessageOverride.language == language, models.MessageOverride.key == key)
+    ).first()
+    before = {"text": row.text, "reviewed": row.reviewed} if row else {"text": load_file_catalog(language).get(key, "")}
+    if row is None:
+        row = models.MessageOverride(language=language, key=key, text=text)
+    row.text, row.reviewed, row.updated_by, row.updated_at = text, reviewed, staff.email, now
+    session.add(row)
+    session.add(models.MessageRevision(language=language, key=key, text=text, reviewed=reviewed, staff_email=staff.email, at=now))
+    auth.audit(session, staff, action="edit", entity="message", entity_id=f"{language}:{key}", before=before,
+               after={"text": text, "reviewed": reviewed}, now=now)
+
+
+def check_message(key: str, text: str) -> str | None:
+    expected = placeholders(load_file_catalog("fr")[key])
+    if not text.strip():
+        return "The text cannot be empty."
+    try:
+        found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return "Unbalanced { or }: write {{ and }} for a literal brace."
+    unknown = found - expected
+    if unknown:
+        return f"Unknown placeholder(s): {', '.join('{' + n + '}' for n in sorted(unknown))}. Allowed: {', '.join('{' + n + '}' for n in sorted(expected)) or 'none'}."
+    return None
+
+
+@router.post("/messages/{key}", name="admin_message_save")
+async def message_save(request: Request, key: str, staff: Editor, form: Form):
+    if key not in load_file_catalog("fr"):
+        raise HTTPException(404, "No such message.")
+    now = now_of(request).astimezone(UTC)
+    problems = []
+    changes = []
+    with db_of(request).unit_of_work() as session:
+        current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
+        for lang in LANGUAGES:
+            text = form.get(f"text_{lang}", "").strip()
+            reviewed = form.get(f"reviewed_{lang}") == "on"
+            problem = check_message(key, text)
+            if problem:
+                problems.append(f"{lang}: {problem}")
+                continue
+            old = current.get(lang)
+            file_text = load_file_catalog(lang).get(key, "")
+            if (old and (old.text, old.reviewed) == (text, reviewed)) or (not old and text == file_text and not reviewed):
+                continue
+            changes.append((lang, text, reviewed))
+        if problems:
+            for p in problems:
+                flash(request, p, "error")
+            return back_to(request, "admin_message", key=key)
+        for lang, text, reviewed in changes:
+            _save_message(session, staff, key, lang, text, reviewed, now)
+    _clear_cache(request)
+    flash(request, "Saved: the next USSD hop and SMS use it." if changes else "Nothing changed.")
+    return back_to(request, "admin_message", key=key)
+
+
+@router.post("/messages/{key}/revert/{revision_id}", name="admin_message_revert")
+async def message_revert(request: Request, key: str, revision_id: int, staff: Editor, form: Form):
+    now = now_of(request).astimezone(UTC)
+    with db_of(request).unit_of_work() as session:
+        rev = session.get(models.MessageRevision, revision_id)
+        if rev is None or rev.key != key:
+            raise HTTPException(404, "No such revision.")
+        _save_message(session, staff, key, rev.language, rev.text, rev.reviewed, now)
+    _clear_cache(request)
+    flash(request, f"Reverted {rev.language} to the version of {rev.at:%Y-%m-%d %H:%M}.")
+    return back_to(request, "admin_message", key=key)
+
+
+# -- prices ----------------------------------------------------------------------------------------
+
+KINDS = ("wholesale", "retail")
+UNITS = ("kg", "sack50", "sack100", "basket", "crate", "pile")
+
+
+def _day(raw: str | None, default: dt.date) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw) if raw else default
+    except ValueError:
+        return default
+
+
+@router.get("/prices", name="admin_prices")
+def prices_page(request: Request, staff: PriceStaff):
+    today = now_of(request).date()
+    day = _day(request.query_params.get("date"), today)
+    with db_of(request).unit_of_work() as session:
+        markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
+        market_id = int(request.query_params.get("market") or markets[0].id)
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+        obs = models.PriceObservation
+        entered = {
+            o.crop_id: o for o in session.exec(
+                select(obs).where(obs.market_id == market_id, obs.observed_on == day, obs.status == "published")
+            )
+        }
+        data = SqlDataView(session)
+        latest = {c.id: next((q for q in data.latest_prices(c.id) if q.market_id == market_id), None) for c in crops}
+        held = session.exec(select(obs).where(obs.status == "held").order_by(obs.id)).all()
+        names = {c.id: c.name_fr for c in crops}, {m.id: m.name for m in markets}
+    return render(
+        request,
+        "prices.html",
+        {"markets": markets, "market_id": market_id, "crops": crops, "day": day, "entered": entered,
+         "latest": latest, "held": held, "names": names, "units": UNITS, "kinds": KINDS},
+    )
+
+
+def _parse_grid(form: dict, crops) -> tuple[list[tuple], list[str]]:
+    rows, errors = [], []
+    for crop in crops:
+        raw = form.get(f"price_{crop.id}", "").replace(" ", "").replace("\u202f", "")
+        if not raw:
+            continue
+        if not raw.isdigit() or not 0 < int(raw) <= 10_000_000:
+            errors.append(f"{crop.name_fr}: {raw!r} is not a price in FCFA")
+            continue
+        unit = form.get(f"unit_{crop.id}") or crop.default_unit
+        kind = form.get(f"kind_{crop.id}") or "wholesale"
+        if unit not in UNITS or kind not in KINDS:
+            errors.append(f"{crop.name_fr}: unknown unit or kind")
+            continue
+        rows.append((crop.id, int(raw), unit, kind))
+    return rows, errors
+
+
+@router.post("/prices", name="admin_prices_save")
+async def prices_save(request: Request, staff: PriceStaff, form: Form):
+    """Two steps: the grid is checked and its alert count shown; `confirm` publishes."""
+    today = now_of(request).date()
+    day = _day(form.get("date"), today)
+    if day > today:
+        flash(request, "Prices cannot be dated in the future.", "error")
+        return RedirectResponse(str(request.url_for("admin_prices")), status_code=303)
+    market_id = int(form.get("market", "0"))
+    with db_of(request).unit_of_work() as session:
+        market = session.get(models.Market, market_id)
+        if market is None:
+            raise HTTPException(400, "Unknown market.")
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+        rows, errors = _parse_grid(form, crops)
+        if errors or not rows:
+            for e in errors or ["Enter at least one price."]:
+                flash(request, e, "error")
+            return RedirectResponse(str(request.url_for("admin_prices").include_query_params(market=market_id, date=day.isoformat())), status_code=303)
+        subs = models.Subscription
+        alerts = session.exec(
+            select(func.count(func.distinct(subs.producer_id))).join(models.Producer, models.Producer.id == subs.producer_id)
+            .where(subs.market_id == market_id, col(subs.crop_id).in_([r[0] for r in rows]), models.Producer.opted_out == False)  # noqa: E712
+        ).one()
+        if form.get("confirm") != "yes":
+            return render(request, "prices_confirm.html", {"market": market, "day": day, "rows": rows, "form": form,
+                                                           "crops": {c.id: c for c in crops}, "alerts": alerts})
+        now = now_of(request).astimezone(UTC)
+        for crop_id, price, unit, kind in rows:
+            session.add(models.PriceObservation(crop_id=crop_id, market_id=market_id, observed_on=day, price=price, unit=unit,
+                                                kind=kind, source=f"console:{staff.email}"[:64], created_at=now))
+        auth.audit(session, staff, action="publish", entity="prices", entity_id=f"{market.name} {day}", after={"rows": rows}, now=now)
+        created = broadcast.publish_alerts(session, pairs=[(r[0], market_id) for r in rows], now=now, title=f"Prices {market.name} {day}")
+    _clear_cache(request)
+    flash(request, f"{len(rows)} prices published for {market.name}; alerts queued for {alerts} producers (broadcast #{created.id}).")
+    return RedirectResponse(str(request.url_for("admin_prices").include_query_params(market=market_id, date=day.isoformat())), status_code=303)
+
+
+@router.post("/prices/review/{obs_id}", name="admin_price_review")
+async def price_review(request: Request, obs_id: int, staff: PriceStaff, form: Form):
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise HTTPException(400, "approve or reject")
+    now = now_of(request).astimezone(UTC)
+    with db_of(request).unit_of_work() as session:
+        row = session.get(models.PriceObservation, obs_id)
+        if row is None or row.status != "held":
+            raise HTTPException(404, "No such report waiting for review.")
+        before = auth.snapshot(row, ("status", "price", "review_reason"))
+        row.status = "published" if decision == "approve" else "rejected"
+        session.add(row)
+        auth.audit(session, staff, action=decision, entity="price", entity_id=obs_id, before=before, after={"status": row.status}, now=now)
+        if decision == "approve":
+            broadcast.publish_alerts(session, pairs=[(row.crop_id, row.market_id)], now=now, title="Approved report")
+    _clear_cache(request)
+    flash(request, f"Report {'published' if decision == 'approve' else 'rejected'}.")
+    return back_to(request, "admin_prices")
+
+
+@router.get("/prices/history", name="admin_price_history")
+def price_history(request: Request, staff: PriceStaff):
+    with db_of(request).unit_of_work() as session:
+        crop = session.get(models.Crop, int(request.query_params.get("crop", "0") or 0))
+        market = session.get(models.Market, int(request.query_params.get("market", "0") or 0))
+        if crop is None or market is None:
+            raise HTTPException(404, "Choose a crop and a market.")
+        obs = models.PriceObservation
+        rows = session.exec(
+            select(obs).where(obs.crop_id == crop.id, obs.market_id == market.id).order_by(col(obs.observed_on).desc(), col(obs.id).desc()).limit(120)
+        ).all()
+    published = sorted((o.observed_on, o.price) for o in rows if o.status == "published")
+    return render(request, "price_history.html", {"crop": crop, "market": market, "rows": rows, "chart": line_chart(published, unit="F")})
+
+
+# -- broadcasts ------------------------------------------------------------------------------------
+
+
+def _audience_from(form: dict, session) -> broadcast.Audience:
+    def many(name: str) -> list[str]:
+        return [v.strip() for v in form.get(name, "").split(",") if v.strip()]
+
+    crop_ids = {c.code: c.id for c in session.exec(select(models.Crop))}
+    market_ids = {m.code: m.id for m in session.exec(select(models.Market))}
+    return broadcast.Audience(
+        regions=[form["region"]] if form.get("region") else [],
+        markets=[market_ids[c] for c in [form.get("market", "")] if c in market_ids],
+        crops=[crop_ids[c] for c in [form.get("crop", "")] if c in crop_ids],
+        clusters=many("clusters"),
+        languages=[form["language"]] if form.get("language") in LANGUAGES else [],
+    )
+
+
+@router.get("/broadcasts", name="admin_broadcasts")
+def broadcasts_page(request: Request, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        rows = session.exec(select(models.Broadcast).order_by(col(models.Broadcast.id).desc()).limit(50)).all()
+        stats = {b.id: broadcast.stats(session, b.id) for b in rows}
+        regions = sorted({m.region for m in session.exec(select(models.Market))})
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+        markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
+    return render(request, "broadcasts.html", {"rows": rows, "stats": stats, "regions": regions, "crops": crops, "markets": markets})
+
+
+@router.post("/broadcasts/preview", name="admin_broadcast_preview")
+async def broadcast_preview(request: Request, staff: Editor, form: Form):
+    with db_of(request).unit_of_work() as session:
+        audience = _audience_from(form, session)
+        previews = broadcast.preview(session, text_fr=form.get("text_fr", ""), text_bm=form.get("text_bm", ""),
+                                     audience=audience, settings=_settings(request))
+    total = sum(p.recipients for p in previews)
+    return JSONResponse({
+        "languages": [p.__dict__ for p in previews],
+        "recipients": total,
+        "estimated_cost": sum(p.estimated_cost for p in previews),
+        "needs_approval": total > _settings(request).broadcast_approval_threshold,
+    })
+
+
+@router.post("/broadcasts", name="admin_broadcast_create")
+async def broadcast_create(request: Request, staff: Editor, form: Form):
+    settings = _settings(request)
+    text_fr = form.get("text_fr", "").strip()
+    if not text_fr:
+        flash(request, "The French text is required.", "error")
+        return back_to(request, "admin_broadcasts")
+    scheduled = None
+    if form.get("at"):
+        try:
+            scheduled = dt.datetime.fromisoformat(form["at"]).replace(tzinfo=settings.tz)
+        except ValueError:
+            flash(request, "Unreadable date and time.", "error")
+            return back_to(request, "admin_broadcasts")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        audience = _audience_from(form, session)
+        total = sum(p.recipients for p in broadcast.preview(session, text_fr=text_fr, text_bm=form.get("text_bm", ""), audience=audience, settings=settings))
+        if total == 0:
+            flash(request, "Nobody matches this audience.", "error")
+            return back_to(request, "admin_broadcasts")
+        created = broadcast.create_broadcast(session, text_fr=text_fr, text_bm=form.get("text_bm", ""), audience=audience,
+                                             now=now, scheduled_at=scheduled, created_by=staff.email)
+        if total > settings.broadcast_approval_threshold:
+            created.status = "awaiting_approval"  # the worker expands only "pending" broadcasts
+            session.add(created)
+        auth.audit(session, staff, action="create", entity="broadcast", entity_id=created.id,
+                   after={"text_fr": text_fr, "audience": audience.to_dict(), "recipients": total, "status": created.status}, now=now)
+        status = created.status
+        broadcast_id = created.id
+    if status == "awaiting_approval":
+        flash(request, f"Broadcast #{broadcast_id} to {total} producers waits for another staff member's approval.")
+    else:
+        flash(request, f"Broadcast #{broadcast_id} to {total} producers is queued.")
+    return back_to(request, "admin_broadcast", broadcast_id=broadcast_id)
+
+
+@router.get("/broadcasts/{broadcast_id}", name="admin_broadcast")
+def broadcast_page(request: Request, broadcast_id: int, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        b = session.get(models.Broadcast, broadcast_id)
+        if b is None:
+            raise HTTPException(404, "No such broadcast.")
+        stats = broadcast.stats(session, broadcast_id)
+    return render(request, "broadcast.html", {"b": b, "stats": stats})
+
+
+@router.post("/broadcasts/{broadcast_id}/{action}", name="admin_broadcast_action")
+async def broadcast_action(request: Request, broadcast_id: int, action: str, staff: Editor, form: Form):
+    if action not in ("approve", "cancel"):
+        raise HTTPException(404)
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        b = session.get(models.Broadcast, broadcast_id)
+        if b is None:
+            raise HTTPException(404, "No such broadcast.")
+        if action == "approve":
+            if b.status != "awaiting_approval":
+                raise HTTPException(409, "This broadcast does not wait for approval.")
+            if b.created_by == staff.email:
+                raise HTTPException(403, "Another staff member must approve your broadcast.")
+            b.status, b.approved_by, b.approved_at = "pending", staff.email, now.astimezone(UTC)
+        else:
+            if b.status not in ("awaiting_approval", "pending"):
+                raise HTTPException(409, "Only a broadcast not yet sending can be cancelled.")
+            b.status = "cancelled"
+        session.add(b)
+        auth.audit(session, staff, action=action, entity="broadcast", entity_id=broadcast_id, after={"status": b.status}, now=now)
+    flash(request, f"Broadcast #{broadcast_id}: {'approved' if action == 'approve' else 'cancelled'}.")
+    return back_to(request, "admin_broadcast", broadcast_id=broadcast_id)
+
+
+# -- simulators ------------------------------------------------------------------------------------
+
+
+@router.get("/simulators", name="admin_simulators")
+def simulators(request: Request, staff: AnyStaff):
+    return render(request, "simulators.html", {"ussd": None, "phone": "+22370000099", "path": "", "sms": None})
+
+
+@router.post("/simulators/ussd", name="admin_sim_ussd")
+async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
+    """The same engine and data as real calls, through the webhook's own service."""
+    from gateway import ussd as ussd_service
+    from gateway.aggregators.africastalking import UssdHop
+    from gateway.content import current_catalog
+    from gateway.phones import InvalidPhone, parse_phone
+
+    try:
+        phone = parse_phone(form.get("phone", ""))
+    except InvalidPhone as exc:
+        flash(request, f"Phone: {exc}", "error")
+        return back_to(request, "admin_simulators")
+    settings = _settings(request)
+    path = form.get("path", "")
+    entry = form.get("input", "")
+    if form.get("restart"):
+        path, session_id = "", f"sim-{now_of(request).timestamp():.0f}"
+    else:
+        session_id = form.get("session") or f"sim-{now_of(request).timestamp():.0f}"
+        if form.get("sent"):
+            path = f"{path}*{entry}" if path else entry
+    if form.get("language") in LANGUAGES and not path and form.get("set_language"):
+        with db_of(request).unit_of_work() as session:
+            from gateway.effects import ensure_producer
+
+            producer = ensure_producer(session, phone)
+            producer.language = form["language"]
+            session.add(producer)
+    hop = UssdHop(session_id, settings.ussd_code, phone, "sim", tuple(path.split("*")) if path else ())
+    with db_of(request).unit_of_work() as session:
+        screen = ussd_service.handle_hop(
+            session, hop=hop, now=now_of(request), catalog=current_catalog(session, request.app.state.content_cache),
+            config=menus.EngineConfig(max_chars=settings.ussd_max_chars, max_steps=settings.ussd_max_steps,
+                                      stale_after_days=settings.price_stale_days),
+        )
+    reply = ("END " if screen.end else "CON ") + screen.text
+    return render(request, "simulators.html", {"ussd": reply, "end": screen.end, "phone": phone, "path": path,
+                                               "session": session_id, "sms": None, "chars": len(screen.text)})
+
+
+@router.post("/simulators/sms", name="admin_sim_sms")
+async def sim_sms(request: Request, staff: AnyStaff, form: Form):
+    """The reply that would be sent, computed by the real responder; nothing is stored or sent."""
+    from gateway.effects import producer_by_phone, profile_of
+    from gateway.phones import InvalidPhone, parse_phone
+    from menus.sms import SmsConfig, respond
+
+    try:
+        phone = parse_phone(form.get("phone", ""))
+    except InvalidPhone as exc:
+        flash(request, f"Phone: {exc}", "error")
+        return back_to(request, "admin_simulators")
+    settings = _settings(request)
+    with db_of(request).unit_of_work() as session:
+        producer = producer_by_phone(session, phone)
+        profile = profile_of(session, producer) if producer else menus.Profile(phone=phone)
+        from gateway.content import current_catalog
+
+        reply = respond(form.get("text", ""), profile=profile, data=SqlDataView(session),
+                        catalog=current_catalog(session, request.app.state.content_cache), now=now_of(request),
+                        config=SmsConfig(fold=settings.sms_fold, ussd_code=settings.ussd_code,
+                                         report_tolerance=settings.price_report_tolerance))
+        session.rollback()
+    sent = render_sms(reply.text, reply.language, fold=settings.sms_fold)
+    enc = measure(sent)
+    return render(request, "simulators.html", {
+        "ussd": None, "phone": phone, "path": "",
+        "sms": {"text": form.get("text", ""), "reply": sent, "intent": reply.intent, "encoding": enc.encoding,
+                "segments": enc.segments, "effects": [type(e).__name__ for e in reply.effects]},
+    })
+
+
+# -- producers -------------------------------------------------------------------------------------
+
+
+@router.get("/producers", name="admin_producers")
+def producers_page(request: Request, staff: Editor):
+    q = request.query_params.get("q", "").strip()
+    p = models.Producer
+    with db_of(request).unit_of_work() as session:
+        query = select(p).order_by(col(p.id).desc()).limit(100)
+        if q:
+            like = f"%{q}%"
+            query = query.where(or_(col(p.phone).like(like), col(p.name).ilike(like), col(p.village).ilike(like)))
+        rows = session.exec(query).all()
+        total = session.exec(select(func.count()).select_from(p)).one()
+    return render(request, "producers.html", {"rows": rows, "q": q, "total": total})
+
+
+@router.get("/producers/{producer_id}", name="admin_producer")
+def producer_page(request: Request, producer_id: int, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        producer = session.get(models.Producer, producer_id)
+        if producer is None:
+            raise HTTPException(404, "No such producer.")
+        s = models.Subscription
+        subs = session.exec(
+            select(models.Crop.name_fr, models.Market.name, s.threshold_percent)
+            .join(models.Crop, models.Crop.id == s.crop_id).join(models.Market, models.Market.id == s.market_id)
+            .where(s.producer_id == producer_id)
+        ).all()
+        messages = session.exec(select(models.SmsMessage).where(models.SmsMessage.phone == producer.phone)
+                                .order_by(col(models.SmsMessage.id).desc()).limit(50)).all()
+        inbound = session.exec(select(models.SmsInbound).where(models.SmsInbound.phone == producer.phone)
+                               .order_by(col(models.SmsInbound.id).desc()).limit(50)).all()
+        offers = session.exec(select(models.Offer).where(models.Offer.producer_id == producer_id)).all()
+    return render(request, "producer.html", {"p": producer, "subs": subs, "messages": messages, "inbound": inbound, "offers": offers})
+
+
+@router.post("/producers/import", name="admin_producers_import")
+async def producers_import(request: Request, staff: Editor):
+    from gateway import imports
+
+    form = await request.form()
+    if not auth.csrf_ok(request.session, form.get("csrf_token")):
+        raise HTTPException(403, "The form expired; reload it.")
+    upload = form.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        flash(request, "Choose a CSV file.", "error")
+        return back_to(request, "admin_producers")
+    raw = await upload.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        flash(request, 'The file is not UTF-8: save it as "CSV UTF-8".', "error")
+        return back_to(request, "admin_producers")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        crops = session.exec(select(models.Crop)).all()
+        markets = session.exec(select(models.Market)).all()
+        try:
+            rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
+        except imports.FileFormatError as exc:
+            flash(request, str(exc), "error")
+            return back_to(request, "admin_producers")
+        if errors and form.get("skip_errors") != "on":
+            return render(request, "import_errors.html", {"errors": errors, "what": "producers"}, status_code=400)
+        report = imports.import_producers(session, rows, now=now)
+        auth.audit(session, staff, action="import", entity="producers", entity_id=getattr(upload, "filename", ""),
+                   after={"rows": report.rows, "skipped_lines": len({e.line for e in errors})}, now=now)
+    flash(request, f"{report.rows} producers imported ({report.created} new, {report.updated} updated); {len({e.line for e in errors})} rows skipped.")
+    return back_to(request, "admin_producers")
+
+
+# -- buyer demand ----------------------------------------------------------------------------------
+
+DEMAND_FIELDS = ("buyer_id", "crop_id", "quantity_kg", "price", "unit", "place", "valid_until", "status")
+
+
+@router.get("/demands", name="admin_demands")
+def demands_page(request: Request, staff: Editor):
+    d, o, p = models.Demand, models.Offer, models.Producer
+    with db_of(request).unit_of_work() as session:
+        demands = session.exec(select(d).order_by(col(d.status), col(d.valid_until))).all()
+        buyers = {b.id: b for b in session.exec(select(models.Buyer))}
+        crops = {c.id: c for c in session.exec(select(models.Crop).order_by(models.Crop.sort_order))}
+        offered = session.exec(
+            select(o.demand_id, p.cluster, func.count(), func.sum(o.quantity_kg)).join(p, p.id == o.producer_id)
+            .where(o.status != "declined").group_by(o.demand_id, p.cluster)
+        ).all()
+    per_demand: dict[int, list] = defaultdict(list)
+    for demand_id, cluster, n, kg in offered:
+        per_demand[demand_id].append((cluster or "—", n, int(kg or 0)))
+    return render(request, "demands.html", {"demands": demands, "buyers": buyers, "crops": crops, "offers": per_demand,
+                                            "today": now_of(request).date(), "units": UNITS})
+
+
+def _demand_values(form: dict) -> tuple[dict | None, str | None]:
+    try:
+        values = {
+            "buyer_id": int(form["buyer_id"]), "crop_id": int(form["crop_id"]), "quantity_kg": int(form["quantity_kg"]),
+            "price": int(form["price"]), "unit": form.get("unit") or "kg", "place": form.get("place", "").strip()[:80],
+            "valid_until": dt.date.fromisoformat(form["valid_until"]),
+        }
+    except (KeyError, ValueError):
+        return None, "Fill every field: numbers for quantity and price, a date for the deadline."
+    if values["quantity_kg"] <= 0 or values["price"] <= 0 or not values["place"] or values["unit"] not in UNITS:
+        return None, "Quantity and price must be positive, the place given and the unit known."
+    return values, None
+
+
+@router.post("/demands", name="admin_demand_create")
+async def demand_create(request: Request, staff: Editor, form: Form):
+    values, problem = _demand_values(form)
+    if problem:
+        flash(request, problem, "error")
+        return back_to(request, "admin_demands")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        if session.get(models.Buyer, values["buyer_id"]) is None or session.get(models.Crop, values["crop_id"]) is None:
+            raise HTTPException(400, "Unknown buyer or crop.")
+        demand = models.Demand(**values, created_at=now.astimezone(UTC))
+        session.add(demand)
+        session.flush()
+        auth.audit(session, staff, action="create", entity="demand", entity_id=demand.id, after=values, now=now)
+    _clear_cache(request)
+    flash(request, "Demand published: farmers see it in the USSD menu.")
+    return back_to(request, "admin_demands")
+
+
+@router.post("/demands/{demand_id}/close", name="admin_demand_close")
+async def demand_close(request: Request, demand_id: int, staff: Editor, form: Form):
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        demand = session.get(models.Demand, demand_id)
+        if demand is None:
+            raise HTTPException(404, "No such demand.")
+        before = auth.snapshot(demand, DEMAND_FIELDS)
+        demand.status = "closed"
+        session.add(demand)
+        auth.audit(session, staff, action="close", entity="demand", entity_id=demand_id, before=before, after={"status": "closed"}, now=now)
+    _clear_cache(request)
+    flash(request, f"Demand #{demand_id} closed.")
+    return back_to(request, "admin_demands")
+
+
+@router.get("/demands/{demand_id}/offers.csv", name="admin_demand_export")
+def demand_export(request: Request, demand_id: int, staff: Editor):
+    o, p = models.Offer, models.Producer
+    with db_of(request).unit_of_work() as session:
+        rows = session.exec(
+            select(o, p).join(p, p.id == o.producer_id).where(o.demand_id == demand_id).order_by(p.cluster, o.id)
+        ).all()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["offer", "date", "phone", "name", "village", "region", "cluster", "quantity_kg", "status"])
+    for offer, producer in rows:
+        writer.writerow([offer.id, offer.created_at.date().isoformat(), producer.phone, producer.name, producer.village,
+                         producer.region, producer.cluster, offer.quantity_kg, offer.status])
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="demand-{demand_id}-offers.csv"'})
+
+
+@router.post("/demands/{demand_id}/notify", name="admin_demand_notify")
+async def demand_notify(request: Request, demand_id: int, staff: Editor, form: Form):
+    """An SMS to the buyer with the offers so far."""
+    o = models.Offer
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        demand = session.get(models.Demand, demand_id)
+        buyer = session.get(models.Buyer, demand.buyer_id) if demand else None
+        if demand is None or buyer is None:
+            raise HTTPException(404, "No such demand.")
+        if not buyer.phone:
+            flash(request, f"{buyer.name} has no phone number on record.", "error")
+            return back_to(request, "admin_demands")
+        n, kg = session.exec(select(func.count(), func.coalesce(func.sum(o.quantity_kg), 0)).where(o.demand_id == demand_id)).one()
+        crop = session.get(models.Crop, demand.crop_id)
+        catalog = default_catalog().with_overrides(overrides(session))
+        text = catalog.text("fr", "sms.buyer_summary", crop=crop.name_fr, count=n, quantity=f"{int(kg):,}".replace(",", " "), wanted=f"{demand.quantity_kg:,}".replace(",", " "))
+        row = outbox.queue_sms(session, phone=buyer.phone, text=text, language="fr", kind="notice", now=now.astimezone(UTC),
+                               fold=_settings(request).sms_fold)
+        auth.audit(session, staff, action="notify", entity="demand", entity_id=demand_id, after={"sms": row.id}, now=now)
+    flash(request, f"SMS queued to {buyer.name}.")
+    return back_to(request, "admin_demands")
+
+
+# -- tips ------------------------------------------------------------------------------------------
+
+TIP_FIELDS = ("category", "crop_id", "title_fr", "title_bm", "text_fr", "text_bm", "active")
+
+
+@router.get("/tips", name="admin_tips")
+def tips_page(request: Request, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        tips = session.exec(select(models.Tip).order_by(models.Tip.category, models.Tip.sort_order)).all()
+        crops = {c.id: c for c in session.exec(select(models.Crop))}
+    return render(request, "tips.html", {"tips": tips, "crops": crops})
+
+
+@router.get("/tips/{tip_id}", name="admin_tip")
+def tip_page(request: Request, tip_id: int, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        tip = session.get(models.Tip, tip_id) if tip_id else models.Tip(category="gap", title_fr="", title_bm="", text_fr="", text_bm="")
+        if tip is None:
+            raise HTTPException(404, "No such tip.")
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+    return render(request, "tip.html", {"tip": tip, "crops": crops, "tip_id": tip_id})
+
+
+@router.post("/tips/{tip_id}", name="admin_tip_save")
+async def tip_save(request: Request, tip_id: int, staff: Editor, form: Form):
+    values = {name: form.get(name, "").strip() for name in ("title_fr", "title_bm", "text_fr", "text_bm")}
+    category = form.get("category")
+    if category not in ("gap", "postharvest", "nutrition") or not values["title_fr"] or not values["text_fr"]:
+        flash(request, "Category, French title and French text are required.", "error")
+        return back_to(request, "admin_tip", tip_id=tip_id)
+    if any(len(values[k]) > 60 for k in ("title_fr", "title_bm")) or any(len(values[k]) > 1000 for k in ("text_fr", "text_bm")):
+        flash(request, "Titles are at most 60 characters, texts 1000.", "error")
+        return back_to(request, "admin_tip", tip_id=tip_id)
+    crop_raw = form.get("crop_id", "")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        tip = session.get(models.Tip, tip_id) if tip_id else models.Tip(category=category, **values)
+        if tip is None:
+            raise HTTPException(404, "No such tip.")
+        before = auth.snapshot(tip, TIP_FIELDS) if tip_id else None
+        for k, v in values.items():
+            setattr(tip, k, v)
+        tip.category = category
+        tip.crop_id = int(crop_raw) if crop_raw.isdigit() else None
+        tip.active = form.get("active") == "on"
+        session.add(tip)
+        session.flush()
+        auth.audit(session, staff, action="edit" if tip_id else "create", entity="tip", entity_id=tip.id,
+                   before=before, after=auth.snapshot(tip, TIP_FIELDS), now=now)
+        saved_id = tip.id
+    _clear_cache(request)
+    flash(request, "Tip saved.")
+    return back_to(request, "admin_tip", tip_id=saved_id)
+
+
+# -- staff and audit -------------------------------------------------------------------------------
+
+
+@router.get("/staff", name="admin_staff")
+def staff_page(request: Request, staff: Admin):
+    with db_of(request).unit_of_work() as session:
+        rows = session.exec(select(models.StaffUser).order_by(models.StaffUser.email)).all()
+    return render(request, "staff.html", {"rows": rows, "roles": auth.ROLES, "token": request.session.pop("new_token", None)})
+
+
+@router.post("/staff", name="admin_staff_create")
+async def staff_create(request: Request, staff: Admin, form: Form):
+    now = now_of(request)
+    try:
+        with db_of(request).unit_of_work() as session:
+            user = auth.create_staff(session, email=form.get("email", ""), password=form.get("password", ""),
+                                     role=form.get("role", ""), name=form.get("name", ""))
+            auth.audit(session, staff, action="create", entity="staff", entity_id=user.email, after={"role": user.role}, now=now)
+    except auth.AuthError as exc:
+        flash(request, str(exc), "error")
+        return back_to(request, "admin_staff")
+    flash(request, "Account created.")
+    return back_to(request, "admin_staff")
+
+
+@router.post("/staff/{user_id}/{action}", name="admin_staff_action")
+async def staff_action(request: Request, user_id: int, action: str, staff: Admin, form: Form):
+    if action not in ("deactivate", "activate", "token", "role"):
+        raise HTTPException(404)
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        user = session.get(models.StaffUser, user_id)
+        if user is None:
+            raise HTTPException(404, "No such account.")
+        if user.id == staff.id and action in ("deactivate", "role"):
+            raise HTTPException(409, "You cannot do that to your own account.")
+        before = {"active": user.active, "role": user.role}
+        if action == "token":
+            request.session["new_token"] = auth.issue_api_token(session, user)
+        elif action == "role":
+            if form.get("role") not in auth.ROLES:
+                raise HTTPException(400, "Unknown role.")
+            user.role = form["role"]
+        else:
+            user.active = action == "activate"
+        session.add(user)
+        auth.audit(session, staff, action=action, entity="staff", entity_id=user.email, before=before,
+                   after={"active": user.active, "role": user.role}, now=now)
+    return back_to(request, "admin_staff")
+
+
+@router.get("/audit", name="admin_audit")
+def audit_page(request: Request, staff: Admin):
+    with db_of(request).unit_of_work() as session:
+        rows = session.exec(select(models.AuditLog).order_by(col(models.AuditLog.id).desc()).limit(200)).all()
+    return render(request, "audit.html", {"rows": rows})
+
+
+__all__ = ["router", "insert_ignore"]
