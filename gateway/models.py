@@ -199,7 +199,7 @@ class Broadcast(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)  # alert | custom
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default="pending", max_length=24, index=True)
     title: str = Field(default="", max_length=120)
     text_fr: str = Field(default="", sa_type=Text)
     text_bm: str = Field(default="", sa_type=Text)

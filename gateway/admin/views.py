@@ -61,11 +61,14 @@ def login_page(request: Request):
 
 @router.post("/login", name="admin_login_post")
 async def login(request: Request, form: Form):
-    try:
-        with db_of(request).unit_of_work() as session:
+    with db_of(request).unit_of_work() as session:
+        # The failure is committed too: that is what counts attempts and locks.
+        try:
             staff = auth.authenticate(session, email=form.get("email", ""), password=form.get("password", ""), now=now_of(request))
-    except auth.AuthError as exc:
-        return render(request, "login.html", {"error": str(exc), "email": form.get("email", "")}, status_code=401)
+        except auth.AuthError as exc:
+            staff, error = None, str(exc)
+    if staff is None:
+        return render(request, "login.html", {"error": error, "email": form.get("email", "")}, status_code=401)
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
     request.session.update(staff_id=staff.id, login_at=now_of(request).timestamp())
     target = form.get("next", "")

@@ -78,6 +78,9 @@ def upgrade() -> None:
     with op.batch_alter_table('broadcast', schema=None) as batch_op:
         batch_op.add_column(sa.Column('approved_by', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True))
+        # Room for "awaiting_approval".
+        batch_op.alter_column('status', existing_type=sqlmodel.sql.sqltypes.AutoString(length=16),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=24), existing_nullable=False)
 
     with op.batch_alter_table('ussd_session', schema=None) as batch_op:
         batch_op.add_column(sa.Column('section', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False, server_default=''))
@@ -89,6 +92,8 @@ def downgrade() -> None:
         batch_op.drop_column('section')
 
     with op.batch_alter_table('broadcast', schema=None) as batch_op:
+        batch_op.alter_column('status', existing_type=sqlmodel.sql.sqltypes.AutoString(length=24),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=16), existing_nullable=False)
         batch_op.drop_column('approved_at')
         batch_op.drop_column('approved_by')
 
