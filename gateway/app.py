@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, broadcast, logs, webhooks
+from gateway import admin, api, broadcast, logs, webhooks
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.dataview import ContentCache
 from gateway.db import Database
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
     app.include_router(webhooks.router)
+    app.include_router(api.router)
     admin.install(app, settings)
 
     if settings.sms_uses_fake and not settings.at_base_url:

@@ -349,6 +349,18 @@ def test_sms_simulator_shows_the_reply_and_stores_nothing(browser, db):
         assert session.exec(select(func.count()).select_from(models.SmsMessage)).one() == 0
 
 
+def test_producer_page_shows_subscriptions_and_messages(browser, db):
+    with db.unit_of_work() as session:
+        p = models.Producer(phone="+22370000088", name="Awa", language="bm")
+        session.add(p)
+        session.flush()
+        session.add(models.Subscription(producer_id=p.id, crop_id=1, market_id=1))
+        producer_id = p.id
+    page = browser("editor").get(f"/admin/producers/{producer_id}").text
+    assert "Tomate at Sikasso" in page and "Awa" in page
+    assert "+22370000088" in browser("editor").get("/admin/producers?q=0088").text
+
+
 def test_staff_text_is_escaped_everywhere(browser, db):
     b = browser("editor")
     b.post("/admin/tips/1", {"category": "gap", "title_fr": "<script>alert(1)</script>", "text_fr": "<b>x</b>"})

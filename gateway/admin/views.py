@@ -708,7 +708,9 @@ def producer_page(request: Request, producer_id: int, staff: Editor):
         s = models.Subscription
         subs = session.exec(
             select(models.Crop.name_fr, models.Market.name, s.threshold_percent)
-            .join(models.Crop, models.Crop.id == s.crop_id).join(models.Market, models.Market.id == s.market_id)
+            .select_from(s)
+            .join(models.Crop, models.Crop.id == s.crop_id)
+            .join(models.Market, models.Market.id == s.market_id)
             .where(s.producer_id == producer_id)
         ).all()
         messages = session.exec(select(models.SmsMessage).where(models.SmsMessage.phone == producer.phone)

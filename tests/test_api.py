@@ -1,0 +1,111 @@
+"""The staff JSON API: tokens and roles, validation that changes nothing, and what each call does."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import func, select
+
+from gateway import auth, models
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def tokens(db):
+    out = {}
+    with db.unit_of_work() as session:
+        for role in auth.ROLES:
+            user = auth.create_staff(session, email=f"{role}@api.test", password="x" * 12, role=role)
+            out[role] = auth.issue_api_token(session, user)
+    return out
+
+
+def call(client, method, path, token=None, **kw):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.request(method, path, headers=headers, **kw)
+
+
+ROUTES = [
+    ("GET", "/api/v1/crops", None, {"admin", "editor", "reporter"}),
+    ("GET", "/api/v1/prices?crop=tomato&market=sikasso&limit=3", None, {"admin", "editor", "reporter"}),
+    ("POST", "/api/v1/prices", {"prices": [{"date": "2026-11-28", "market": "mopti", "crop": "onion", "price": 999}], "alerts": False}, {"admin", "editor", "reporter"}),
+    ("GET", "/api/v1/demands", None, {"admin", "editor"}),
+    ("GET", "/api/v1/tips", None, {"admin", "editor"}),
+    ("GET", "/api/v1/producers", None, {"admin", "editor"}),
+    ("POST", "/api/v1/producers", {"phone": "+22370000050"}, {"admin", "editor"}),
+]
+
+
+@pytest.mark.parametrize("method, path, body, allowed", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+def test_tokens_and_roles(client, tokens, method, path, body, allowed):
+    assert call(client, method, path, json=body).status_code == 401
+    assert call(client, method, path, "sugu_wrong", json=body).status_code == 401
+    for role, token in tokens.items():
+        response = call(client, method, path, token, json=body)
+        assert (response.status_code < 300) == (role in allowed), (role, response.status_code, response.text)
+
+
+def test_publishing_prices_queues_alerts_and_is_idempotent(client, tokens, db):
+    body = {"prices": [
+        {"date": "2026-11-28", "market": "sikasso", "crop": "tomato", "price": 15500},
+        {"date": "2026-11-21", "market": "sikasso", "crop": "tomato", "price": 14900, "unit": "basket"},
+        {"date": "2026-11-28", "market": "mopti", "crop": "potato", "price": 480, "kind": "retail"},
+    ]}
+    first = call(client, "POST", "/api/v1/prices", tokens["reporter"], json=body)
+    assert first.status_code == 201
+    out = first.json()
+    assert len(out["created"]) == 3 and out["already_present"] == 0 and out["alert_broadcast"]
+    with db.unit_of_work() as session:
+        alert = session.get(models.Broadcast, out["alert_broadcast"])
+    assert len(alert.audience["pairs"]) == 2  # tomato at Sikasso (newest date only) and potato at Mopti
+    again = call(client, "POST", "/api/v1/prices", tokens["reporter"], json=body).json()
+    assert again["created"] == [] and again["already_present"] == 3 and again["alert_broadcast"] is None
+    listed = call(client, "GET", "/api/v1/prices?crop=tomato&market=sikasso&limit=1", tokens["reporter"]).json()
+    assert listed[0]["price"] == 15500 and listed[0]["source"] == "api:reporter@api.test"
+
+
+@pytest.mark.parametrize(
+    "price, detail",
+    [
+        pytest.param({"date": "2026-11-28", "market": "sikasso", "crop": "mango", "price": 100}, "unknown crop code", id="unknown-crop"),
+        pytest.param({"date": "2026-11-28", "market": "kayes", "crop": "tomato", "price": 100}, "unknown market code", id="unknown-market"),
+        pytest.param({"date": "2099-01-01", "market": "sikasso", "crop": "tomato", "price": 100}, "in the future", id="future"),
+        pytest.param({"date": "2026-11-28", "market": "sikasso", "crop": "tomato", "price": 0}, "greater than 0", id="zero-price"),
+        pytest.param({"date": "2026-11-28", "market": "sikasso", "crop": "tomato", "price": 100, "unit": "ton"}, "unit", id="bad-unit"),
+    ],
+)
+def test_one_bad_price_publishes_nothing(client, tokens, db, price, detail):
+    good = {"date": "2026-11-28", "market": "mopti", "crop": "onion", "price": 777}
+    response = call(client, "POST", "/api/v1/prices", tokens["editor"], json={"prices": [good, price]})
+    assert response.status_code == 422 and detail in response.text
+    with db.unit_of_work() as session:
+        assert session.exec(select(func.count()).select_from(models.PriceObservation).where(models.PriceObservation.price == 777)).one() == 0
+
+
+def test_demands_tips_and_producers(client, tokens, db):
+    editor = tokens["editor"]
+    demand = call(client, "POST", "/api/v1/demands", editor, json={
+        "buyer": "lawal", "crop": "onion", "quantity_kg": 9000, "price": 280, "place": "Koutiala", "valid_until": "2026-12-20"}).json()
+    assert demand["offered_kg"] == 0 and demand["status"] == "open"
+    closed = call(client, "PATCH", f"/api/v1/demands/{demand['id']}", editor, json={"status": "closed"}).json()
+    assert closed["status"] == "closed"
+    assert call(client, "PATCH", "/api/v1/demands/99999", editor, json={"status": "closed"}).status_code == 404
+    tip = call(client, "POST", "/api/v1/tips", editor, json={
+        "category": "postharvest", "crop": "onion", "title_fr": "Séchage", "title_bm": "Jalan", "text_fr": "Séchez à l'ombre.", "text_bm": "A ja suma la."}).json()
+    changed = call(client, "PUT", f"/api/v1/tips/{tip['id']}", editor, json={**tip, "title_fr": "Séchage à l'ombre"}).json()
+    assert changed["title_fr"] == "Séchage à l'ombre" and changed["crop"] == "onion"
+    producer = call(client, "POST", "/api/v1/producers", editor, json={
+        "phone": "70 00 00 51", "name": "Awa", "language": "bm", "subscriptions": [{"crop": "tomato", "market": "sikasso"}]}).json()
+    assert producer["phone"] == "+22370000051" and producer["subscriptions"] == [{"crop": "tomato", "market": "sikasso"}]
+    again = call(client, "POST", "/api/v1/producers", editor, json={"phone": "+22370000051", "village": "Kignan"}).json()
+    assert again["name"] == "Awa" and again["village"] == "Kignan"
+    assert call(client, "POST", "/api/v1/producers", editor, json={"phone": "12"}).status_code == 422
+    with db.unit_of_work() as session:
+        entities = {a.entity for a in session.exec(select(models.AuditLog))}
+    assert {"demand", "tip", "producer"} <= entities
+
+
+def test_openapi_documents_the_api_with_bearer_tokens(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/v1/prices", "/api/v1/demands", "/api/v1/tips", "/api/v1/producers"} <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
