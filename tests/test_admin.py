@@ -108,6 +108,7 @@ PAGES = [
     ("/admin/producers", EDITORS),
     ("/admin/demands", EDITORS),
     ("/admin/demands/1/offers.csv", EDITORS),
+    ("/admin/demands/1", EDITORS),
     ("/admin/tips", EDITORS),
     ("/admin/tips/1", EDITORS),
     ("/admin/staff", ADMINS),
@@ -387,7 +388,11 @@ def test_demand_create_close_export_and_notify(browser, db):
     with db.unit_of_work() as session:
         sms = session.exec(select(models.SmsMessage)).one()
     assert sms.kind == "notice" and "1 offres pour Oignon, 500 kg sur 7 000 kg" in sms.text
+    assert b.post(f"/admin/demands/{demand.id}", {**form, "quantity_kg": "8000"}).status_code == 303
     assert b.post(f"/admin/demands/{demand.id}/close").status_code == 303
+    with db.unit_of_work() as session:
+        edited = session.get(models.Demand, demand.id)
+    assert (edited.quantity_kg, edited.status) == (8000, "closed")
 
 
 def test_staff_accounts_and_api_tokens(browser, db):

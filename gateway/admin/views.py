@@ -812,6 +812,39 @@ async def demand_create(request: Request, staff: Editor, form: Form):
     return back_to(request, "admin_demands")
 
 
+@router.get("/demands/{demand_id}", name="admin_demand")
+def demand_page(request: Request, demand_id: int, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        demand = session.get(models.Demand, demand_id)
+        if demand is None:
+            raise HTTPException(404, "No such demand.")
+        buyers = session.exec(select(models.Buyer)).all()
+        crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
+    return render(request, "demand.html", {"d": demand, "buyers": buyers, "crops": crops, "units": UNITS})
+
+
+@router.post("/demands/{demand_id}", name="admin_demand_save")
+async def demand_save(request: Request, demand_id: int, staff: Editor, form: Form):
+    values, problem = _demand_values(form)
+    if problem:
+        flash(request, problem, "error")
+        return back_to(request, "admin_demand", demand_id=demand_id)
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        demand = session.get(models.Demand, demand_id)
+        if demand is None:
+            raise HTTPException(404, "No such demand.")
+        before = auth.snapshot(demand, DEMAND_FIELDS)
+        for name, value in values.items():
+            setattr(demand, name, value)
+        session.add(demand)
+        auth.audit(session, staff, action="edit", entity="demand", entity_id=demand_id, before=before,
+                   after=auth.snapshot(demand, DEMAND_FIELDS), now=now)
+    _clear_cache(request)
+    flash(request, f"Demand #{demand_id} saved.")
+    return back_to(request, "admin_demands")
+
+
 @router.post("/demands/{demand_id}/close", name="admin_demand_close")
 async def demand_close(request: Request, demand_id: int, staff: Editor, form: Form):
     now = now_of(request)

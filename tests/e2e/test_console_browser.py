@@ -1,0 +1,412 @@
+"""The staff console end to end, in a real headless Chromium driven by Playwright: sign in, edit a
+Bambara message and watch the phone preview follow, publish a price and read it in the USSD
+simulator, compose a broadcast and read its estimate. Full-page screenshots of the main pages, at
+desktop and phone width, are kept under test-artifacts/screenshots/<backend>/ (git-ignored).
+
+Each test serves the real app (uvicorn, a free loopback port) on a fresh database of each backend.
+Needs Debian's chromium at /usr/bin/chromium (`scripts/install-browser`) and the `playwright`
+package, whose own browser downloads are never used. Without them these tests are skipped, or
+fail when the CI environment variable is set."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from gateway import auth, models
+from gateway.app import create_app
+from tests.conftest import NOW
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # reported by the `chromium` fixture: skipped, or failed under CI
+    expect = sync_playwright = None
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+PASSWORD = "correct horse battery"
+EDITOR = "editor@sugu.test"
+
+# Long enough for two SMS segments (188 GSM-7 characters once ɛ ɔ are written è ò), with the three
+# letters the USSD screen must fold to plain ASCII: ɛ→e, ɔ→o, ɲ→ny.
+BM_LONG = (
+    "Sugu - sɔngɔ kura ni laadilikan ɲumanw sɛnɛkɛlaw ye: tamati, jababa, shu ani foronto sɔngɔw "
+    "bɛ sɔrɔ yan don o don, sugu bɛɛ la. Aw bɛ se ka SMS kunnafoni fana sɔrɔ ni aw ye aw tɔgɔ sɛbɛn."
+)
+BM_LONG_ON_USSD = "Sugu - songo kura ni laadilikan nyumanw senekelaw ye"
+BM_LONG_IN_SMS = "Sugu - sòngò kura ni laadilikan nyumanw sènèkèlaw ye"
+
+
+# -- the browser and the server ------------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the browser tests must run there)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the run: Debian's, never one downloaded by Playwright."""
+    if sync_playwright is None:
+        _unavailable("the playwright package is not installed: pip install -e '.[dev]'")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"{CHROMIUM} is missing: run scripts/install-browser (installs Debian's chromium package)")
+    expect.set_options(timeout=10_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def serve(app):
+    """The app under uvicorn in a daemon thread, on a free loopback port; yields its base URL.
+
+    Like gateway.aggregators.fake_at.serve_in_thread, except that the app's lifespan runs: that is
+    where create_app() opens the database (serve_in_thread turns the lifespan off)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # bound before serving: no race for the port
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = uvicorn.Config(
+        app, log_level="warning", log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"console-{url}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the console on {url} stopped during startup (see the captured log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the console on {url} did not start within 15 s")
+            time.sleep(0.01)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def console(settings):
+    with serve(create_app(settings, clock=lambda: NOW)) as url:
+        yield url
+
+
+@pytest.fixture
+def staff(db):
+    with db.unit_of_work() as session:
+        auth.create_staff(session, email=EDITOR, password=PASSWORD, role="editor")
+
+
+class Problems:
+    """What a page did wrong besides the test's own assertions: server errors, script errors."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def watch(self, page) -> None:
+        page.on("pageerror", lambda exc: self.seen.append(f"script error on {page.url}: {exc}"))
+        page.on(
+            "response",
+            lambda r: self.seen.append(f"HTTP {r.status} from {r.request.method} {r.url}") if r.status >= 500 else None,
+        )
+
+
+@pytest.fixture
+def problems():
+    found = Problems()
+    yield found
+    assert not found.seen, "\n".join(found.seen)
+
+
+@pytest.fixture
+def new_page(chromium, console, problems):
+    """Opens pages in fresh browser contexts (own cookies) on this test's server."""
+    contexts = []
+
+    def make(viewport: dict = DESKTOP, storage_state=None):
+        phone = viewport["width"] < 600
+        context = chromium.new_context(
+            base_url=console, viewport=viewport, is_mobile=phone, has_touch=phone, storage_state=storage_state
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        problems.watch(page)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+# -- what a staff member does ---------------------------------------------------------------------------
+
+
+def sign_in(page, email: str = EDITOR, password: str = PASSWORD) -> None:
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def signed_in(page, email: str = EDITOR) -> None:
+    page.goto("/admin/login")
+    sign_in(page, email)
+    expect(page.locator("header .who")).to_have_text(f"{email} (editor)")
+
+
+def open_section(page, label: str) -> None:
+    page.locator("header nav").get_by_role("link", name=label, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(label)
+
+
+def choice_for(screen: str, label: str) -> str:
+    """The number of the option `label` on a USSD screen ("8. Koutiala" -> "8")."""
+    found = re.search(rf"^(\d+)\. {re.escape(label)}$", screen, re.MULTILINE)
+    assert found, f"no option {label!r} on the screen:\n{screen}"
+    return found.group(1)
+
+
+def answer(page, text: str) -> None:
+    page.locator("#ussd-input").fill(text)
+    page.get_by_role("button", name="Send", exact=True).click()
+
+
+def screenshot(page, backend, name: str) -> Path:
+    folder = SCREENSHOTS / backend.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{page.viewport_size['width']}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# -- a. signing in ------------------------------------------------------------------------------------
+
+
+def test_wrong_password_shows_the_error_then_the_editor_signs_in(page, staff):
+    page.goto("/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login\?next="))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sugu staff console")
+
+    sign_in(page, EDITOR, "not the password")
+    expect(page.locator(".flash.error")).to_have_text("wrong e-mail or password")
+    expect(page.get_by_label("E-mail")).to_have_value(EDITOR)  # kept, the password is not
+    expect(page.get_by_label("Password")).to_have_value("")
+    expect(page.locator("header nav")).to_have_count(0)
+
+    sign_in(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    expect(page.locator("header .who")).to_have_text("editor@sugu.test (editor)")
+    nav = page.locator("header nav")
+    expect(nav.get_by_role("link", name="Messages")).to_be_visible()
+    expect(nav.get_by_role("link", name="Staff")).to_have_count(0)  # admins only
+
+
+def test_sign_in_leads_back_to_the_page_asked_for(page, staff):
+    page.goto("/admin/messages")
+    expect(page).to_have_url(re.compile(r"/admin/login\?next=(/|%2F)admin(/|%2F)messages$"))
+    sign_in(page)
+    expect(page).to_have_url(re.compile(r"/admin/messages$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Messages")
+
+
+# -- b. a Bambara message and its live phone preview -----------------------------------------------------
+
+
+def test_bambara_edit_updates_the_ussd_preview_and_segments_then_saves(page, staff):
+    signed_in(page)
+    open_section(page, "Messages")
+    page.get_by_role("link", name="main.title", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Message main.title")
+
+    preview = page.locator("#preview_bm")
+    ussd, chars = preview.locator("pre.ussd"), preview.locator(".ussd-chars")
+    segments, sms = preview.locator(".sms-segments"), preview.locator(".sms-text")
+    expect(ussd).to_contain_text("CON Sugu - songo ni laadilikan")
+    expect(segments).to_have_text("1")
+    chars_before = chars.inner_text()
+
+    area = page.locator("#text_bm")
+    area.click()
+    area.press("ControlOrMeta+a")
+    area.press_sequentially(BM_LONG)  # typed, key by key, replacing the selection
+    expect(area).to_have_value(BM_LONG)
+
+    # The server renders the real menu screen (debounced ~150 ms): folded to ASCII, and the SMS
+    # written with GSM-7 look-alikes, now two segments.
+    expect(ussd).to_contain_text(f"CON {BM_LONG_ON_USSD}")
+    expect(chars).not_to_have_text(chars_before)
+    expect(segments).to_have_text("2")
+    expect(preview.locator(".sms-encoding")).to_have_text("GSM-7")
+    expect(sms).to_contain_text(BM_LONG_IN_SMS)
+    screen = ussd.inner_text()
+    assert screen.isascii(), screen
+    assert int(chars.inner_text()) <= 160
+    # The French side did not move.
+    expect(page.locator("#preview_fr pre.ussd")).to_contain_text("CON Sugu - prix et conseils")
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash")).to_have_text("Saved: the next USSD hop and SMS use it.")
+    expect(page.locator("#text_bm")).to_have_value(BM_LONG)
+    expect(segments).to_have_text("2")  # rendered by the server this time
+    history = page.locator("table").filter(has_text="Revert to this")
+    expect(history.locator("tr", has_text=EDITOR)).to_have_count(1)
+    expect(history).to_contain_text(BM_LONG)
+
+
+# -- c. a price, from the grid to the phone -----------------------------------------------------------------
+
+
+def test_published_price_shows_in_the_ussd_simulator(page, staff, db):
+    with db.unit_of_work() as session:
+        tomato = session.exec(select(models.Crop).where(models.Crop.code == "tomato")).one()
+        dire = session.exec(select(models.Market).where(models.Market.code == "dire")).one()  # no price yet today
+        farmer = models.Producer(phone="+22370000001", language="fr", region="Tombouctou")
+        session.add(farmer)
+        session.flush()
+        session.add(models.Subscription(producer_id=farmer.id, crop_id=tomato.id, market_id=dire.id))
+
+    signed_in(page)
+    open_section(page, "Prices")
+    page.get_by_label("Market", exact=True).select_option(label="Diré (Tombouctou)")
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_label("Market", exact=True)).to_have_value(str(dire.id))
+    tomato_row = page.locator("tr", has_text="Tomate / Tamati")
+    expect(tomato_row).to_contain_text("(2026-10-31)")  # four weeks old
+
+    page.get_by_label("price of Tomate").fill("15 500")
+    page.get_by_role("button", name="Check and publish…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Publish 1 prices for Diré, 2026-11-28?")
+    expect(page.locator("#alert-count")).to_contain_text("This will send SMS alerts to 1 producers")
+    page.get_by_role("button", name="Publish and alert").click()
+    expect(page.locator(".flash")).to_contain_text("1 prices published for Diré; alerts queued for 1 producers")
+    expect(tomato_row).to_contain_text("15500 F/basket (2026-11-28)")
+
+    open_section(page, "Simulators")
+    page.get_by_label("Language (new dial)").select_option("fr")
+    page.get_by_role("button", name="Dial *123#").click()
+    screen = page.locator("#ussd-screen")
+    expect(screen).to_contain_text("CON Sugu - prix et conseils")
+    answer(page, "1")
+    expect(screen).to_contain_text("Prix: choisir un produit")
+    answer(page, choice_for(screen.inner_text(), "Tomate"))
+    expect(screen).to_contain_text("Tomate: choisir un marche")
+    answer(page, choice_for(screen.inner_text(), "Dire"))
+    expect(screen).to_contain_text("Tomate - Dire")
+    expect(screen).to_contain_text("15 500 F/panier (gros)")  # the narrow no-break space folded
+    expect(screen).to_contain_text("Le 28/11")
+
+
+# -- d. a broadcast and its estimate ---------------------------------------------------------------------
+
+
+def test_broadcast_estimate_follows_text_and_region(page, staff, db):
+    with db.unit_of_work() as session:
+        for i, (region, language, opted_out) in enumerate(
+            [("Mopti", "fr", False), ("Mopti", None, False), ("Mopti", "bm", False), ("Mopti", "bm", True),
+             ("Sikasso", "fr", False)]
+        ):
+            session.add(models.Producer(phone=f"+2237600000{i}", region=region, language=language, opted_out=opted_out))
+
+    signed_in(page)
+    open_section(page, "Broadcasts")
+    estimate, total = page.locator("#estimate"), page.locator("#estimate-total")
+    expect(estimate).to_have_text("Type a message to see its estimate.")
+
+    page.get_by_label("Français").fill("Réunion des producteurs jeudi à 9h au marché de Sévaré.")
+    expect(total).to_have_text("Total: 4 recipients, about 40 XOF")  # every region; opted-out left out
+
+    page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
+    page.get_by_label("Region").select_option("Mopti")
+    expect(total).to_have_text("Total: 3 recipients, about 30 XOF")
+    lines = estimate.locator("div")
+    expect(lines).to_have_count(2)
+    expect(lines.nth(0)).to_have_text(
+        "[fr] 2 recipients, GSM-7, 1 segment(s) each, about 20 XOF: Réunion des producteurs jeudi à 9h au marché de Sévaré."
+    )
+    expect(lines.nth(1)).to_have_text(
+        "[bm] 1 recipients, GSM-7, 1 segment(s) each, about 10 XOF: Sènèkèlaw ka nyògònye bèna kè alamisa sògòma Sevare sugu la."
+    )
+
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Broadcast #\d+: pending$"))
+    expect(page.locator(".flash")).to_contain_text("to 3 producers is queued")
+
+
+# -- e. screenshots of the main pages ---------------------------------------------------------------------
+
+
+def test_screenshots_of_the_main_pages(new_page, staff, backend):
+    desktop = new_page(DESKTOP)
+    signed_in(desktop)
+    cookies = desktop.context.storage_state()
+    for page in (desktop, new_page(PHONE, storage_state=cookies)):
+        page.goto("/admin/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+        expect(page.locator("svg.chart")).to_be_visible()
+        screenshot(page, backend, "dashboard")
+
+        page.goto("/admin/messages")
+        expect(page.get_by_role("link", name="main.title", exact=True)).to_be_visible()
+        screenshot(page, backend, "messages")
+
+        page.goto("/admin/messages/main.title")
+        page.locator("#text_bm").fill(BM_LONG)
+        expect(page.locator("#preview_bm .sms-segments")).to_have_text("2")
+        screenshot(page, backend, "message-edit")
+
+        page.goto("/admin/prices")
+        expect(page.get_by_label("price of Tomate")).to_be_visible()
+        screenshot(page, backend, "prices")
+
+        page.goto("/admin/broadcasts")
+        page.get_by_label("Français").fill("Réunion des producteurs jeudi à 9h au marché de Sévaré.")
+        page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
+        expect(page.locator("#estimate-total")).to_contain_text("XOF")
+        screenshot(page, backend, "broadcasts")
+
+        page.goto("/admin/simulators")
+        page.get_by_label("Language (new dial)").select_option("bm")
+        page.get_by_role("button", name="Dial *123#").click()
+        expect(page.locator("#ussd-screen")).to_contain_text("CON Sugu - songo ni laadilikan")
+        answer(page, "1")
+        expect(page.locator("#ussd-screen")).to_contain_text("Tamati")
+        screenshot(page, backend, "simulators")
+
+    names = sorted(p.name for p in (SCREENSHOTS / backend.name).glob("*.png"))
+    for name in ("dashboard", "messages", "message-edit", "prices", "broadcasts", "simulators"):
+        assert f"{name}-1280.png" in names and f"{name}-390.png" in names, names
