@@ -8,14 +8,17 @@ import logging
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, api, broadcast, logs, webhooks
+from gateway import admin, api, broadcast, logs, migrate, webhooks
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
+from gateway.metrics import Metrics
+from gateway.middleware import BodyLimit, RequestId, SecurityHeaders, WebhookGuard
 from gateway.settings import Settings
 from messages import default_catalog
 
@@ -91,6 +94,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(webhooks.router)
     app.include_router(api.router)
     admin.install(app, settings)
+    # Outermost last: request id, body limits, webhook guard, console headers, then the app.
+    app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))
+    app.add_middleware(
+        WebhookGuard,
+        prefix="/webhooks/",
+        secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        networks=settings.webhook_allow_networks.split(","),
+    )
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes},
+    )
+    app.add_middleware(RequestId)
 
     if settings.sms_uses_fake and not settings.at_base_url:
         from gateway.aggregators.fake_at import FakeAT, create_fake_at_app
@@ -98,9 +115,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
         app.mount(FAKE_AT_PREFIX, create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments)))
 
-    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])
+    app.state.metrics = Metrics(app)
+    app.state.ussd_limiter = webhooks.PhoneRateLimit(settings.ussd_hops_per_minute)
+
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"], summary="The process is alive")
     def healthz() -> str:
         return "ok"
+
+    @app.get("/readyz", response_class=PlainTextResponse, tags=["operations"], summary="Ready for traffic")
+    def readyz() -> PlainTextResponse:
+        try:
+            ready = migrate.is_current(app.state.db.engine)
+        except Exception as exc:
+            return PlainTextResponse(f"database unreachable: {exc.__class__.__name__}", status_code=503)
+        if not ready:
+            return PlainTextResponse("database schema is not current: run gateway migrate", status_code=503)
+        return PlainTextResponse("ready")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

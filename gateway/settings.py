@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     worker_in_process: bool = Field(True, description="`gateway serve` also runs a broadcaster")
     worker_batch_size: int = Field(5000, ge=1, description="Messages claimed per worker step")
     worker_poll_s: float = Field(1.0, gt=0, description="Idle worker's pause between looks at the outbox")
+    # Hardening.
+    webhook_secret: SecretStr | None = Field(
+        None, description="When set, aggregator callbacks must carry ?token=<this> (else 403)"
+    )
+    webhook_allow_networks: str = Field(
+        "", description="Comma-separated networks callbacks may come from (empty: any), e.g. 196.201.214.0/24"
+    )
+    max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body for webhooks")
+    max_upload_bytes: int = Field(5_000_000, ge=1024, description="Largest request body for the console and API")
+    ussd_hops_per_minute: int = Field(60, ge=1, description="Per phone and process; beyond, the session ends")
     price_report_tolerance: float = Field(
         2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
     )

@@ -6,6 +6,7 @@ work per request, run off the event loop (the database driver is synchronous).""
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse
@@ -40,14 +41,42 @@ def _bad_request(exc: at.BadRequest) -> PlainTextResponse:
     return PlainTextResponse(str(exc), status_code=400)
 
 
+class PhoneRateLimit:
+    """At most `per_minute` requests per phone in this process (a runaway handset or a replay
+    loop cannot monopolise it); a sliding one-minute window."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, list[float]] = {}
+
+    def allow(self, phone: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self._seen.get(phone, ()) if now - t < 60]
+        if len(recent) >= self.per_minute:
+            self._seen[phone] = recent
+            return False
+        recent.append(now)
+        self._seen[phone] = recent
+        if len(self._seen) > 50_000:  # forget idle phones; bounded memory
+            self._seen = {p: ts for p, ts in self._seen.items() if ts and now - ts[-1] < 60}
+        return True
+
+
 @router.post("/ussd", response_class=PlainTextResponse, summary="USSD hop")
 async def ussd_hop(
     request: Request, db: DbDep, settings: SettingsDep, clock: ClockDep, catalog: CatalogDep
 ) -> PlainTextResponse:
+    metrics = request.app.state.metrics
+    started = time.perf_counter()
     try:
         hop = at.parse_ussd(await _form(request))
     except at.BadRequest as exc:
+        metrics.webhook_errors.labels("bad_request").inc()
         return _bad_request(exc)
+    if not request.app.state.ussd_limiter.allow(hop.phone):
+        metrics.webhook_errors.labels("rate_limited").inc()
+        log.warning("ussd rate limit", extra={"phone": mask(hop.phone)})
+        return PlainTextResponse(at.ussd_reply(_busy(catalog), end=True))
     config = menus.EngineConfig(
         max_chars=settings.ussd_max_chars,
         max_steps=settings.ussd_max_steps,
@@ -76,8 +105,12 @@ async def ussd_hop(
         )
         if not isinstance(exc, OperationalError):
             await run_in_threadpool(_count_error, db, hop.session_id)
+        metrics.webhook_errors.labels("internal" if not isinstance(exc, OperationalError) else "unavailable").inc()
+        metrics.ussd_hops.labels("error").inc()
         apology = _apology(trace.catalog or catalog, trace.language, settings.ussd_max_chars)
         return PlainTextResponse(at.ussd_reply(apology, end=True))
+    metrics.ussd_hops.labels("end" if screen.end else "con").inc()
+    metrics.ussd_latency.observe(time.perf_counter() - started)
     log.info(
         "ussd hop",
         extra={"session": hop.session_id, "phone": mask(hop.phone), "screen": screen.screen_id, "end": screen.end},
@@ -91,6 +124,11 @@ def _apology(catalog: Catalog, language: str | None, width: int) -> str:
     # Language unknown (the database may be down): say it in both.
     both = catalog.text("fr", "error.internal") + "\n" + catalog.text("bm", "error.internal")
     return truncate(to_ussd(both), width)
+
+
+def _busy(catalog: Catalog) -> str:
+    both = catalog.text("fr", "error.busy") + "\n" + catalog.text("bm", "error.busy")
+    return truncate(to_ussd(both), 160)
 
 
 def _count_error(db, session_id: str) -> None:
@@ -119,7 +157,8 @@ async def ussd_session_end(request: Request, db: DbDep, clock: ClockDep) -> Plai
 # -- SMS ---------------------------------------------------------------------------------------
 
 
-def _unavailable() -> PlainTextResponse:
+def _unavailable(request: Request) -> PlainTextResponse:
+    request.app.state.metrics.webhook_errors.labels("unavailable").inc()
     # The aggregator retries until it gets a 200: nothing is lost while the database is away.
     return PlainTextResponse("temporarily unavailable", status_code=503, headers={"Retry-After": "60"})
 
@@ -158,7 +197,7 @@ async def sms_inbound(
         reply_id = await run_in_threadpool(work)
     except OperationalError:
         log.exception("sms not stored: database unavailable", extra={"phone": mask(message.phone)})
-        return _unavailable()
+        return _unavailable(request)
     if reply_id is not None:
         # Sent after the commit, so a reply never goes out for a message we failed to store.
         background.add_task(outbox.send_messages, db, request.app.state.sender, [reply_id], clock)
@@ -180,7 +219,7 @@ async def sms_delivery(request: Request, db: DbDep, clock: ClockDep) -> PlainTex
         found = await run_in_threadpool(work)
     except OperationalError:
         log.exception("delivery report not stored: database unavailable")
-        return _unavailable()
+        return _unavailable(request)
     if not found:
         log.warning("delivery report for an unknown message", extra={"provider_message_id": report.message_id})
     return PlainTextResponse("OK")
@@ -201,6 +240,6 @@ async def sms_optout(request: Request, db: DbDep, clock: ClockDep) -> PlainTextR
         await run_in_threadpool(work)
     except OperationalError:
         log.exception("opt-out not stored: database unavailable", extra={"phone": mask(phone)})
-        return _unavailable()
+        return _unavailable(request)
     log.info("opted out", extra={"phone": mask(phone), "sender_id": sender_id})
     return PlainTextResponse("OK")

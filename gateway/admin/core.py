@@ -109,6 +109,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "nav": NAV,
         "csrf": auth.csrf_token(request.session),
         "flashes": flashes,
+        "nonce": request.scope.get("state", {}).get("csp_nonce", ""),
     }
     base.update(context or {})
     return TEMPLATES.TemplateResponse(request, template, base, status_code=status_code)

@@ -350,10 +350,13 @@ def test_broadcast_estimate_follows_text_and_region(page, staff, db):
     page.get_by_label("Français").fill("Réunion des producteurs jeudi à 9h au marché de Sévaré.")
     expect(total).to_have_text("Total: 4 recipients, about 40 XOF")  # every region; opted-out left out
 
+    # One change at a time, each estimate awaited: the page does not order overlapping answers.
+    lines = estimate.locator("div")
     page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
+    expect(lines.nth(1)).to_contain_text("[bm] 1 recipients, GSM-7, 1 segment(s) each, about 10 XOF: Sènèkèlaw ka nyògònye")
+
     page.get_by_label("Region").select_option("Mopti")
     expect(total).to_have_text("Total: 3 recipients, about 30 XOF")
-    lines = estimate.locator("div")
     expect(lines).to_have_count(2)
     expect(lines.nth(0)).to_have_text(
         "[fr] 2 recipients, GSM-7, 1 segment(s) each, about 20 XOF: Réunion des producteurs jeudi à 9h au marché de Sévaré."
@@ -395,8 +398,9 @@ def test_screenshots_of_the_main_pages(new_page, staff, backend):
 
         page.goto("/admin/broadcasts")
         page.get_by_label("Français").fill("Réunion des producteurs jeudi à 9h au marché de Sévaré.")
-        page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
         expect(page.locator("#estimate-total")).to_contain_text("XOF")
+        page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
+        expect(page.locator("#estimate")).to_contain_text("Sènèkèlaw ka nyògònye")
         screenshot(page, backend, "broadcasts")
 
         page.goto("/admin/simulators")

@@ -1,0 +1,164 @@
+"""Cross-cutting HTTP concerns, as plain ASGI middleware: request ids for the logs, body size
+limits, security headers for the console, and the webhook guard (shared secret, networks)."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import ipaddress
+import logging
+import secrets
+from typing import Iterable
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class RequestId:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        # Accept a proxy's id only if it looks like one (no log injection).
+        rid = incoming if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum() else secrets.token_hex(8)
+        token = request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """413 for a body larger than the limit of its path: declared (Content-Length) or streamed."""
+
+    def __init__(self, app: ASGIApp, *, default: int, by_prefix: dict[str, int]) -> None:
+        self.app = app
+        self.default = default
+        self.by_prefix = sorted(by_prefix.items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for prefix, limit in self.by_prefix if path.startswith(prefix)), self.default)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _plain(send, 413, f"request body larger than {limit} bytes")
+        if declared is not None and declared.isdigit():
+            return await self.app(scope, receive, send)  # the server enforces Content-Length
+        # Streamed without a length: read it all first (within the limit), then replay it, so
+        # that no application code can swallow the refusal.
+        messages, seen = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return await _plain(send, 413, f"request body larger than {limit} bytes")
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class SecurityHeaders:
+    """Strict headers on console pages; a per-request nonce lets the few inline scripts run."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str = "/admin", hsts: bool = False) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = (
+                    f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+                    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                    "base-uri 'none'; object-src 'none'"
+                )
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["Cache-Control"] = "no-store"
+                if self.hsts:
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class WebhookGuard:
+    """Aggregator callbacks must carry `?token=<secret>` (compared in constant time) and, when
+    networks are listed, come from one of them; otherwise 403 and nothing is read or stored."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, secret: str | None, networks: Iterable[str]) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.secret = secret.encode() if secret else None
+        self.networks = [ipaddress.ip_network(n.strip(), strict=False) for n in networks if n.strip()]
+
+    def allowed(self, scope: Scope) -> bool:
+        if self.networks:
+            client = scope.get("client")
+            try:
+                address = ipaddress.ip_address(client[0]) if client else None
+            except ValueError:
+                address = None
+            if address is None or not any(address in net for net in self.networks):
+                return False
+        if self.secret is not None:
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("token") or [""])[0].encode()
+            if not hmac.compare_digest(given, self.secret):
+                return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix) and not self.allowed(scope):
+            logging.getLogger("gateway.security").warning(
+                "webhook refused", extra={"path": scope["path"], "client": (scope.get("client") or ("?",))[0]}
+            )
+            return await _plain(send, 403, "forbidden")
+        await self.app(scope, receive, send)
