@@ -34,6 +34,9 @@ run: seed
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8000
 
 test: install
+	@# The console's end-to-end tests drive Debian's Chromium; without root they are skipped
+	@# locally, while CI (CI=true) requires it.
+	scripts/install-browser || [ -z "$$CI" ]
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 simulate: seed

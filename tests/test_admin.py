@@ -149,6 +149,14 @@ def test_posts_by_role_and_csrf(browser, path, data, allowed):
 # -- sign-in -----------------------------------------------------------------------------------------
 
 
+def test_failed_sign_in_keeps_the_page_asked_for(browser):
+    b = browser()
+    page = b.client.get("/admin/messages").text  # redirected to sign in, next=/admin/messages
+    failed = b.client.post("/admin/login", data={"email": "editor@sugu.test", "password": "nope", "next": "/admin/messages",
+                                                 "csrf_token": csrf_of(page)})
+    assert 'name="next" value="/admin/messages"' in failed.text
+
+
 def test_wrong_password_and_unknown_account_look_the_same(browser):
     b = browser()
     assert "wrong e-mail or password" in b.login("editor@sugu.test", "nope").text
@@ -268,6 +276,12 @@ def test_price_grid_says_how_many_alerts_then_publishes(browser, db):
         obs = session.exec(select(models.PriceObservation).where(models.PriceObservation.source.startswith("console"))).one()
     assert alert.kind == "alert" and alert.audience == {"pairs": [[1, 1]]}
     assert (obs.price, obs.source) == (15500, "console:reporter@sugu.test")
+    # The grid now shows that price; sending it again publishes nothing new.
+    again = b.post("/admin/prices", {**form, "confirm": "yes"})
+    page = b.get("/admin/prices?market=1").text
+    assert again.status_code == 303 and "Nothing changed" in page, re.findall(r"class=\"flash[^<]*", page)
+    with db.unit_of_work() as session:
+        assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 1
 
 
 @pytest.mark.parametrize(

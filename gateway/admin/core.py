@@ -97,7 +97,8 @@ Form = Annotated[dict, Depends(form_of)]
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:
-    request.session.setdefault("flashes", []).append([kind, text])
+    # Reassigned, not appended in place: the session only notices assignments.
+    request.session["flashes"] = [*request.session.get("flashes", []), [kind, text]]
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:

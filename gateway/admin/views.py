@@ -68,7 +68,7 @@ async def login(request: Request, form: Form):
         except auth.AuthError as exc:
             staff, error = None, str(exc)
     if staff is None:
-        return render(request, "login.html", {"error": error, "email": form.get("email", "")}, status_code=401)
+        return render(request, "login.html", {"error": error, "email": form.get("email", ""), "next": form.get("next", "")}, status_code=401)
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
     request.session.update(staff_id=staff.id, login_at=now_of(request).timestamp())
     target = form.get("next", "")
@@ -101,16 +101,17 @@ def dashboard(request: Request, staff: AnyStaff):
     now = now_of(request).astimezone(UTC)
     settings = _settings(request)
     s, m = models.UssdSession, models.SmsMessage
+    not_sim = ~col(s.session_id).startswith("sim-")  # staff trying the simulator are not farmers
     with db_of(request).unit_of_work() as session:
         usage = []
         for label, days in (("today", 1), ("7 days", 7), ("30 days", 30)):
             since = now - dt.timedelta(days=days)
             n, callers = session.exec(
-                select(func.count(), func.count(func.distinct(s.phone))).where(s.started_at >= since)
+                select(func.count(), func.count(func.distinct(s.phone))).where(s.started_at >= since, not_sim)
             ).one()
             usage.append((label, n, callers))
         sections = session.exec(
-            select(s.section, func.count()).where(s.started_at >= now - dt.timedelta(days=30), s.section != "").group_by(s.section)
+            select(s.section, func.count()).where(s.started_at >= now - dt.timedelta(days=30), s.section != "", not_sim).group_by(s.section)
         ).all()
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         sms_rows = session.exec(
@@ -426,6 +427,17 @@ async def prices_save(request: Request, staff: PriceStaff, form: Form):
             raise HTTPException(400, "Unknown market.")
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
         rows, errors = _parse_grid(form, crops)
+        obs = models.PriceObservation
+        published = {
+            (o.crop_id, o.price, o.unit, o.kind)
+            for o in session.exec(select(obs).where(obs.market_id == market_id, obs.observed_on == day, obs.status == "published"))
+        }
+        # The grid shows what is already published for the day: only changes are published again.
+        typed = bool(rows)
+        rows = [r for r in rows if r not in published]
+        if typed and not rows and not errors:
+            flash(request, "Nothing changed: these prices are already published.")
+            return RedirectResponse(str(request.url_for("admin_prices").include_query_params(market=market_id, date=day.isoformat())), status_code=303)
         if errors or not rows:
             for e in errors or ["Enter at least one price."]:
                 flash(request, e, "error")
