@@ -1,4 +1,7 @@
-"""Named dependencies for the routes: everything comes from the app built by create_app()."""
+"""Named dependencies for the routes: everything comes from the app built by create_app().
+
+They are `async def` although they do no I/O: FastAPI runs a plain `def` dependency in the
+thread pool, a thread hop per dependency per request (measured: a third of a USSD hop's cost)."""
 
 from __future__ import annotations
 
@@ -14,19 +17,19 @@ from messages import Catalog
 Clock = Callable[[], dt.datetime]
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 

@@ -63,9 +63,11 @@ class PhoneRateLimit:
 
 
 @router.post("/ussd", response_class=PlainTextResponse, summary="USSD hop")
-async def ussd_hop(
-    request: Request, db: DbDep, settings: SettingsDep, clock: ClockDep, catalog: CatalogDep
-) -> PlainTextResponse:
+async def ussd_hop(request: Request) -> PlainTextResponse:
+    # The hottest route reads app.state directly: FastAPI's dependency solving costs about a
+    # fifth of a hop here (measured), the other routes keep the named dependencies.
+    state = request.app.state
+    db, settings, clock, catalog = state.db, state.settings, state.clock, state.catalog
     metrics = request.app.state.metrics
     started = time.perf_counter()
     try:
