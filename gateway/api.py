@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, select
 
+from gateway.deps import DbId
 from gateway import auth, broadcast, models
 from gateway.effects import ensure_producer, insert_ignore
 from gateway.phones import InvalidPhone, parse_phone
@@ -261,7 +262,7 @@ def create_demand(request: Request, body: DemandIn, staff: Editor):
 
 
 @router.patch("/demands/{demand_id}", response_model=DemandOut, summary="Change or close a demand")
-def update_demand(request: Request, demand_id: int, body: DemandPatch, staff: Editor):
+def update_demand(request: Request, demand_id: DbId, body: DemandPatch, staff: Editor):
     now = _now(request)
     with request.app.state.db.unit_of_work() as session:
         demand = session.get(models.Demand, demand_id)
@@ -308,8 +309,16 @@ def list_tips(request: Request, staff: Editor):
 
 
 @router.post("/tips", response_model=TipOut, status_code=201, summary="Add a tip")
+def create_tip(request: Request, body: TipIn, staff: Editor):
+    return save_tip(request, body, staff, None)
+
+
 @router.put("/tips/{tip_id}", response_model=TipOut, summary="Replace a tip")
-def save_tip(request: Request, body: TipIn, staff: Editor, tip_id: int | None = None):
+def replace_tip(request: Request, tip_id: DbId, body: TipIn, staff: Editor):
+    return save_tip(request, body, staff, tip_id)
+
+
+def save_tip(request: Request, body: TipIn, staff: auth.Staff, tip_id: int | None):
     now = _now(request)
     with request.app.state.db.unit_of_work() as session:
         tip = session.get(models.Tip, tip_id) if tip_id is not None else models.Tip(**body.model_dump(exclude={"crop"}))

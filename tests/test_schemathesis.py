@@ -1,5 +1,5 @@
 """Schemathesis against the OpenAPI schema: every documented operation with generated inputs,
-authenticated as an administrator: never a 5xx, never a traceback."""
+authenticated as an administrator: never a 5xx."""
 
 from __future__ import annotations
 
@@ -49,4 +49,3 @@ def live_app(settings, db):
 def test_api_never_fails(case, live_app):
     response = case.call(headers={"Authorization": f"Bearer {live_app.state.fuzz_token}"})
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
-    assert "Traceback" not in response.text

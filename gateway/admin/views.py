@@ -16,6 +16,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 import menus
+from gateway.deps import DbId
 from gateway import auth, broadcast, models, outbox
 from gateway.admin.core import (
     Admin,
@@ -343,7 +344,7 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
 
 
 @router.post("/messages/{key}/revert/{revision_id}", name="admin_message_revert")
-async def message_revert(request: Request, key: str, revision_id: int, staff: Editor, form: Form):
+async def message_revert(request: Request, key: str, revision_id: DbId, staff: Editor, form: Form):
     now = now_of(request).astimezone(UTC)
     with db_of(request).unit_of_work() as session:
         rev = session.get(models.MessageRevision, revision_id)
@@ -462,7 +463,7 @@ async def prices_save(request: Request, staff: PriceStaff, form: Form):
 
 
 @router.post("/prices/review/{obs_id}", name="admin_price_review")
-async def price_review(request: Request, obs_id: int, staff: PriceStaff, form: Form):
+async def price_review(request: Request, obs_id: DbId, staff: PriceStaff, form: Form):
     decision = form.get("decision")
     if decision not in ("approve", "reject"):
         raise HTTPException(400, "approve or reject")
@@ -579,7 +580,7 @@ async def broadcast_create(request: Request, staff: Editor, form: Form):
 
 
 @router.get("/broadcasts/{broadcast_id}", name="admin_broadcast")
-def broadcast_page(request: Request, broadcast_id: int, staff: Editor):
+def broadcast_page(request: Request, broadcast_id: DbId, staff: Editor):
     with db_of(request).unit_of_work() as session:
         b = session.get(models.Broadcast, broadcast_id)
         if b is None:
@@ -589,7 +590,7 @@ def broadcast_page(request: Request, broadcast_id: int, staff: Editor):
 
 
 @router.post("/broadcasts/{broadcast_id}/{action}", name="admin_broadcast_action")
-async def broadcast_action(request: Request, broadcast_id: int, action: str, staff: Editor, form: Form):
+async def broadcast_action(request: Request, broadcast_id: DbId, action: str, staff: Editor, form: Form):
     if action not in ("approve", "cancel"):
         raise HTTPException(404)
     now = now_of(request)
@@ -712,7 +713,7 @@ def producers_page(request: Request, staff: Editor):
 
 
 @router.get("/producers/{producer_id}", name="admin_producer")
-def producer_page(request: Request, producer_id: int, staff: Editor):
+def producer_page(request: Request, producer_id: DbId, staff: Editor):
     with db_of(request).unit_of_work() as session:
         producer = session.get(models.Producer, producer_id)
         if producer is None:
@@ -825,7 +826,7 @@ async def demand_create(request: Request, staff: Editor, form: Form):
 
 
 @router.get("/demands/{demand_id}", name="admin_demand")
-def demand_page(request: Request, demand_id: int, staff: Editor):
+def demand_page(request: Request, demand_id: DbId, staff: Editor):
     with db_of(request).unit_of_work() as session:
         demand = session.get(models.Demand, demand_id)
         if demand is None:
@@ -836,7 +837,7 @@ def demand_page(request: Request, demand_id: int, staff: Editor):
 
 
 @router.post("/demands/{demand_id}", name="admin_demand_save")
-async def demand_save(request: Request, demand_id: int, staff: Editor, form: Form):
+async def demand_save(request: Request, demand_id: DbId, staff: Editor, form: Form):
     values, problem = _demand_values(form)
     if problem:
         flash(request, problem, "error")
@@ -858,7 +859,7 @@ async def demand_save(request: Request, demand_id: int, staff: Editor, form: For
 
 
 @router.post("/demands/{demand_id}/close", name="admin_demand_close")
-async def demand_close(request: Request, demand_id: int, staff: Editor, form: Form):
+async def demand_close(request: Request, demand_id: DbId, staff: Editor, form: Form):
     now = now_of(request)
     with db_of(request).unit_of_work() as session:
         demand = session.get(models.Demand, demand_id)
@@ -874,7 +875,7 @@ async def demand_close(request: Request, demand_id: int, staff: Editor, form: Fo
 
 
 @router.get("/demands/{demand_id}/offers.csv", name="admin_demand_export")
-def demand_export(request: Request, demand_id: int, staff: Editor):
+def demand_export(request: Request, demand_id: DbId, staff: Editor):
     o, p = models.Offer, models.Producer
     with db_of(request).unit_of_work() as session:
         rows = session.exec(
@@ -891,7 +892,7 @@ def demand_export(request: Request, demand_id: int, staff: Editor):
 
 
 @router.post("/demands/{demand_id}/notify", name="admin_demand_notify")
-async def demand_notify(request: Request, demand_id: int, staff: Editor, form: Form):
+async def demand_notify(request: Request, demand_id: DbId, staff: Editor, form: Form):
     """An SMS to the buyer with the offers so far."""
     o = models.Offer
     now = now_of(request)
@@ -928,7 +929,7 @@ def tips_page(request: Request, staff: Editor):
 
 
 @router.get("/tips/{tip_id}", name="admin_tip")
-def tip_page(request: Request, tip_id: int, staff: Editor):
+def tip_page(request: Request, tip_id: DbId, staff: Editor):
     with db_of(request).unit_of_work() as session:
         tip = session.get(models.Tip, tip_id) if tip_id else models.Tip(category="gap", title_fr="", title_bm="", text_fr="", text_bm="")
         if tip is None:
@@ -938,7 +939,7 @@ def tip_page(request: Request, tip_id: int, staff: Editor):
 
 
 @router.post("/tips/{tip_id}", name="admin_tip_save")
-async def tip_save(request: Request, tip_id: int, staff: Editor, form: Form):
+async def tip_save(request: Request, tip_id: DbId, staff: Editor, form: Form):
     values = {name: form.get(name, "").strip() for name in ("title_fr", "title_bm", "text_fr", "text_bm")}
     category = form.get("category")
     if category not in ("gap", "postharvest", "nutrition") or not values["title_fr"] or not values["text_fr"]:
@@ -995,7 +996,7 @@ async def staff_create(request: Request, staff: Admin, form: Form):
 
 
 @router.post("/staff/{user_id}/{action}", name="admin_staff_action")
-async def staff_action(request: Request, user_id: int, action: str, staff: Admin, form: Form):
+async def staff_action(request: Request, user_id: DbId, action: str, staff: Admin, form: Form):
     if action not in ("deactivate", "activate", "token", "role"):
         raise HTTPException(404)
     now = now_of(request)
