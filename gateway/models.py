@@ -154,7 +154,7 @@ class UssdSession(SQLModel, table=True):
     start_profile: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     started_at: dt.datetime = _ts(index=True)
     updated_at: dt.datetime = _ts()
-    hops: int = 0
+    hops: int = 0  # hops that changed something (see gateway.ussd); all hops: end_hops
     last_screen: str = Field(default="", max_length=32)
     # The main-menu branch the caller went into (prices, demands...), for the dashboard.
     section: str = Field(default="", max_length=32)

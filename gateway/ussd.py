@@ -107,6 +107,12 @@ def handle_hop(
         now=stamp,
         today=now.date(),
     )
+    # Most hops only read (SQLite then takes no write lock at all); the row is written when
+    # something worth recording changed: a new session, effects, another menu branch, the end.
+    # Hop counts per session come from the aggregator's end-of-session notification.
+    changed = start is None or screen.effects or screen.end or (screen.section and screen.section != start[2])
+    if not changed:
+        return screen
     connection.execute(
         _SESSION_HOP,
         {
@@ -122,7 +128,9 @@ def handle_hop(
 
 # Built once: statement construction is most of SQLAlchemy's cost on a hop this small.
 _us = models.UssdSession.__table__
-_SESSION_START = select(_us.c.start_profile, _us.c.language).where(_us.c.session_id == bindparam("session_id"))
+_SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section).where(
+    _us.c.session_id == bindparam("session_id")
+)
 _SESSION_HOP = (
     update(_us)
     .where(_us.c.session_id == bindparam("sid"))
