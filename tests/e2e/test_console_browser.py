@@ -195,7 +195,9 @@ def open_section(page, label: str) -> None:
 
 
 def choice_for(screen: str, label: str) -> str:
-    """The number of the option `label` on a USSD screen ("8. Koutiala" -> "8")."""
+    """The number of the option `label` on a USSD screen ("8. Koutiala" -> "8"). Read it with
+    text_content(): inner_text() follows CSS, and collapses the lines if the stylesheet of the
+    freshly loaded page has not applied yet."""
     found = re.search(rf"^(\d+)\. {re.escape(label)}$", screen, re.MULTILINE)
     assert found, f"no option {label!r} on the screen:\n{screen}"
     return found.group(1)
@@ -323,9 +325,9 @@ def test_published_price_shows_in_the_ussd_simulator(page, staff, db):
     expect(screen).to_contain_text("CON Sugu - prix et conseils")
     answer(page, "1")
     expect(screen).to_contain_text("Prix: choisir un produit")
-    answer(page, choice_for(screen.inner_text(), "Tomate"))
+    answer(page, choice_for(screen.text_content(), "Tomate"))
     expect(screen).to_contain_text("Tomate: choisir un marche")
-    answer(page, choice_for(screen.inner_text(), "Dire"))
+    answer(page, choice_for(screen.text_content(), "Dire"))
     expect(screen).to_contain_text("Tomate - Dire")
     expect(screen).to_contain_text("15 500 F/panier (gros)")  # the narrow no-break space folded
     expect(screen).to_contain_text("Le 28/11")
