@@ -755,11 +755,17 @@ def final_checks(soak: Soak, fake_messages: list[dict]) -> dict:
         for r in rows_by_pair.get(pair, []):
             dup_phones[r[1] if r[1] is not None else 0].add(r[3])
     replies = Counter(r[6] for r in rows if r[2] == "reply")
+    # Several rows recorded with one aggregator id: the other ids of that request were lost.
+    shared_ids = sum(1 for r in rows if r[7]) - len(by_pid)
+    # What a farmer would notice: the same alert text received more than once (across broadcasts).
+    alert_pairs = {(r[3], r[5]) for r in rows if r[2] == "alert"}
+    repeated = {pair: n for pair, n in fake_by_pair.items() if n > 1 and pair in alert_pairs}
     return {
         "rows": rows, "broadcasts": broadcasts, "per_broadcast": per_broadcast, "reasons": reasons,
         "extras": extras, "orphans": orphans, "missing": missing, "dup_phones": dup_phones,
         "inbound": inbound, "replies": replies, "reports": dict(reports), "sessions": sessions,
-        "counts": counts, "by_pid": by_pid, "last_sent": last_sent,
+        "counts": counts, "by_pid": by_pid, "last_sent": last_sent, "shared_ids": shared_ids,
+        "repeated": repeated,
     }  # fmt: skip
 
 
@@ -790,8 +796,8 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
     kinds = Counter(r[1] for r in soak.records if r[1] != "ussd-check")
     print("\nRequests: " + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common()))
     print(f"USSD sessions: {soak.sessions['started']:,} started ({soak.sessions['new callers']:,} new callers), "
-          f"{soak.sessions['success']:,} journeys completed, {soak.sessions['incomplete']:,} cut by the end of the "
-          f"run, {soak.sessions['failed']:,} failed; by journey: "
+          f"{soak.sessions['success']:,} journeys completed, {soak.sessions['incomplete']:,} incomplete (cut by the "
+          f"end of the run, or a wrong screen), {soak.sessions['failed']:,} failed; by journey: "
           + ", ".join(f"{k} {soak.journeys[k]}" for k in JOURNEYS))  # fmt: skip
     total_errors = sum(soak.errors.values())
     print(f"\nErrors: {total_errors}  (target: none)  {'PASS' if not total_errors else 'FAIL'}")
@@ -919,9 +925,14 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
     print(f"  {len(checks['broadcasts'])} broadcasts, {total_rows:,} outbox rows, {total_sent:,} sent; outbox empty "
           f"{drained} after the traffic stopped")
     print(f"  fake's log: {soak.fake_total:,} messages accepted; outbox rows with an aggregator id: "
-          f"{len(checks['by_pid']):,}; ids in the fake but in no row: {len(checks['orphans'])}; rows whose id the "
-          f"fake never gave: {len(checks['missing'])}; copies beyond one per row (phone, text): {extras}")  # fmt: skip
-    complete &= not checks["orphans"] and not checks["missing"] and not extras
+          f"{len(checks['by_pid']):,}")  # fmt: skip
+    print(f"  ids in the fake but in no row: {len(checks['orphans'])}; rows whose id the fake never gave: "
+          f"{len(checks['missing'])}; rows sharing an id with another row: {checks['shared_ids']}; copies beyond "
+          f"one per row (phone, text): {extras}")  # fmt: skip
+    repeated = checks["repeated"]
+    print(f"  phones that received an identical alert more than once (across broadcasts): {len(repeated)}"
+          + (f" ({sum(repeated.values()) - len(repeated)} extra SMS)" if repeated else ""))  # fmt: skip
+    complete &= not checks["orphans"] and not checks["missing"] and not extras and not checks["shared_ids"]
     print(f"  broadcast completion (every alert sent or skipped for an opt-out, none twice): "
           f"{'PASS' if complete and checks['broadcasts'] else 'FAIL'}")  # fmt: skip
 
