@@ -13,15 +13,14 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-import menus
 from gateway import outbox, sms, ussd
 from gateway.aggregators import africastalking as at
+from gateway.configs import engine_config, sms_config
 from gateway.content import current_catalog
 from gateway.dataview import CachedDataView
 from gateway.deps import CatalogDep, ClockDep, DbDep, SettingsDep
 from gateway.phones import mask
 from menus.paging import truncate
-from menus.sms import SmsConfig
 from messages import Catalog, to_ussd
 
 log = logging.getLogger("gateway.ussd")
@@ -79,11 +78,7 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
         metrics.webhook_errors.labels("rate_limited").inc()
         log.warning("ussd rate limit", extra={"phone": mask(hop.phone)})
         return PlainTextResponse(at.ussd_reply(_busy(catalog), end=True))
-    config = menus.EngineConfig(
-        max_chars=settings.ussd_max_chars,
-        max_steps=settings.ussd_max_steps,
-        stale_after_days=settings.price_stale_days,
-    )
+    config = engine_config(settings)
     trace = ussd.HopTrace()
 
     cache = request.app.state.content_cache
@@ -178,9 +173,7 @@ async def sms_inbound(
         message = at.parse_inbound_sms(await _form(request))
     except at.BadRequest as exc:
         return _bad_request(exc)
-    config = SmsConfig(
-        fold=settings.sms_fold, ussd_code=settings.ussd_code, report_tolerance=settings.price_report_tolerance
-    )
+    config = sms_config(settings)
 
     def work() -> int | None:
         with db.unit_of_work() as session:

@@ -31,6 +31,7 @@ from gateway.admin.core import (
     render,
 )
 from gateway.admin.charts import line_chart
+from gateway.configs import engine_config, sms_config
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.effects import insert_ignore
@@ -214,7 +215,7 @@ def preview(request: Request, key: str, language: str, text: str) -> dict[str, A
                 data=SqlDataView(session),
                 catalog=catalog,
                 now=now_of(request),
-                config=menus.EngineConfig(max_chars=settings.ussd_max_chars),
+                config=engine_config(settings),
             )
         result.update(ussd=("END " if screen.end else "CON ") + screen.text, ussd_chars=len(screen.text))
     else:
@@ -622,18 +623,25 @@ def simulators(request: Request, staff: AnyStaff):
     return render(request, "simulators.html", {"ussd": None, "phone": "+22370000099", "path": "", "sms": None})
 
 
+def _sim_phone(request: Request, form: dict) -> str | None:
+    from gateway.phones import InvalidPhone, parse_phone
+
+    try:
+        return parse_phone(form.get("phone", ""))
+    except InvalidPhone as exc:
+        flash(request, f"Phone: {exc}", "error")
+        return None
+
+
 @router.post("/simulators/ussd", name="admin_sim_ussd")
 async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
     """The same engine and data as real calls, through the webhook's own service."""
     from gateway import ussd as ussd_service
     from gateway.aggregators.africastalking import UssdHop
     from gateway.content import current_catalog
-    from gateway.phones import InvalidPhone, parse_phone
 
-    try:
-        phone = parse_phone(form.get("phone", ""))
-    except InvalidPhone as exc:
-        flash(request, f"Phone: {exc}", "error")
+    phone = _sim_phone(request, form)
+    if phone is None:
         return back_to(request, "admin_simulators")
     settings = _settings(request)
     path = form.get("path", "")
@@ -655,8 +663,7 @@ async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
     with db_of(request).unit_of_work() as session:
         screen = ussd_service.handle_hop(
             session, hop=hop, now=now_of(request), catalog=current_catalog(session, request.app.state.content_cache),
-            config=menus.EngineConfig(max_chars=settings.ussd_max_chars, max_steps=settings.ussd_max_steps,
-                                      stale_after_days=settings.price_stale_days),
+            config=engine_config(settings),
         )
     reply = ("END " if screen.end else "CON ") + screen.text
     return render(request, "simulators.html", {"ussd": reply, "end": screen.end, "phone": phone, "path": path,
@@ -667,13 +674,10 @@ async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
 async def sim_sms(request: Request, staff: AnyStaff, form: Form):
     """The reply that would be sent, computed by the real responder; nothing is stored or sent."""
     from gateway.effects import producer_by_phone, profile_of
-    from gateway.phones import InvalidPhone, parse_phone
-    from menus.sms import SmsConfig, respond
+    from menus.sms import respond
 
-    try:
-        phone = parse_phone(form.get("phone", ""))
-    except InvalidPhone as exc:
-        flash(request, f"Phone: {exc}", "error")
+    phone = _sim_phone(request, form)
+    if phone is None:
         return back_to(request, "admin_simulators")
     settings = _settings(request)
     with db_of(request).unit_of_work() as session:
@@ -683,8 +687,7 @@ async def sim_sms(request: Request, staff: AnyStaff, form: Form):
 
         reply = respond(form.get("text", ""), profile=profile, data=SqlDataView(session),
                         catalog=current_catalog(session, request.app.state.content_cache), now=now_of(request),
-                        config=SmsConfig(fold=settings.sms_fold, ussd_code=settings.ussd_code,
-                                         report_tolerance=settings.price_report_tolerance))
+                        config=sms_config(settings))
         session.rollback()
     sent = render_sms(reply.text, reply.language, fold=settings.sms_fold)
     enc = measure(sent)
