@@ -817,26 +817,33 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
 
     # -- latency trend
     third = soak.duration / 3
-    print("\nLatency trend, p99 (p50) in ms by third of the run:")
+    # Each third holds a price batch, whose 30 s dominate its p99: the verdict compares the rest.
+    batches = [p["t"] for p in soak.publications]
+
+    def outside_batches(t: float) -> bool:
+        return not any(b <= t < b + WINDOW_S for b in batches)
+
+    print("\nLatency trend, p99 (p50) in ms by third of the run; 'quiet': outside the 30 s after each price batch:")
     trend_ok = True
     for kind in ("ussd", "sms", "dlr", "ussd-end", "metrics"):
-        parts = []
-        for i in range(3):
-            end = (i + 1) * third if i < 2 else soak.duration + 5.0
-            values = [r[2] for r in recs if r[1] == kind and i * third <= r[0] < end]
-            parts.append((pct(values, 99), pct(values, 50), len(values)))
-        first, last = parts[0][0], parts[2][0]
-        if math.isnan(first) or math.isnan(last) or min(parts[0][2], parts[2][2]) < 30:
-            verdict = "(too few to compare)"
-        else:
-            ratio = last / first if first else math.inf
-            rising = last > 1.5 * first and last - first > 5.0
-            if kind in ("ussd", "sms"):
-                trend_ok &= not rising
-            verdict = f"last/first {ratio:.2f}  {'RISING' if rising else 'flat'}"
-        shown = "   ".join(f"{ms(p99):>6} ({ms(p50):>5}, n={n:,})" for p99, p50, n in parts)
-        print(f"  {kind:<9} {shown}   {verdict}")
-    print(f"  p99 trend of USSD hops and SMS webhooks (last third vs first third, RISING if > 1.5x and > 5 ms): "
+        for scope in ("all", "quiet") if kind in ("ussd", "sms") and batches else ("all",):
+            parts = []
+            for i in range(3):
+                end = (i + 1) * third if i < 2 else soak.duration + 5.0
+                values = [r[2] for r in recs if r[1] == kind and i * third <= r[0] < end
+                          and (scope == "all" or outside_batches(r[0]))]  # fmt: skip
+                parts.append((pct(values, 99), pct(values, 50), len(values)))
+            first, last = parts[0][0], parts[2][0]
+            if math.isnan(first) or math.isnan(last) or min(parts[0][2], parts[2][2]) < 30:
+                verdict = "(too few to compare)"
+            else:
+                rising = last > 1.5 * first and last - first > 5.0
+                if kind in ("ussd", "sms") and (scope == "quiet" or not batches):
+                    trend_ok &= not rising
+                verdict = f"last/first {last / first if first else math.inf:.2f}  {'RISING' if rising else 'flat'}"
+            shown = "   ".join(f"{ms(p99):>6} ({ms(p50):>5}, n={n:,})" for p99, p50, n in parts)
+            print(f"  {kind:<8} {scope:<5} {shown}   {verdict}")
+    print(f"  p99 trend of USSD hops and SMS webhooks, quiet (last third vs first, RISING if > 1.5x and > 5 ms): "
           f"{'PASS' if trend_ok else 'FAIL'}")  # fmt: skip
     hops = sorted(r[2] for r in recs if r[1] == "ussd")
     if hops:
