@@ -20,11 +20,10 @@ from sqlalchemy import case, false, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from gateway import models
-from gateway.aggregators.africastalking import MAX_RECIPIENTS
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.db import Database
-from gateway.outbox import mark_stale_unconfirmed, send_group
+from gateway.outbox import mark_stale_unconfirmed, request_batches, send_group
 from gateway.sending import SmsSender, Throttled
 from gateway.settings import Settings
 from menus.types import PriceQuote
@@ -437,8 +436,8 @@ def worker_step(
     for row in rows:
         by_text[row.text].append(row)
     for text, group in by_text.items():
-        for start in range(0, len(group), MAX_RECIPIENTS):
-            error = send_group(db, sender, text, group[start : start + MAX_RECIPIENTS], clock)
+        for batch in request_batches(group):
+            error = send_group(db, sender, text, batch, clock)
             if isinstance(error, Throttled):
                 result.pause_s = max(result.pause_s, error.retry_after or 5.0)
     finish_done(db, now)

@@ -254,7 +254,9 @@ class SmsMessage(SQLModel, table=True):
     inbound_id: int | None = Field(default=None, foreign_key="sms_inbound.id")
     created_at: dt.datetime = _ts(index=True)
     updated_at: dt.datetime = _ts()
-    sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Indexed: the daily budget counts today's sends on every worker step (a full scan grew
+    # with the table: 294 ms at a million rows, measured by the soak).
+    sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
     delivered_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 

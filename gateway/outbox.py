@@ -104,8 +104,26 @@ def send_messages(db: Database, sender: SmsSender, ids: Sequence[int], clock: Ca
     for row in rows:
         by_text[row.text].append(row)
     for text, group in by_text.items():
-        for start in range(0, len(group), MAX_RECIPIENTS):
-            send_group(db, sender, text, group[start : start + MAX_RECIPIENTS], clock)
+        for batch in request_batches(group):
+            send_group(db, sender, text, batch, clock)
+
+
+def request_batches(group: list[models.SmsMessage]) -> list[list[models.SmsMessage]]:
+    """Requests of at most MAX_RECIPIENTS numbers, each number once: the aggregator answers per
+    number, so two rows for one phone in one request could not be told apart (found by the
+    soak: two broadcasts with the same text for the same phone shared one message id)."""
+    batches: list[list[models.SmsMessage]] = []
+    phones: list[set[str]] = []
+    for row in group:
+        for batch, seen in zip(batches, phones):
+            if row.phone not in seen and len(batch) < MAX_RECIPIENTS:
+                batch.append(row)
+                seen.add(row.phone)
+                break
+        else:
+            batches.append([row])
+            phones.append({row.phone})
+    return batches
 
 
 def send_group(

@@ -147,7 +147,11 @@ async def ussd_session_end(request: Request, db: DbDep, clock: ClockDep) -> Plai
         with db.unit_of_work() as session:
             ussd.record_end(session, event=event, now=clock())
 
-    await run_in_threadpool(work)
+    try:
+        await run_in_threadpool(work)
+    except OperationalError:
+        log.exception("ussd end event not stored: database unavailable")
+        return _unavailable(request)
     return PlainTextResponse("OK")
 
 

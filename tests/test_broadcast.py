@@ -432,3 +432,28 @@ def test_throttling_slows_the_worker(db, sender, fake_at, bsettings):
     assert result.pause_s >= 1.0
     assert {r.status for r in rows(db)} == {"queued"}
     assert all(r.next_attempt_at is not None for r in rows(db))
+
+
+def test_same_phone_and_text_twice_go_in_separate_requests(db, sender, fake_at, bsettings):
+    """Two broadcasts can give one phone the same text; one request per phone keeps each row's
+    own message id (the soak found them sharing one)."""
+    add_producer(db, "+22370000001", subs=[("tomato", "sikasso")])
+    publish(db, ("tomato", "sikasso"))
+    publish(db, ("tomato", "sikasso"))
+    broadcast.expand_due(db, now=MORNING, catalog=CATALOG, settings=bsettings)
+    run_until_idle(db, sender, bsettings, MORNING)
+    sent = rows(db)
+    assert len(sent) == 2 and sent[0].text == sent[1].text
+    assert len({r.provider_message_id for r in sent}) == 2
+    assert len(fake_at.requests()) == 2
+
+
+@pytest.mark.parametrize("n, duplicates, expected", [(5, 0, [5]), (1200, 0, [1000, 200]), (3, 2, [3, 2])])
+def test_request_batches(n, duplicates, expected):
+    from gateway.outbox import request_batches
+
+    group = [models.SmsMessage(id=i, phone=f"+2237000{i:04d}", text="x", kind="alert", encoding="GSM-7", segments=1) for i in range(n)]
+    group += [models.SmsMessage(id=n + i, phone=group[i].phone, text="x", kind="alert", encoding="GSM-7", segments=1) for i in range(duplicates)]
+    batches = request_batches(group)
+    assert [len(b) for b in batches] == expected
+    assert all(len({r.phone for r in b}) == len(b) for b in batches)

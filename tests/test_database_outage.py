@@ -101,6 +101,8 @@ def test_postgres_stops_and_comes_back(backend, db_url, db, fake_at):
             assert reply.startswith("END Desole") and "Haketo" in reply
             assert client.post("/webhooks/at/sms/delivery", data={"id": "x", "status": "Success"}).status_code == 503
             assert client.get("/readyz").status_code == 503
+            end = {"sessionId": "o1", "phoneNumber": "+22370000001", "status": "Success"}
+            assert client.post("/webhooks/at/ussd/events", data=end).status_code == 503
             outage.start()
             assert sms(client, "during").status_code == 200  # the aggregator's retry
             assert sms(client, "during").status_code == 200  # and another: still once
