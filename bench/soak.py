@@ -36,8 +36,10 @@ What it does, in one run:
    Every 30 s a line: requests by kind, errors, p50/p99 of USSD hops and SMS webhooks in that
    window, RSS, outbox (queued / sent so far), CPU.
 3. Drain (bounded): traffic stops; the outbox must empty and the delivery reports go out.
-4. Summary: the table over time, errors (target: none), p99 trend (first vs last third), memory
-   growth from the end of the first minute to the end (target "flat": < 10 % or < 20 MB),
+4. Summary: the table over time, errors (target: none), p99 trend (first vs last third; the verdict
+   leaves out the 30 s after each price batch, whose spike would otherwise decide every third's
+   p99), memory growth from the end of the first minute to the end (target "flat": < 10 % or
+   < 20 MB; the growth after the first price batch is printed too),
    broadcast completion (every alert sent, none twice: the fake's log against the outbox), and
    the consistency of SMS, reports and delivery reports with the database.
 
@@ -644,7 +646,10 @@ class Soak:
     async def run(self) -> None:
         import httpx
 
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        # Idle connections are dropped after 2 s, before uvicorn closes them (its keep-alive timeout is
+        # 5 s, httpx's default expiry too): reusing one as the server closes it fails the request
+        # with a ReadError that says nothing about the gateway.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0)
         self.client = httpx.AsyncClient(base_url=self.gateway.url, timeout=HTTP_TIMEOUT_S, limits=limits)
         self.fake_client = httpx.AsyncClient(base_url=self.fake.url, timeout=120.0)
         self.dlr_queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
@@ -760,12 +765,13 @@ def final_checks(soak: Soak, fake_messages: list[dict]) -> dict:
     # What a farmer would notice: the same alert text received more than once (across broadcasts).
     alert_pairs = {(r[3], r[5]) for r in rows if r[2] == "alert"}
     repeated = {pair: n for pair, n in fake_by_pair.items() if n > 1 and pair in alert_pairs}
+    repeated_in = {pair: sorted({r[1] for r in rows if (r[3], r[5]) == pair and r[1]}) for pair in list(repeated)[:3]}
     return {
         "rows": rows, "broadcasts": broadcasts, "per_broadcast": per_broadcast, "reasons": reasons,
         "extras": extras, "orphans": orphans, "missing": missing, "dup_phones": dup_phones,
         "inbound": inbound, "replies": replies, "reports": dict(reports), "sessions": sessions,
         "counts": counts, "by_pid": by_pid, "last_sent": last_sent, "shared_ids": shared_ids,
-        "repeated": repeated,
+        "repeated": repeated, "repeated_in": repeated_in,
     }  # fmt: skip
 
 
@@ -939,6 +945,8 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
     repeated = checks["repeated"]
     print(f"  phones that received an identical alert more than once (across broadcasts): {len(repeated)}"
           + (f" ({sum(repeated.values()) - len(repeated)} extra SMS)" if repeated else ""))  # fmt: skip
+    for (phone, text), ids in checks["repeated_in"].items():
+        print(f"    e.g. {phone[:6]}****{phone[-2:]} got {text!r} from broadcasts {ids}")
     complete &= not checks["orphans"] and not checks["missing"] and not extras and not checks["shared_ids"]
     print(f"  broadcast completion (every alert sent or skipped for an opt-out, none twice): "
           f"{'PASS' if complete and checks['broadcasts'] else 'FAIL'}")  # fmt: skip
