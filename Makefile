@@ -28,10 +28,10 @@ run: seed
 	@echo "  or post a hop yourself:"
 	@echo "    curl -d sessionId=demo1 -d phoneNumber=+22370000001 -d serviceCode='*123#' -d text= http://127.0.0.1:8000/webhooks/at/ussd"
 	@echo "  staff console: http://127.0.0.1:8000/admin"
-	@echo "  SMS that would have been sent: http://127.0.0.1:8000/fake-at/_fake/"
+	@echo "  SMS that would have been sent: http://127.0.0.1:8000/fake-at/_fake/ (GATEWAY_SMS_PROVIDER=orange: /fake-orange/_fake/)"
 	@echo "  API documentation: http://127.0.0.1:8000/docs"
 	@echo ""
-	$(BIN)/gateway serve --host 127.0.0.1 --port 8000
+	MALLOC_ARENA_MAX=2 $(BIN)/gateway serve --host 127.0.0.1 --port 8000
 
 test: install
 	@# The console's end-to-end tests drive Debian's Chromium; without root they are skipped

@@ -1015,6 +1015,7 @@ def parse_args(argv=None):
     add("--dlr-share", type=float, default=0.2, help="share of sent messages that get a delivery report")
     add("--seed", type=int, default=1, help="random seed")
     add("--keep-tmp", action="store_true", help="keep the temporary directory (database, server logs)")
+    add("--malloc-arenas", type=int, default=2, help="MALLOC_ARENA_MAX for the gateway, as deployed (0: glibc default)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.ussd_sessions < 0 or args.sms_per_second < 0 or args.producers < 1:
         parser.error("--minutes and --producers must be positive, --ussd-sessions and --sms-per-second >= 0")
@@ -1053,6 +1054,13 @@ def main(argv=None) -> int:
               f"Python {sys.version.split()[0]}")  # fmt: skip
         # The gateway's environment: ours, without any GATEWAY_* of the caller's shell.
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        # As the Dockerfile and `make run` start it; MALLOC_ARENA_MAX=8 (or unset it in the shell
+        # with --malloc-arenas 0) to see glibc's default.
+        if args.malloc_arenas:
+            env["MALLOC_ARENA_MAX"] = str(args.malloc_arenas)
+        else:
+            env.pop("MALLOC_ARENA_MAX", None)
+        print(f"  gateway MALLOC_ARENA_MAX: {env.get('MALLOC_ARENA_MAX', 'unset (glibc default)')}")
         env.update(
             GATEWAY_DATABASE_URL=url, GATEWAY_LOG_LEVEL="WARNING", GATEWAY_SECRET_KEY="soak",
             GATEWAY_SECRET_KEY_FILE=str(tmp / "secret.key"), PYTHONUNBUFFERED="1",

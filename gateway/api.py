@@ -5,11 +5,12 @@ the same roles as the console apply, and every change is in the audit log."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlmodel import Session, col, select
 
 from gateway.deps import DbId
@@ -22,6 +23,19 @@ bearer = HTTPBearer(auto_error=False, description="A staff member's API token (c
 
 UNITS = Literal["kg", "sack50", "sack100", "basket", "crate", "pile"]
 KINDS = Literal["wholesale", "retail"]
+# Reference codes ("tomato", "sikasso", "lawal"): anything else is answered 422 before a query.
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+# Control characters (a NUL byte, say) are refused in every text: PostgreSQL rejects NUL outright.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ApiModel(BaseModel):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value):
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("control characters are not allowed")
+        return value
 
 
 def api_staff(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> auth.Staff:
@@ -88,16 +102,16 @@ def list_markets(request: Request, staff: Annotated[auth.Staff, Depends(api_staf
 # -- prices ------------------------------------------------------------------------------------------
 
 
-class PriceIn(BaseModel):
+class PriceIn(ApiModel):
     date: dt.date
-    market: str = Field(description="market code, see /markets")
-    crop: str = Field(description="crop code, see /crops")
+    market: Code = Field(description="market code, see /markets")
+    crop: Code = Field(description="crop code, see /crops")
     price: int = Field(gt=0, le=10_000_000, description="FCFA per unit")
     unit: UNITS | None = Field(None, description="default: the crop's usual unit")
     kind: KINDS = "wholesale"
 
 
-class PricesIn(BaseModel):
+class PricesIn(ApiModel):
     prices: list[PriceIn] = Field(min_length=1, max_length=5000)
     alerts: bool = Field(True, description="send SMS alerts to the subscribers of the newest prices")
 
@@ -129,8 +143,8 @@ def _price_out(o: models.PriceObservation, crops: dict, markets: dict) -> PriceO
 def list_prices(
     request: Request,
     staff: PriceStaff,
-    crop: str | None = None,
-    market: str | None = None,
+    crop: Code | None = None,
+    market: Code | None = None,
     since: dt.date | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ):
@@ -193,9 +207,9 @@ def publish_prices(request: Request, body: PricesIn, staff: PriceStaff):
 # -- demands -----------------------------------------------------------------------------------------
 
 
-class DemandIn(BaseModel):
-    buyer: str = Field(description="buyer code")
-    crop: str
+class DemandIn(ApiModel):
+    buyer: Code = Field(description="buyer code")
+    crop: Code
     quantity_kg: int = Field(gt=0, le=100_000_000)
     price: int = Field(gt=0, le=10_000_000)
     unit: UNITS = "kg"
@@ -203,7 +217,7 @@ class DemandIn(BaseModel):
     valid_until: dt.date
 
 
-class DemandPatch(BaseModel):
+class DemandPatch(ApiModel):
     quantity_kg: int | None = Field(None, gt=0, le=100_000_000)
     price: int | None = Field(None, gt=0, le=10_000_000)
     place: str | None = Field(None, min_length=1, max_length=80)
@@ -282,9 +296,9 @@ def update_demand(request: Request, demand_id: DbId, body: DemandPatch, staff: E
 # -- tips --------------------------------------------------------------------------------------------
 
 
-class TipIn(BaseModel):
+class TipIn(ApiModel):
     category: Literal["gap", "postharvest", "nutrition"]
-    crop: str | None = None
+    crop: Code | None = None
     title_fr: str = Field(min_length=1, max_length=60)
     title_bm: str = Field("", max_length=60)
     text_fr: str = Field(min_length=1, max_length=1000)
@@ -340,12 +354,12 @@ def save_tip(request: Request, body: TipIn, staff: auth.Staff, tip_id: int | Non
 # -- producers ---------------------------------------------------------------------------------------
 
 
-class SubscriptionIn(BaseModel):
-    crop: str
-    market: str
+class SubscriptionIn(ApiModel):
+    crop: Code
+    market: Code
 
 
-class ProducerIn(BaseModel):
+class ProducerIn(ApiModel):
     phone: str
     name: str = Field("", max_length=80)
     language: Literal["fr", "bm"] | None = None

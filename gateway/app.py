@@ -12,22 +12,44 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, api, broadcast, logs, migrate, webhooks
+from gateway import admin, api, broadcast, housekeeping, logs, migrate, webhooks, webhooks_orange
 from gateway.aggregators.africastalking import AfricasTalkingSender
+from gateway.aggregators.orange import OrangeSender
 from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.metrics import Metrics
 from gateway.middleware import BodyLimit, RequestId, SecurityHeaders, WebhookGuard
+from gateway.sending import SmsSender
 from gateway.settings import Settings
 from messages import default_catalog
 
 log = logging.getLogger("gateway.app")
 
 FAKE_AT_PREFIX = "/fake-at"
+FAKE_ORANGE_PREFIX = "/fake-orange"
+FAKE_ORANGE_SENDER = "tel:+2230000"
 
 
-def build_sender(settings: Settings) -> AfricasTalkingSender:
+def build_sender(settings: Settings) -> SmsSender:
+    """The sender of the aggregator chosen by GATEWAY_SMS_PROVIDER (replies, alerts, broadcasts)."""
+    if settings.sms_provider == "orange":
+        if settings.orange_uses_fake:
+            # No credentials: development, against the fake mounted on this app (or the one named
+            # by GATEWAY_ORANGE_BASE_URL), which accepts any.
+            base = settings.orange_base_url or settings.public_url.rstrip("/") + FAKE_ORANGE_PREFIX
+            sender, client_id, secret = settings.orange_sender_address or FAKE_ORANGE_SENDER, "fake", "fake"
+        else:
+            base, sender = settings.orange_base_url, settings.orange_sender_address
+            client_id, secret = settings.orange_client_id, settings.orange_client_secret.get_secret_value()
+        return OrangeSender(
+            client_id=client_id,
+            client_secret=secret,
+            sender_address=sender,
+            sender_name=settings.orange_sender_name,
+            base_url=base,
+            timeout_s=settings.orange_timeout_s,
+        )
     if settings.sms_uses_fake:
         # No credentials: development. SMS go to the fake server mounted on this app (or the
         # one named by GATEWAY_AT_BASE_URL), where they can be read.
@@ -47,8 +69,11 @@ async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
     settings: Settings = state.settings
+    chores = housekeeping.DailyChores()
     while True:
         try:
+            # Buyers' daily summaries are queued before the step, which sends them with the rest.
+            await run_in_threadpool(chores.tick, state.db, state.clock, state.catalog, settings)
             result = await run_in_threadpool(
                 broadcast.worker_step,
                 state.db,
@@ -92,6 +117,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
     app.include_router(webhooks.router)
+    app.include_router(webhooks_orange.router)
     app.include_router(api.router)
     admin.install(app, settings)
     # Outermost last: request id, body limits, webhook guard, console headers, then the app.
@@ -114,6 +140,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         from messages.sms import measure
 
         app.mount(FAKE_AT_PREFIX, create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments)))
+    if settings.orange_uses_fake and not settings.orange_base_url:
+        from gateway.aggregators.fake_orange import create_fake_orange_app
+
+        app.mount(FAKE_ORANGE_PREFIX, create_fake_orange_app())
 
     app.state.metrics = Metrics(app)
     app.state.ussd_limiter = webhooks.PhoneRateLimit(settings.ussd_hops_per_minute)

@@ -417,11 +417,15 @@ def worker_step(
     expand_due(db, now=now, catalog=catalog, settings=settings)
     result = StepResult(quiet=in_quiet_hours(now, settings))
     limit = limit or settings.worker_batch_size
+    # A sender that makes one request per number claims fewer rows per step (see its max_claim).
+    limit = min(limit, getattr(sender, "max_claim", None) or limit)
     with db.unit_of_work() as session:
         mark_stale_unconfirmed(session, now)
         kinds = ["reply"]
         bulk_limit = limit
         if not result.quiet:
+            # Notices (staff decisions, buyers' summaries): one-to-one, outside the bulk budgets.
+            kinds.append("notice")
             messages_left, segments_left = bulk_allowance(session, now, settings)
             result.budget_exhausted = messages_left == 0 or segments_left == 0
             if not result.budget_exhausted:

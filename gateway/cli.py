@@ -68,7 +68,9 @@ def serve(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("GATEWAY_PUBLIC_URL", f"http://{local}:{port}")
     settings = _settings()  # fail early, with a clear message, on bad configuration
-    if settings.sms_uses_fake:
+    if settings.sms_provider == "orange" and settings.orange_uses_fake:
+        typer.echo(f"No Orange credentials: SMS go to the built-in fake, {settings.public_url}/fake-orange/_fake/")
+    elif settings.sms_uses_fake:
         typer.echo(f"No Africa's Talking key: SMS go to the built-in fake, {settings.public_url}/fake-at/_fake/")
     uvicorn.run(
         "gateway.app:app_factory",
@@ -241,7 +243,7 @@ def worker(
     import signal
     import time
 
-    from gateway import broadcast, logs
+    from gateway import broadcast, housekeeping, logs
     from gateway.app import build_sender
     from gateway.db import Database
     from messages import default_catalog
@@ -249,6 +251,7 @@ def worker(
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
+    chores = housekeeping.DailyChores()
     stopping = {"now": False}
 
     def stop(_signum, _frame) -> None:
@@ -259,6 +262,8 @@ def worker(
     clock = lambda: dt.datetime.now(settings.tz)  # noqa: E731
     try:
         while not stopping["now"]:
+            # Buyers' summaries are queued before the step, which then sends them with the rest.
+            chores.tick(db, clock, catalog, settings)
             result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
             if once:
                 typer.echo(f"claimed {result.claimed}, skipped {result.skipped}")
@@ -270,6 +275,56 @@ def worker(
     finally:
         sender.close()
         db.dispose()
+
+
+@app.command("prune")
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go, delete nothing")] = False,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Keep this many days (default: GATEWAY_RETENTION_DAYS)")] = None,
+) -> None:
+    """Delete SMS and USSD session rows older than the retention period (the workers do it daily)."""
+    from gateway import housekeeping
+    from gateway.db import Database
+
+    settings = _settings()
+    keep = days or settings.retention_days
+    if not keep:
+        typer.echo("GATEWAY_RETENTION_DAYS is 0: everything is kept.")
+        return
+    db = Database.from_settings(settings)
+    try:
+        report = housekeeping.prune(db, now=dt.datetime.now(settings.tz), days=keep, dry_run=dry_run)
+    finally:
+        db.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    counts = ", ".join(f"{name} {n:,}" for name, n in report.deleted.items())
+    typer.echo(f"Older than {report.cutoff:%Y-%m-%d %H:%M} UTC ({keep} days): {verb} {counts}.")
+
+
+@app.command("buyer-summary")
+def buyer_summary(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the SMS without queueing anything")] = False,
+) -> None:
+    """Queue today's SMS summary of new offers for every opted-in buyer (once a day: the workers
+    do it at GATEWAY_BUYER_SUMMARY_HOUR; running this again the same day sends nothing more)."""
+    from gateway import linkage
+    from gateway.db import Database
+    from messages import default_catalog
+
+    settings = _settings()
+    db = Database.from_settings(settings)
+    try:
+        results = linkage.send_buyer_summaries(
+            db, lambda: dt.datetime.now(settings.tz), default_catalog(), settings, dry_run=dry_run
+        )
+    finally:
+        db.dispose()
+    for r in results:
+        state = "already sent today" if r.already_sent else ("queued" if r.queued else "would be queued")
+        typer.echo(f"{r.buyer} ({r.phone}): {r.offers} new offers, {state}")
+        typer.echo(f"     {r.text}")
+    if not results:
+        typer.echo("no buyer to tell: none opted in with a phone, or no new offers")
 
 
 def _names_to_ids(values: list[str], names, option: str) -> list[int]:

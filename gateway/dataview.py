@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from gateway import models
 from menus import types as m
+from messages import to_ussd
 
 
 class SqlDataView:
@@ -127,9 +128,32 @@ class SqlDataView:
             query = query.where(obs.market_id == market_id)
         return [tuple(row) for row in self.session.exec(query).all()]
 
+    def services(self, category: str, region: str | None) -> Sequence[m.ServiceEntry]:
+        s = models.Service
+        query = select(s).where(s.category == category, s.active == True)  # noqa: E712
+        if region is not None:
+            query = query.where(s.region == region)
+        rows = sorted(self.session.exec(query), key=lambda r: (_collate(r.name), r.id))
+        return [
+            m.ServiceEntry(r.id, r.category, r.region, r.name, r.phone, r.summary_fr, r.summary_bm)
+            for r in rows
+        ]
+
+    def service_regions(self, category: str) -> Sequence[str]:
+        s = models.Service
+        regions = self.session.exec(
+            select(s.region).where(s.category == category, s.active == True).distinct()  # noqa: E712
+        ).all()
+        return sorted(regions, key=_collate)
+
+
+def _collate(name: str) -> str:
+    # In Python, not SQL: the backends' collations disagree on accents and case.
+    return to_ussd(name).lower()
+
 
 class ContentCache:
-    """Reference content (crops, markets, latest prices, demands, tips) kept in memory for a few
+    """Reference content (crops, markets, latest prices, demands, tips, services) kept in memory for a few
     seconds. Every USSD hop replays the session and reads this content again; a short time to
     live keeps that off the database while staff changes still show within seconds, in every
     process (no invalidation messages to lose)."""
@@ -182,3 +206,13 @@ class CachedDataView:
 
     def price_history(self, crop_id: int, market_id: int | None, since: dt.date):
         return self._sql.price_history(crop_id, market_id, since)
+
+    def services(self, category: str, region: str | None) -> Sequence[m.ServiceEntry]:
+        return self._cache.get(
+            ("services", category, region), lambda: tuple(self._sql.services(category, region))
+        )
+
+    def service_regions(self, category: str) -> Sequence[str]:
+        return self._cache.get(
+            ("service_regions", category), lambda: tuple(self._sql.service_regions(category))
+        )

@@ -7,14 +7,24 @@ timeout) leaves the same state as once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from gateway import models
 from gateway.broadcast import publish_alerts
+from gateway.content import overrides
+from gateway.outbox import queue_sms
+from gateway.phones import mask
 from menus import types as m
+from messages import Catalog, default_catalog
+
+log = logging.getLogger("gateway.effects")
+
+# Directory entries sent by SMS per caller in 24 hours: each costs the project an SMS.
+MAX_SERVICE_SMS_PER_DAY = 5
 
 
 def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> int | None:
@@ -72,7 +82,11 @@ def apply_effects(
     today: dt.date,
     session_ref: str = "",
     channel: str = "ussd",
+    catalog: Catalog | None = None,
+    fold: bool = True,
 ) -> None:
+    """`catalog` and `fold` are for the SMS some effects send (default: the files with staff
+    overrides, folded to GSM-7 when that saves segments)."""
     if not effects:
         return
     producer = ensure_producer(session, phone)
@@ -103,7 +117,10 @@ def apply_effects(
             case m.StartAlerts():
                 producer.opted_out = False
             case m.RecordOffer(demand_id=demand_id, quantity_kg=quantity):
-                _record_offer(session, producer, demand_id, quantity, session_ref, channel, now)
+                _record_offer(session, producer, demand_id, quantity, session_ref, channel, now, today)
+            case m.SendService(service_id=service_id):
+                catalog = catalog or default_catalog().with_overrides(overrides(session))
+                _send_service(session, producer, service_id, session_ref, now, catalog, fold)
             case m.ReportPrice():
                 if not effect.held_reason:
                     publish_alerts(session, pairs=[(effect.crop_id, effect.market_id)], now=now,
@@ -129,7 +146,12 @@ def apply_effects(
     session.add(producer)
 
 
-def _record_offer(session, producer, demand_id, quantity, session_ref, channel, now) -> None:
+def _record_offer(session, producer, demand_id, quantity, session_ref, channel, now, today) -> None:
+    demand = session.get(models.Demand, demand_id)
+    # The demand may have closed or expired since the screen showed it: no offer on it then.
+    if demand is None or demand.status != "open" or demand.valid_until < today:
+        log.info("offer on a closed demand ignored", extra={"demand": demand_id, "phone": mask(producer.phone)})
+        return
     offer = session.exec(
         select(models.Offer).where(
             models.Offer.demand_id == demand_id,
@@ -150,3 +172,39 @@ def _record_offer(session, producer, demand_id, quantity, session_ref, channel, 
         )
     else:
         offer.quantity_kg = quantity
+
+
+def _send_service(session, producer, service_id, session_ref, now, catalog: Catalog, fold: bool) -> None:
+    """One SMS with a directory entry, once per entry and session (a retried hop sends nothing
+    more), at most MAX_SERVICE_SMS_PER_DAY a day per caller."""
+    service = session.get(models.Service, service_id)
+    if service is None or not service.active:
+        return  # deactivated since the screen showed it
+    request_id = insert_ignore(
+        session,
+        models.ServiceRequest,
+        {"service_id": service_id, "producer_id": producer.id, "session_ref": session_ref, "created_at": now},
+        ["service_id", "producer_id", "session_ref"],
+    )
+    if request_id is None:
+        return
+    sr = models.ServiceRequest
+    sent = session.exec(
+        select(func.count()).select_from(sr).where(
+            sr.producer_id == producer.id, col(sr.sms_id).is_not(None), sr.created_at >= now - dt.timedelta(days=1)
+        )
+    ).one()
+    if sent >= MAX_SERVICE_SMS_PER_DAY:
+        log.warning("service sms limit reached", extra={"phone": mask(producer.phone)})
+        return
+    language = producer.language or "fr"
+    entry = m.ServiceEntry(service.id, service.category, service.region, service.name, service.phone,
+                           service.summary_fr, service.summary_bm)
+    text = catalog.text(language, "services.sms", name=entry.name, region=entry.region, phone=entry.phone,
+                        summary=entry.summary(language))
+    # A reply: the caller asked for it and waits, so, like SMS replies, it is claimed first by
+    # the worker, outside quiet hours and the daily bulk budgets (which bind alerts and
+    # broadcasts); its cost is bounded by once per entry and session and the daily cap above.
+    row = queue_sms(session, phone=producer.phone, text=text, language=language, kind="reply", now=now,
+                    fold=fold, producer_id=producer.id)
+    session.get(sr, request_id).sms_id = row.id

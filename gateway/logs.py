@@ -36,17 +36,30 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-_SECRET_QUERY = re.compile(r"(token=)[^&\s]+")
+_SECRETS = [
+    re.compile(r"(token=)[^&\s]+"),
+    # Should a library ever log a request or an OAuth answer (Orange's API): the Authorization
+    # header (Basic client credentials, Bearer token) and the token or secret fields.
+    re.compile(r"((?:Basic|Bearer)\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"""((?:access_token|client_secret)["']?\s*[:=]\s*["']?)[^"'&\s,}]+"""),
+]
+
+
+def _redact(text: str) -> str:
+    for pattern in _SECRETS:
+        text = pattern.sub(r"\1***", text)
+    return text
 
 
 class RedactSecrets(logging.Filter):
-    """Access logs print the full path: keep the webhook secret (?token=...) out of them."""
+    """Access logs print the full path: keep the webhook secret (?token=...) out of them, and
+    credentials out of any line that quotes a request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_SECRET_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _SECRET_QUERY.sub(r"\1***", record.msg)
+            record.msg = _redact(record.msg)
         return True
 
 

@@ -66,8 +66,10 @@ class Buyer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=80)
-    phone: str | None = Field(default=None, max_length=20)
+    phone: str | None = Field(default=None, max_length=20)  # E.164, checked by gateway.phones
     contact_name: str = Field(default="", max_length=80)
+    # Opted in to one SMS a day with the new offers on their demands (gateway.linkage).
+    daily_summary: bool = False
 
 
 class Demand(SQLModel, table=True):
@@ -111,6 +113,10 @@ class Offer(SQLModel, table=True):
     channel: str = Field(default="ussd", max_length=8)
     session_ref: str = Field(default="", max_length=100)
     created_at: dt.datetime = _ts()
+    # A decision is taken once (pending → accepted | declined); the farmer's SMS goes with it.
+    decided_by: str = Field(default="", max_length=120)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    notified_sms_id: int | None = Field(default=None, foreign_key="sms_message.id")
 
 
 class Tip(SQLModel, table=True):
@@ -320,3 +326,54 @@ class MessageRevision(SQLModel, table=True):
     reviewed: bool = False
     staff_email: str = Field(default="", max_length=120)
     at: dt.datetime = _ts()
+
+
+class Service(SQLModel, table=True):
+    """An entry of the services directory: who farmers can call for credit, inputs, advice or
+    storage and processing, per region. Shown by the USSD Services menu (menus.types.ServiceEntry)."""
+
+    __table_args__ = (Index("ix_service_category_region", "category", "region"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(max_length=16)  # menus.types.SERVICE_CATEGORIES
+    region: str = Field(max_length=64)
+    name: str = Field(max_length=40)
+    phone: str = Field(max_length=20, description="E.164")
+    # One line each, short enough for a USSD screen (menus.types.SERVICE_SUMMARY_MAX).
+    summary_fr: str = Field(max_length=60)
+    summary_bm: str = Field(default="", max_length=60)
+    active: bool = True
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class ServiceRequest(SQLModel, table=True):
+    """A caller asked for a directory entry by SMS: once per entry and USSD session (a retried
+    hop sends nothing twice), and a record of which services farmers look for."""
+
+    __tablename__ = "service_request"
+    __table_args__ = (UniqueConstraint("service_id", "producer_id", "session_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    service_id: int = Field(foreign_key="service.id")
+    producer_id: int = Field(foreign_key="producer.id", index=True)
+    session_ref: str = Field(default="", max_length=100)
+    sms_id: int | None = Field(default=None, foreign_key="sms_message.id")
+    created_at: dt.datetime = _ts()
+
+
+class BuyerSummary(SQLModel, table=True):
+    """The daily SMS to a buyer with the new offers: one row per buyer and day, so that any
+    number of workers (or the command run twice) send it once."""
+
+    __tablename__ = "buyer_summary"
+    __table_args__ = (UniqueConstraint("buyer_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    buyer_id: int = Field(foreign_key="buyer.id")
+    day: dt.date
+    offers: int = 0
+    # Offers up to this id are summarised; the next summary counts those after it.
+    last_offer_id: int = 0
+    sms_id: int | None = Field(default=None, foreign_key="sms_message.id")
+    created_at: dt.datetime = _ts()

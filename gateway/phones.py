@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 DEFAULT_REGION = "ML"  # a number written without +223 is read as Malian
@@ -18,6 +20,11 @@ def parse_phone(raw: str, region: str = DEFAULT_REGION) -> str:
         raise InvalidPhone("phone number is empty")
     if len(text) > 32:
         raise InvalidPhone("phone number is too long")
+    return _e164(text, region)
+
+
+@lru_cache(maxsize=65_536)  # a USSD session sends the same number with every hop; failures aren't kept
+def _e164(text: str, region: str) -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

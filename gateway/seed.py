@@ -1,7 +1,8 @@
-"""Demo content: crops, markets, a year of weekly prices, buyers' demands and tips.
+"""Demo content: crops, markets, three years of weekly prices, buyers' demands, tips and the
+services directory.
 
-Idempotent: reference rows are matched by their code; prices, demands and tips are loaded only
-when their table is empty, so staff edits are never overwritten.
+Idempotent: reference rows are matched by their code; prices, demands, tips and services are
+loaded only when their table is empty, so staff edits are never overwritten.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from sqlmodel import Session, select
 from gateway import models
 
 PRICE_WEEKS = 56  # a year and a month: enough for trends against last year
+# Two more years before that, so seasonal forecasts have past years to learn from and a backtest
+# has forecasts to score. Drawn from their own random stream: the recent 56 weeks stay the same.
+HISTORY_WEEKS = 104
+# Earlier years were cheaper (inflation) and each year had its own shock: a drought, a glut.
+YEAR_LEVELS = (0.88, 0.94)
 
 
 @dataclass
@@ -28,9 +34,12 @@ class SeedReport:
     buyers: int = 0
     demands: int = 0
     tips: int = 0
+    services: int = 0
 
     def __str__(self) -> str:
-        return ", ".join(f"{k} +{v}" for k, v in self.__dict__.items())
+        # Services are named only when loaded: a second run reads as it always did.
+        shown = {k: v for k, v in self.__dict__.items() if k != "services" or v}
+        return ", ".join(f"{k} +{v}" for k, v in shown.items())
 
 
 def load_json(name: str):
@@ -93,7 +102,8 @@ def seed_demo(session: Session, *, today: dt.date) -> SeedReport:
             session,
             models.Buyer,
             b["code"],
-            {"name": b["name"], "phone": b["phone"], "contact_name": b["contact_name"]},
+            {"name": b["name"], "phone": b["phone"], "contact_name": b["contact_name"],
+             "daily_summary": b.get("daily_summary", False)},
         )
         buyers[b["code"]] = row
         report.buyers += new
@@ -131,14 +141,21 @@ def seed_demo(session: Session, *, today: dt.date) -> SeedReport:
                 )
             )
             report.tips += 1
+
+    if _count(session, models.Service) == 0:
+        for entry in data.get("services", []):
+            session.add(models.Service(**entry))
+            report.services += 1
     session.flush()
     return report
 
 
 def _seed_prices(session, data, crops, markets, today) -> int:
     rng = random.Random(2231)  # fixed: the same demo everywhere
-    rows = []
-    days = market_days(today, PRICE_WEEKS)
+    older = random.Random(1987)
+    rows, older_rows = [], []
+    all_days = market_days(today, HISTORY_WEEKS + PRICE_WEEKS)
+    history, days = all_days[:HISTORY_WEEKS], all_days[HISTORY_WEEKS:]
     for c in data["crops"]:
         for mk in data["markets"]:
             # Not every market trades every vegetable; the main ones do.
@@ -146,19 +163,26 @@ def _seed_prices(session, data, crops, markets, today) -> int:
                 continue
             factor = mk.get("factor", 1.0) * mk.get("crop_factor", {}).get(c["code"], 1.0)
             lag = mk.get("lag_weeks", 0)  # a market whose reports stopped coming: stale prices
-            for day in days[: len(days) - lag] if lag else days:
-                level = seasonal_price(c["monthly"], day) * factor * rng.uniform(0.93, 1.07)
-                step = 500 if c["unit"] == "basket" else 5
-                rows.append(
-                    models.PriceObservation(
-                        crop_id=crops[c["code"]].id,
-                        market_id=markets[mk["code"]].id,
-                        observed_on=day,
-                        price=int(round(level / step) * step),
-                        unit=c["unit"],
-                        kind="wholesale",
-                        source="demo",
-                    )
+            shocks = [older.uniform(0.9, 1.1) for _ in YEAR_LEVELS]
+            recent = days[: len(days) - lag] if lag else days
+            levels = [(day, seasonal_price(c["monthly"], day) * factor * rng.uniform(0.93, 1.07)) for day in recent]
+            # The older years go after the recent weeks, so that the recent rows keep their ids.
+            levels += [
+                (day, seasonal_price(c["monthly"], day) * factor * YEAR_LEVELS[n // 52] * shocks[n // 52]
+                 * older.uniform(0.93, 1.07))
+                for n, day in enumerate(history)
+            ]  # fmt: skip
+            step = 500 if c["unit"] == "basket" else 5
+            for day, level in levels:
+                row = models.PriceObservation(
+                    crop_id=crops[c["code"]].id,
+                    market_id=markets[mk["code"]].id,
+                    observed_on=day,
+                    price=int(round(level / step) * step),
+                    unit=c["unit"],
+                    kind="wholesale",
+                    source="demo",
                 )
-    session.add_all(rows)
-    return len(rows)
+                (rows if day >= days[0] else older_rows).append(row)
+    session.add_all(rows + older_rows)
+    return len(rows) + len(older_rows)

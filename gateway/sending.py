@@ -72,6 +72,8 @@ class RecipientResult:
 
 class SmsSender(Protocol):
     name: str
+    # Optional `max_claim: int`: the most rows one worker step should hand it (a sender making one
+    # request per number is slow; see OrangeSender).
 
     def send(self, text: str, recipients: Sequence[str]) -> list[RecipientResult]:
         """Send one text to many numbers (E.164) in as few requests as the aggregator allows.

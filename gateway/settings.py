@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///var/sugu.db"
@@ -53,6 +54,22 @@ class Settings(BaseSettings):
     at_trust_env: bool = Field(
         False, description="Use HTTP(S)_PROXY and REQUESTS_CA_BUNDLE from the environment for sending"
     )
+    # Which aggregator sends SMS (replies, alerts, broadcasts); USSD stays with the aggregator that
+    # hosts the short code. `fake`: the built-in fake of Africa's Talking, whatever keys are set.
+    sms_provider: Literal["africastalking", "orange", "fake"] = Field(
+        "africastalking", description="SMS aggregator: africastalking | orange | fake"
+    )
+    # Orange's SMS API. Without credentials, SMS go to the built-in fake Orange (development).
+    orange_client_id: str | None = None
+    orange_client_secret: SecretStr | None = None
+    orange_sender_address: str | None = Field(
+        None, description="The application's sender number, e.g. tel:+2230000 (required with credentials)"
+    )
+    orange_sender_name: str | None = Field(None, description="A sender name registered with Orange")
+    orange_base_url: str | None = Field(
+        None, description="API base URL (default https://api.orange.com; the fake without credentials)"
+    )
+    orange_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one Orange request")
     broadcast_approval_threshold: int = Field(
         500, ge=0, description="Console broadcasts to more recipients need a second staff member's approval"
     )
@@ -89,6 +106,12 @@ class Settings(BaseSettings):
     price_report_tolerance: float = Field(
         2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
     )
+    retention_days: int = Field(
+        400, ge=0, description="SMS and USSD session rows older than this many days are pruned daily (0: keep all)"
+    )
+    buyer_summary_hour: int = Field(
+        18, ge=0, le=23, description="Hour (farmers' time) from which workers send buyers their daily offer summary"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -111,6 +134,26 @@ class Settings(BaseSettings):
     def quiet_window(self) -> tuple[dt.time, dt.time] | None:
         return parse_window(self.quiet_hours) if self.quiet_hours else None
 
+    @model_validator(mode="after")
+    def _orange_sender(self) -> "Settings":
+        if self.sms_provider == "orange" and self.orange_has_credentials and not self.orange_sender_address:
+            raise ValueError("GATEWAY_ORANGE_SENDER_ADDRESS is required with Orange credentials")
+        return self
+
     @property
     def sms_uses_fake(self) -> bool:
-        return self.at_api_key is None or not self.at_api_key.get_secret_value()
+        """SMS go to the built-in fake of Africa's Talking."""
+        if self.sms_provider == "fake":
+            return True
+        no_key = self.at_api_key is None or not self.at_api_key.get_secret_value()
+        return self.sms_provider == "africastalking" and no_key
+
+    @property
+    def orange_has_credentials(self) -> bool:
+        secret = self.orange_client_secret.get_secret_value() if self.orange_client_secret else ""
+        return bool(self.orange_client_id and secret)
+
+    @property
+    def orange_uses_fake(self) -> bool:
+        """SMS go to the built-in fake Orange: Orange chosen, no credentials."""
+        return self.sms_provider == "orange" and not self.orange_has_credentials

@@ -65,7 +65,9 @@ def handle_hop(
     config: menus.EngineConfig,
     data: m.DataView | None = None,
     trace: HopTrace | None = None,
+    fold: bool = True,
 ) -> m.Screen:
+    """`fold`: GATEWAY_SMS_FOLD, for the SMS an effect sends (a directory entry)."""
     trace = trace or HopTrace()
     stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
     us = models.UssdSession
@@ -106,6 +108,8 @@ def handle_hop(
         session_ref=hop.session_id,
         now=stamp,
         today=now.date(),
+        catalog=catalog,
+        fold=fold,
     )
     # Most hops only read (SQLite then takes no write lock at all); the row is written when
     # something worth recording changed: a new session, effects, another menu branch, the end.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse
@@ -28,9 +29,22 @@ log = logging.getLogger("gateway.ussd")
 router = APIRouter(prefix="/webhooks/at", tags=["Africa's Talking callbacks"])
 
 
+MAX_FORM_FIELDS = 100
+
+
 async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        # What aggregators send. Parsed with the standard library, as Starlette does (latin-1
+        # bytes, then %-escapes as UTF-8): its streaming parser costs a tenth of a hop here.
+        body = await request.body()
+        try:
+            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError as exc:
+            raise at.BadRequest(f"unreadable form: {exc}") from None
+        return dict(pairs)
     try:
-        form = await request.form()
+        form = await request.form(max_fields=MAX_FORM_FIELDS)
     except Exception as exc:  # malformed body: the sender's fault, never ours
         raise at.BadRequest(f"unreadable form: {exc.__class__.__name__}") from None
     return {k: v for k, v in form.items() if isinstance(v, str)}
@@ -88,7 +102,8 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
             data = CachedDataView(session, cache)
             trace.catalog = current_catalog(session, cache)
             return ussd.handle_hop(
-                session, hop=hop, now=clock(), catalog=trace.catalog, config=config, data=data, trace=trace
+                session, hop=hop, now=clock(), catalog=trace.catalog, config=config, data=data, trace=trace,
+                fold=settings.sms_fold,
             )
 
     try:

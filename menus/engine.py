@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from messages import Catalog, to_ussd
-from messages.formatting import long_date, money, short_date, signed_percent
+from messages.formatting import long_date, money, phone_display, short_date, signed_percent
 
+from menus import trends
 from menus.paging import Item, paginate, screen_len, truncate
 from menus.types import (
     Crop,
@@ -30,6 +31,9 @@ from menus.types import (
     Profile,
     RecordOffer,
     Screen,
+    SendService,
+    SERVICE_CATEGORIES,
+    ServiceEntry,
     SetLanguage,
     SetProfileField,
     StartAlerts,
@@ -59,6 +63,8 @@ class EngineConfig:
     max_steps: int = 40
     max_input_chars: int = 40
     stale_after_days: int = 10
+    # Best markets: prices older than this rank after the fresh ones, whatever their level.
+    best_fresh_days: int = 21
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,15 @@ class _Memo:
 
     def tips(self, category: str) -> list[Tip]:
         return self._get(("tips", category), lambda: list(self._data.tips(category)))
+
+    def services(self, category: str, region: str | None) -> list[ServiceEntry]:
+        return self._get(("services", category, region), lambda: list(self._data.services(category, region)))
+
+    def service_regions(self, category: str) -> list[str]:
+        return self._get(("service_regions", category), lambda: list(self._data.service_regions(category)))
+
+    def history(self, crop_id: int, market_id: int | None, since: dt.date) -> list:
+        return self._get(("history", crop_id, market_id, since), lambda: list(self._data.price_history(crop_id, market_id, since)))
 
 
 class _Replay:
@@ -327,6 +342,7 @@ class _Replay:
                 Option(self.t("main.alerts"), go("alerts")),
                 Option(self.t("main.profile"), go("profile")),
                 Option(self.t("main.language"), go("language")),
+                Option(self.t("main.services"), go("services")),
             ],
             nav=False,
         )
@@ -356,7 +372,10 @@ class _Replay:
         crop = self.crop_name(crop_id)
         if not quotes:
             return View(crop, body=[self.t("prices.none", crop=crop)])
-        options = [Option(self.t("prices.all_markets"), lambda: Outcome(push=Frame("price_all", (crop_id,))))]
+        options = [
+            Option(self.t("prices.all_markets"), lambda: Outcome(push=Frame("price_all", (crop_id,)))),
+            Option(self.t("prices.best_markets"), lambda: Outcome(push=Frame("best_markets", (crop_id, "home")))),
+        ]
         options += [
             Option(q.market_name, lambda m=q.market_id: Outcome(push=Frame("price_one", (crop_id, m))))
             for q in quotes
@@ -401,11 +420,71 @@ class _Replay:
                 )
             )
         subscribe = Subscribe(crop_id, market_id)
-        option = Option(
-            self.t("prices.get_alerts"),
-            lambda: Outcome(effects=(subscribe,), notice=self.t("alerts.subscribed")),
-        )
-        return View(title, body=body, options=[option])
+        options = [
+            Option(
+                self.t("prices.get_alerts"),
+                lambda: Outcome(effects=(subscribe,), notice=self.t("alerts.subscribed")),
+            ),
+            Option(self.t("prices.trend"), lambda: Outcome(push=Frame("price_trend", (crop_id, market_id)))),
+        ]
+        return View(title, body=body, options=options)
+
+    def view_price_trend(self, crop_id: int, market_id: int) -> View:
+        """The 4-week direction, the year-on-year change and the 2- and 4-week forecasts, with how
+        they were made and how far off they have been here (see menus.trends)."""
+        title = self.t("prices.detail_title", crop=self.crop_name(crop_id), market=self.market_name(market_id))
+        since = self.today - dt.timedelta(weeks=trends.YEAR_WEEKS * 3 + 8)
+        series = trends.weekly_series(self.data.history(crop_id, market_id, since))
+        found = trends.trend(series)
+        if found is None:
+            return View(title, body=[self.t("trend.none")])
+        # The quote the price screen showed, so both screens agree; the weekly mean otherwise.
+        quote = next((q for q in self.data.prices(crop_id) if q.market_id == market_id and q.unit == series.unit and q.kind == series.kind), None)
+        latest, latest_on = (quote.price, quote.observed_on) if quote else (found.latest, found.latest_on)
+        # One fact a line: a line is never split across pages.
+        lines = [
+            self.t(f"trend.{found.direction}", change=signed_percent(found.change_percent)),
+            self.t("trend.latest", price=money(latest), unit=self.unit(series.unit), date=short_date(latest_on)),
+        ]
+        if found.year_percent is not None:
+            lines.append(self.t("trend.year", change=signed_percent(found.year_percent)))
+        outlook = trends.forecast(series, self.today)
+        if outlook.reason:
+            lines.append(self.t(f"trend.no_forecast_{outlook.reason}"))
+            return View(title, lines=lines)
+        for f in outlook.forecasts:
+            key = "trend.forecast" if f.low < f.high else "trend.forecast_point"
+            lines.append(self.t(key, date=short_date(f.week_ending), price=money(f.price), low=money(f.low), high=money(f.high)))
+        last = outlook.forecasts[-1]
+        lines.append(self.t(f"trend.method.{last.method}", error=last.error_percent))
+        lines.append(self.t(f"trend.confidence.{last.confidence}"))
+        return View(title, lines=lines)
+
+    def view_best_markets(self, crop_id: int, scope: str) -> View:
+        """Where to sell: markets ranked by their latest price, fresh prices first, the caller's
+        region unless they ask for all. Only prices in the crop's usual unit and kind compare."""
+        crop = self.data.crop(crop_id)
+        name = self.crop_name(crop_id)
+        unit = crop.unit if crop else "kg"
+        quotes = [q for q in self.data.prices(crop_id) if q.unit == unit and q.kind == "wholesale"]
+        region = self.profile.region if scope == "home" else ""
+        home = [q for q in quotes if (m := self.data.market(q.market_id)) and m.region == region]
+        options = []
+        if home and len(home) < len(quotes):
+            quotes = home
+            options.append(Option(self.t("prices.best_all"), lambda: Outcome(push=Frame("best_markets", (crop_id, "all")))))
+            title = self.t("prices.best_title_region", crop=name, region=region, unit=self.unit(unit))
+        else:
+            title = self.t("prices.best_title", crop=name, unit=self.unit(unit))
+        if not quotes:
+            return View(title, body=[self.t("prices.none", crop=name)])
+        fresh = self.today - dt.timedelta(days=self.config.best_fresh_days)
+        ranked = sorted(quotes, key=lambda q: (q.observed_on < fresh, -q.price, _collate(q.market_name)))
+        lines = [
+            self.t("prices.best_line", market=q.market_name, price=money(q.price), date=short_date(q.observed_on))
+            for q in ranked
+        ]
+        return View(title, lines=lines, options=options)
 
     def view_price_all(self, crop_id: int) -> View:
         crop = self.data.crop(crop_id)
@@ -656,6 +735,50 @@ class _Replay:
             self.t("profile.ask.region"),
             options=[Option(r, lambda r=r: self.saved("region", r)) for r in regions],
         )
+
+    # Services directory
+
+    def view_services(self) -> View:
+        return View(
+            self.t("services.title"),
+            options=[
+                Option(self.t(f"services.category.{c}"), lambda c=c: Outcome(push=Frame("service_regions", (c,))))
+                for c in SERVICE_CATEGORIES
+            ],
+        )
+
+    def view_service_regions(self, category: str) -> View:
+        title = self.t("services.choose_region", category=self.t(f"services.category.{category}"))
+        regions = self.data.service_regions(category)
+        if not regions:
+            return View(title, body=[self.t("services.none")])
+        # The caller's own region first: that is where they will travel to.
+        home = self.profile.region
+        regions = sorted(regions, key=lambda r: (r != home, _collate(r)))
+        options = [Option(self.t("services.all_regions"), lambda: Outcome(push=Frame("service_list", (category, ""))))]
+        options += [Option(r, lambda r=r: Outcome(push=Frame("service_list", (category, r)))) for r in regions]
+        return View(title, options=options)
+
+    def view_service_list(self, category: str, region: str) -> View:
+        title = self.t(f"services.category.{category}") + (f" - {region}" if region else "")
+        entries = self.data.services(category, region or None)
+        if not entries:
+            return View(title, body=[self.t("services.none")])
+        options = [
+            Option(e.name + ("" if region else f" ({e.region})"), lambda e=e: Outcome(push=Frame("service", (category, e.id))))
+            for e in entries
+        ]
+        return View(title, options=options)
+
+    def view_service(self, category: str, service_id: int) -> View:
+        entry = next((e for e in self.data.services(category, None) if e.id == service_id), None)
+        title = self.t(f"services.category.{category}")
+        if entry is None:  # removed by staff since the list was shown
+            return View(title, body=[self.t("services.none")])
+        body = [self.t("services.entry", name=entry.name, phone=phone_display(entry.phone), summary=entry.summary(self.lang))]
+        send = SendService(entry.id)
+        option = Option(self.t("services.send_sms"), lambda: Outcome(effects=(send,), notice=self.t("services.sms_sent")))
+        return View(title, body=body, options=[option])
 
 
 def run(

@@ -37,6 +37,9 @@ KEYWORDS: dict[str, tuple[str, str | None]] = {
     **{w: ("help", None) for w in ("help",)},
     **{w: ("help", "bm") for w in ("deme", "demen")},
     **{w: ("report", None) for w in ("p", "rapport", "report", "releve")},
+    **{w: ("trend", "fr") for w in ("tendance", "tendances", "prevision", "previsions", "evolution")},
+    **{w: ("trend", None) for w in ("trend", "trends", "forecast")},
+    **{w: ("trend", "bm") for w in ("taabolo", "nyefo")},
 }
 LANGUAGE_WORDS = {
     "fr": "fr", "francais": "fr", "french": "fr", "tubabukan": "fr", "faransi": "fr",
@@ -52,7 +55,7 @@ UNIT_WORDS = {
 }
 KIND_WORDS = {"gros": "wholesale", "detail": "retail", "wholesale": "wholesale", "retail": "retail"}
 # Intents in the order they win when a message holds several keywords ("STOP ALERTE TOMATE").
-PRECEDENCE = ("report", "stop", "start", "language", "subscribe", "price", "help")
+PRECEDENCE = ("report", "stop", "start", "language", "subscribe", "trend", "price", "help")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 FUZZY_CUTOFF = 0.8
@@ -60,7 +63,7 @@ FUZZY_CUTOFF = 0.8
 
 @dataclass(frozen=True)
 class Parsed:
-    intent: str  # price | subscribe | stop | start | language | help | report | unknown
+    intent: str  # price | trend | subscribe | stop | start | language | help | report | unknown
     keyword_language: str | None = None
     crop_id: int | None = None
     market_id: int | None = None

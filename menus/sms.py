@@ -14,6 +14,7 @@ from messages import Catalog
 from messages.formatting import money, short_date, signed_percent
 from messages.sms import measure, render_sms
 
+from menus import trends
 from menus.keywords import Parsed, parse
 from menus.types import (
     DataView,
@@ -30,6 +31,7 @@ from menus.types import (
 
 SEGMENT = 160  # GSM-7 characters in one SMS
 REPORT_WINDOW_DAYS = 56
+TREND_HISTORY_DAYS = 7 * (trends.YEAR_WEEKS * 3 + 8)  # enough for the seasonal forecasts
 MAX_REPORT_PRICE = 10_000_000
 
 
@@ -174,6 +176,68 @@ class _Responder:
             parts.append(part)
             text = candidate
         return text
+
+    def series(self, crop_id: int, market_id: int) -> trends.Series:
+        since = self.today - dt.timedelta(days=TREND_HISTORY_DAYS)
+        return trends.weekly_series(self.data.price_history(crop_id, market_id, since))
+
+    def on_trend(self, parsed: Parsed) -> SmsReply:
+        """One market: direction, latest price and the 2-week forecast. No market: the direction
+        at as many markets as one SMS holds, the caller's region first."""
+        if parsed.crop_id is None:
+            return self.reply(parsed, "sms.trend_how")
+        crop_id, crop = parsed.crop_id, self.crop(parsed.crop_id)
+        if parsed.market_id is not None:
+            market = self.market(parsed.market_id)
+            series = self.series(crop_id, parsed.market_id)
+            found = trends.trend(series)
+            if found is None:
+                return self.reply(parsed, "sms.trend_none", crop=crop, market=market)
+            # The quote a PRIX message would give, so both answers agree; the weekly mean otherwise.
+            quote = next(
+                (q for q in self.data.latest_prices(crop_id)
+                 if q.market_id == parsed.market_id and (q.unit, q.kind) == (series.unit, series.kind)),
+                None,
+            )  # fmt: skip
+            params = dict(
+                crop=crop,
+                market=market,
+                direction=self.t(f"sms.trend_{found.direction}"),
+                change=signed_percent(found.change_percent),
+                price=money(quote.price if quote else found.latest),
+                unit=self.unit(series.unit),
+                date=short_date(quote.observed_on if quote else found.latest_on),
+            )
+            outlook = trends.forecast(series, self.today, horizons=(2,))
+            if outlook.forecasts:
+                f = outlook.forecasts[0]
+                text = self.t(
+                    "sms.trend_one_forecast", **params, until=short_date(f.week_ending),
+                    forecast=money(f.price), low=money(f.low), high=money(f.high), error=f.error_percent,
+                )  # fmt: skip
+                if self.fits(text):
+                    return SmsReply(parsed.intent, self.lang, text)
+            return self.reply(parsed, "sms.trend_one", **params)
+        region = self.profile.region
+        markets = sorted(
+            (m for m in self._markets.values() if any(q.market_id == m.id for q in self.data.latest_prices(crop_id))),
+            key=lambda m: (m.region != region if region else False, m.name),
+        )
+        parts: list[str] = []
+        text = ""
+        for m in markets:
+            found = trends.trend(self.series(crop_id, m.id))
+            if found is None:
+                continue
+            part = self.t("sms.trend_item", market=m.name, change=signed_percent(found.change_percent))
+            candidate = self.t("sms.trend_list", crop=crop, items=", ".join(parts + [part]))
+            if not self.fits(candidate):
+                break
+            parts.append(part)
+            text = candidate
+        if not parts:
+            return self.reply(parsed, "sms.trend_none_any", crop=crop)
+        return SmsReply(parsed.intent, self.lang, text)
 
     def on_report(self, parsed: Parsed) -> SmsReply:
         if self.profile.role != "enumerator":

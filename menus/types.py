@@ -14,6 +14,12 @@ LANGUAGES = ("fr", "bm")
 
 TIP_CATEGORIES = ("gap", "postharvest", "nutrition")
 
+# The services directory; "storage" is cold storage and processing (post-harvest).
+SERVICE_CATEGORIES = ("microfinance", "inputs", "extension", "storage")
+# Characters (after folding to ASCII) so that name, phone and summary share one USSD screen.
+SERVICE_NAME_MAX = 40
+SERVICE_SUMMARY_MAX = 60
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -84,6 +90,22 @@ class Tip:
 
 
 @dataclass(frozen=True)
+class ServiceEntry:
+    """One active entry of the services directory."""
+
+    id: int
+    category: str
+    region: str
+    name: str
+    phone: str  # E.164
+    summary_fr: str
+    summary_bm: str
+
+    def summary(self, lang: str) -> str:
+        return self.summary_bm if lang == "bm" and self.summary_bm else self.summary_fr
+
+
+@dataclass(frozen=True)
 class Subscription:
     crop_id: int
     market_id: int
@@ -123,6 +145,14 @@ class DataView(Protocol):
         self, crop_id: int, market_id: int | None, since: dt.date
     ) -> Sequence[tuple[int, str, str, dt.date]]:
         """Published (price, unit, kind, day) since `since`, for one market or all (None)."""
+        ...
+
+    def services(self, category: str, region: str | None) -> Sequence[ServiceEntry]:
+        """Active entries of a category in a region (None: every region), ordered by name."""
+        ...
+
+    def service_regions(self, category: str) -> Sequence[str]:
+        """Regions having active entries of this category, in alphabetical order."""
         ...
 
 
@@ -180,9 +210,16 @@ class SetProfileField:
     value: str
 
 
+@dataclass(frozen=True)
+class SendService:
+    """Send the caller one directory entry by SMS, in their language."""
+
+    service_id: int
+
+
 Effect = (
     SetLanguage | RecordOffer | Subscribe | Unsubscribe | StopAlerts | StartAlerts
-    | SetProfileField | ReportPrice
+    | SetProfileField | ReportPrice | SendService
 )
 
 

@@ -34,3 +34,15 @@ def long_date(day: dt.date) -> str:
 def signed_percent(value: int) -> str:
     sign = "+" if value > 0 else ("-" if value < 0 else "")
     return f"{sign}{format_decimal(abs(value), locale=_LOCALE)}%"
+
+
+@lru_cache(maxsize=1024)
+def phone_display(e164: str) -> str:
+    """A number as people read and dial it from any country: "+223 20 62 00 00"."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

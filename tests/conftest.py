@@ -202,3 +202,23 @@ def sms_client(sms_settings):
 
     with TestClient(create_app(sms_settings, clock=lambda: NOW)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def fake_orange_server():
+    """One fake Orange SMS API for the run (shared by the Orange and the sender-contract tests)."""
+    from gateway.aggregators.fake_at import serve_in_thread
+    from gateway.aggregators.fake_orange import FakeOrange, create_fake_orange_app
+
+    fake = FakeOrange()
+    with serve_in_thread(create_fake_orange_app(fake)) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_orange(fake_orange_server):
+    fake, url = fake_orange_server
+    fake.reset(config=True)
+    fake.configure(client_id="orange-id", client_secret="orange-secret")
+    fake.url = url
+    return fake

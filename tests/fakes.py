@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from menus.types import Crop, Demand, Market, PriceQuote, Tip
+from menus.types import Crop, Demand, Market, PriceQuote, ServiceEntry, Tip
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -17,6 +17,7 @@ class MemoryDataView:
     quotes: list[PriceQuote] = field(default_factory=list)
     demand_list: list[Demand] = field(default_factory=list)
     tip_list: list[Tip] = field(default_factory=list)
+    service_list: list[ServiceEntry] = field(default_factory=list)
 
     def crops(self):
         return list(self.crop_list)
@@ -41,6 +42,13 @@ class MemoryDataView:
                 if q.previous_price and q.previous_on:
                     points.append((q.previous_price, q.unit, q.kind, q.previous_on))
         return [p for p in points if p[3] >= since]
+
+    def services(self, category, region):
+        found = [s for s in self.service_list if s.category == category and region in (None, s.region)]
+        return sorted(found, key=lambda s: (s.name.lower(), s.id))
+
+    def service_regions(self, category):
+        return sorted({s.region for s in self.service_list if s.category == category})
 
 
 LONG_TIP_FR = (
@@ -93,7 +101,15 @@ def demo_view(**overrides) -> MemoryDataView:
         Tip(3, "gap", 2, "Repiquage", "Jababa turuli", "Repiquez à 10 cm.", "A turu santimɛtɛrɛ 10."),
         Tip(4, "nutrition", None, "Mangez des légumes", "Nakɔfɛn dun", "Chaque jour.", "Don o don."),
     ]
-    view = MemoryDataView(crops, markets, quotes, demands, tips)
+    services = [
+        ServiceEntry(1, "microfinance", "Sikasso", "Kafo Jiginew Sikasso", "+22320620000",
+                     "Crédit de campagne pour maraîchers", "Sɛnɛkɛlaw ka juru sɛnɛ waati la"),
+        ServiceEntry(2, "microfinance", "Mopti", "Soro Yiriwaso Mopti", "+22321430000",
+                     "Petits crédits aux groupements", "Juru fitininw jɛkuluw ye"),
+        ServiceEntry(3, "storage", "Sikasso", "Chambre froide de Médine", "+22376000101",
+                     "Stockage au froid, 50 F/caisse/jour", "Nɛnɛ la marali, 50 F kɛsu kelen tile kelen"),
+    ]
+    view = MemoryDataView(crops, markets, quotes, demands, tips, services)
     for name, value in overrides.items():
         setattr(view, name, value)
     return view

@@ -82,6 +82,29 @@ def test_one_bad_price_publishes_nothing(client, tokens, db, price, detail):
         assert session.exec(select(func.count()).select_from(models.PriceObservation).where(models.PriceObservation.price == 777)).one() == 0
 
 
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        pytest.param("POST", "/api/v1/demands", {"buyer": "la\u0000wal", "crop": "onion", "quantity_kg": 9, "price": 280,
+                                                  "place": "Koutiala", "valid_until": "2026-12-20"}, id="nul-in-a-code"),
+        pytest.param("POST", "/api/v1/demands", {"buyer": "lawal", "crop": "onion", "quantity_kg": 9, "price": 280,
+                                                  "place": "Kou\u0000tiala", "valid_until": "2026-12-20"}, id="nul-in-a-text"),
+        pytest.param("POST", "/api/v1/tips", {"category": "gap", "title_fr": "T\u0007", "text_fr": "x"}, id="bell-in-a-title"),
+        pytest.param("POST", "/api/v1/producers", {"phone": "+22370000052", "name": "A\u001bwa"}, id="escape-in-a-name"),
+        pytest.param("GET", "/api/v1/prices?crop=to%00mato", None, id="nul-in-a-query"),
+        pytest.param("POST", "/api/v1/producers", {"phone": "+22370000053", "subscriptions": [{"crop": "tomato ; drop", "market": "x"}]}, id="code-with-spaces"),
+    ],
+)
+def test_control_characters_and_malformed_codes_are_422_and_store_nothing(client, tokens, db, method, path, body):
+    with db.unit_of_work() as session:
+        before = [session.exec(select(func.count()).select_from(t)).one() for t in (models.Demand, models.Tip, models.Producer)]
+    response = call(client, method, path, tokens["editor"], json=body) if body else call(client, method, path, tokens["editor"])
+    assert response.status_code == 422, response.text
+    with db.unit_of_work() as session:
+        after = [session.exec(select(func.count()).select_from(t)).one() for t in (models.Demand, models.Tip, models.Producer)]
+    assert after == before
+
+
 def test_demands_tips_and_producers(client, tokens, db):
     editor = tokens["editor"]
     demand = call(client, "POST", "/api/v1/demands", editor, json={

@@ -255,6 +255,44 @@ def test_replies_are_not_held_by_quiet_hours(db, sender, fake_at, bsettings):
     assert len(fake_at.sent_messages()) == 1
 
 
+def test_a_slow_sender_is_handed_fewer_rows_per_step(db, sender, fake_at, bsettings):
+    """One request per number (Orange): a step claims at most the sender's max_claim rows."""
+
+    class OneByOne:
+        name, max_claim = "slow", 3
+
+        def send(self, text, recipients):
+            return sender.send(text, recipients)
+
+    for n in range(10, 18):
+        add_producer(db, f"+223700000{n}", region="Sikasso", subs=[("tomato", "sikasso")])
+    population = db
+    publish(population, ("tomato", "sikasso"))
+    result = broadcast.worker_step(population, OneByOne(), clock=lambda: MORNING, catalog=CATALOG, settings=bsettings)
+    expanded = len(rows(population))  # the step expanded the broadcast, then claimed
+    assert expanded > 3 and result.claimed == 3
+    assert len(rows(population, status="queued")) == expanded - 3
+
+
+@pytest.mark.parametrize(
+    "hour, budget, sends",
+    [
+        pytest.param(23, 100, False, id="night-held"),
+        pytest.param(10, 100, True, id="day-sent"),
+        pytest.param(10, 0, True, id="outside-the-bulk-budget"),
+    ],
+)
+def test_notices_wait_for_the_day_but_not_for_the_bulk_budget(db, sender, fake_at, bsettings, hour, budget, sends):
+    from gateway.outbox import queue_sms
+
+    when = NOW.replace(hour=hour)
+    settings = bsettings.model_copy(update={"daily_sms_budget": budget})
+    with db.unit_of_work() as session:
+        queue_sms(session, phone="+22370000001", text="Votre offre est acceptée", language="fr", kind="notice", now=when)
+    broadcast.worker_step(db, sender, clock=lambda: when, catalog=CATALOG, settings=settings)
+    assert len(fake_at.sent_messages()) == (1 if sends else 0)
+
+
 @pytest.mark.parametrize(
     "budget, segments_budget, sent_today",
     [

@@ -28,7 +28,7 @@ def test_migrate_seed_and_simulate(run):
     assert "crops +10" in run("seed-demo", "--if-empty")
     assert "demo not loaded" in run("seed-demo", "--if-empty")
     assert "crops +0" in run("seed-demo")
-    out = run("simulate", "--phone", "+22370000009", input="1\n1\n1\n11\n")
+    out = run("simulate", "--phone", "+22370000009", input="1\n1\n1\n12\n")
     assert "| Choisir la langue / Kan sugandi" in out
     assert "| 1. Prix du marche" in out
     assert "| Tomate - Sikasso" in out

@@ -59,14 +59,14 @@ JOURNEYS = [
     pytest.param("98", "fr", (), ["Pas d'autre page.", "1. Prix du marche"], False, (), id="no-more-pages"),
     pytest.param("0", "fr", (), ["Choix invalide."], False, (), id="back-at-root"),
     pytest.param("1", "fr", (), ["Prix: choisir un produit", "1. Tomate", "3. Pomme de terre", "0.Retour 00.Menu"], False, (), id="prices-crops"),
-    pytest.param("1*1", "fr", (), ["Tomate: choisir un marche", "1. Tous les marches", "2. Bamako", "5. Sikasso"], False, (), id="prices-markets"),
-    pytest.param("1*1*5", "fr", (), ["Tomate - Sikasso", "14 000 F/panier (gros)", "Le 28/11", "+8% depuis le 21/11 (13 000 F)", "1. Recevoir les alertes SMS"], False, (), id="price-with-change"),
-    pytest.param("1*1*4", "fr", (), ["16 500 F/panier", "0% depuis le 21/11"], False, (), id="price-unchanged"),
-    pytest.param("1*1*3", "fr", (), ["Tomate - Dire", "Le 31/10 (il y a 4 sem.)", "-8% depuis le 24/10"], False, (), id="old-price-says-weeks"),
-    pytest.param("1*1*2", "fr", (), ["650 F/kg (detail)", "Le 16/11 (il y a 12 j)"], False, (), id="old-price-says-days"),
+    pytest.param("1*1", "fr", (), ["Tomate: choisir un marche", "1. Tous les marches", "2. Ou vendre: meilleurs prix", "3. Bamako", "6. Sikasso"], False, (), id="prices-markets"),
+    pytest.param("1*1*6", "fr", (), ["Tomate - Sikasso", "14 000 F/panier (gros)", "Le 28/11", "+8% depuis le 21/11 (13 000 F)", "1. Recevoir les alertes SMS"], False, (), id="price-with-change"),
+    pytest.param("1*1*5", "fr", (), ["16 500 F/panier", "0% depuis le 21/11"], False, (), id="price-unchanged"),
+    pytest.param("1*1*4", "fr", (), ["Tomate - Dire", "Le 31/10 (il y a 4 sem.)", "-8% depuis le 24/10"], False, (), id="old-price-says-weeks"),
+    pytest.param("1*1*3", "fr", (), ["650 F/kg (detail)", "Le 16/11 (il y a 12 j)"], False, (), id="old-price-says-days"),
     pytest.param("1*1*1", "fr", (), ["Tomate, F/panier:", "Bamako 650F/kg 16/11", "Sikasso 14 000 +8% 28/11"], False, (), id="all-markets"),
-    pytest.param("1*1*5*1", "fr", (), ["Abonnement enregistre.", "Le 28/11"], False, (Subscribe(1, 1),), id="subscribe-from-price"),
-    pytest.param("1*1*5*1*0", "fr", (), ["Tomate: choisir un marche"], False, (), id="back-after-subscribing"),
+    pytest.param("1*1*6*1", "fr", (), ["Abonnement enregistre.", "Le 28/11"], False, (Subscribe(1, 1),), id="subscribe-from-price"),
+    pytest.param("1*1*6*1*0", "fr", (), ["Tomate: choisir un marche"], False, (), id="back-after-subscribing"),
     pytest.param("1*4", "fr", (), ["Pas encore de prix pour Echalote."], False, (), id="crop-without-prices"),
     pytest.param("1*2*1", "fr", (), ["Oignon, F/kg:", "98.Suite 0.Retour 00.Menu"], False, (), id="all-markets-paged"),
     pytest.param("1*2*1*98", "fr", (), ["Oignon, F/kg:", "Tombouctou 1 025 +8% 28/11", "0.Retour 00.Menu"], False, (), id="all-markets-page-two"),
@@ -119,8 +119,8 @@ JOURNEYS = [
     pytest.param("", "bm", (), ["Sugu - songo ni laadilikan", "1. Sugu songow", "2. Sanbaaw ka mako", "6. Kan"], False, (), id="bm-main-menu"),
     pytest.param("9", "bm", (), ["Sugandili ma nye."], False, (), id="bm-invalid-option"),
     pytest.param("1", "bm", (), ["Songo: senefen sugandi", "1. Tamati", "0.Segin 00.Damine"], False, (), id="bm-prices"),
-    pytest.param("1*1*5", "bm", (), ["Tamati - Sikasso", "14 000 F/panye (gros)", "+8% ka bo 21/11 la (13 000 F)"], False, (), id="bm-price"),
-    pytest.param("1*1*3", "bm", (), ["(dogokun 4)"], False, (), id="bm-old-price"),
+    pytest.param("1*1*6", "bm", (), ["Tamati - Sikasso", "14 000 F/panye (gros)", "+8% ka bo 21/11 la (13 000 F)"], False, (), id="bm-price"),
+    pytest.param("1*1*4", "bm", (), ["(dogokun 4)"], False, (), id="bm-old-price"),
     pytest.param("1*2*1", "bm", (), ["Jababa songo, F/kg:", "98.Nata 0.Segin 00.Damine"], False, (), id="bm-all-markets"),
     pytest.param("2*2", "bm", (), ["Be Jaba san: kilo 10 000, 400 F/kg. Yoro: Bandiagara."], False, (), id="bm-demand"),
     pytest.param("2*2*1*abc", "bm", (), ["Kilo hake ma nye. Mis: 500"], False, (), id="bm-offer-bad-quantity"),
@@ -203,13 +203,13 @@ def test_error_line_does_not_move_page_breaks():
 
 
 def test_same_inputs_same_screen():
-    for path in ("", "1*1*5", "2*1*1*500", "4*3*2*3*1", "5*1*Awa"):
+    for path in ("", "1*1*6", "2*1*1*500", "4*3*2*3*1", "5*1*Awa"):
         assert hop(path, subs=SUBS) == hop(path, subs=SUBS)
 
 
 def test_stale_threshold_is_settable():
-    assert "(il y a 12 j)" in hop("1*1*2").text
-    assert "il y a" not in hop("1*1*2", config=EngineConfig(stale_after_days=14)).text
+    assert "(il y a 12 j)" in hop("1*1*3").text
+    assert "il y a" not in hop("1*1*3", config=EngineConfig(stale_after_days=14)).text
 
 
 # -- properties over random input ----------------------------------------------------------------

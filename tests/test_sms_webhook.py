@@ -177,7 +177,7 @@ def test_enumerator_report_is_published_and_shown_in_ussd(sms_client, db, fake_a
     from tests.test_ussd_webhook import Caller, known_caller
 
     known_caller(db)
-    assert "15 000 F/panier" in Caller(sms_client).dial("1", "1", "11")
+    assert "15 000 F/panier" in Caller(sms_client).dial("1", "1", "12")
 
 
 def test_outlier_report_is_held_and_not_shown(sms_client, db, fake_at):
@@ -189,7 +189,7 @@ def test_outlier_report_is_held_and_not_shown(sms_client, db, fake_at):
     from tests.test_ussd_webhook import Caller, known_caller
 
     known_caller(db)
-    assert "150 000" not in Caller(sms_client).dial("1", "1", "11")
+    assert "150 000" not in Caller(sms_client).dial("1", "1", "12")
 
 
 def test_unknown_sender_cannot_report(sms_client, db, fake_at):

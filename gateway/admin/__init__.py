@@ -30,6 +30,8 @@ def secret_key(settings: Settings) -> str:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    from gateway.admin.intel import router as intel_router
+    from gateway.admin.linkage import router as linkage_router
     from gateway.admin.views import router
 
     app.add_middleware(
@@ -47,6 +49,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         name="admin_static",
     )
     app.include_router(router)
+    app.include_router(linkage_router)
+    app.include_router(intel_router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired):

@@ -19,7 +19,9 @@ TEMPLATES = Jinja2Templates(directory=str(resources.files("gateway.admin").joinp
 NAV = [
     ("Dashboard", "admin_dashboard", ("editor", "reporter")),
     ("Prices", "admin_prices", ("editor", "reporter")),
+    ("Trends", "admin_trends", ("editor", "reporter")),
     ("Demand", "admin_demands", ("editor",)),
+    ("Services", "admin_services", ("editor",)),
     ("Tips", "admin_tips", ("editor",)),
     ("Messages", "admin_messages", ("editor",)),
     ("Producers", "admin_producers", ("editor",)),

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 import menus
 from gateway.deps import DbId
-from gateway import auth, broadcast, models, outbox
+from gateway import auth, broadcast, linkage, models, outbox
 from gateway.admin.core import (
     Admin,
     AnyStaff,
@@ -150,6 +150,8 @@ def dashboard(request: Request, staff: AnyStaff):
             "sections": sorted(((SECTION_LABELS.get(k, k), n) for k, n in sections), key=lambda x: -x[1]),
             "sms_counts": sms_counts,
             "sms_cost": sms_cost,
+            "sms_provider": request.app.state.sender.name,
+            "sms_fake": settings.sms_uses_fake or settings.orange_uses_fake,
             "stale": stale,
             "crops": crops,
             "markets": markets,
@@ -663,7 +665,7 @@ async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
     with db_of(request).unit_of_work() as session:
         screen = ussd_service.handle_hop(
             session, hop=hop, now=now_of(request), catalog=current_catalog(session, request.app.state.content_cache),
-            config=engine_config(settings),
+            config=engine_config(settings), fold=settings.sms_fold,
         )
     reply = ("END " if screen.end else "CON ") + screen.text
     return render(request, "simulators.html", {"ussd": reply, "end": screen.end, "phone": phone, "path": path,
@@ -779,19 +781,13 @@ DEMAND_FIELDS = ("buyer_id", "crop_id", "quantity_kg", "price", "unit", "place",
 
 @router.get("/demands", name="admin_demands")
 def demands_page(request: Request, staff: Editor):
-    d, o, p = models.Demand, models.Offer, models.Producer
+    d = models.Demand
     with db_of(request).unit_of_work() as session:
         demands = session.exec(select(d).order_by(col(d.status), col(d.valid_until))).all()
         buyers = {b.id: b for b in session.exec(select(models.Buyer))}
         crops = {c.id: c for c in session.exec(select(models.Crop).order_by(models.Crop.sort_order))}
-        offered = session.exec(
-            select(o.demand_id, p.cluster, func.count(), func.sum(o.quantity_kg)).join(p, p.id == o.producer_id)
-            .where(o.status != "declined").group_by(o.demand_id, p.cluster)
-        ).all()
-    per_demand: dict[int, list] = defaultdict(list)
-    for demand_id, cluster, n, kg in offered:
-        per_demand[demand_id].append((cluster or "—", n, int(kg or 0)))
-    return render(request, "demands.html", {"demands": demands, "buyers": buyers, "crops": crops, "offers": per_demand,
+        totals = linkage.offer_totals(session, demands)
+    return render(request, "demands.html", {"demands": demands, "buyers": buyers, "crops": crops, "totals": totals,
                                             "today": now_of(request).date(), "units": UNITS})
 
 
@@ -836,7 +832,12 @@ def demand_page(request: Request, demand_id: DbId, staff: Editor):
             raise HTTPException(404, "No such demand.")
         buyers = session.exec(select(models.Buyer)).all()
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
-    return render(request, "demand.html", {"d": demand, "buyers": buyers, "crops": crops, "units": UNITS})
+        totals = linkage.offer_totals(session, [demand])[demand.id]
+        o, p = models.Offer, models.Producer
+        offers = session.exec(select(o, p).join(p, p.id == o.producer_id).where(o.demand_id == demand_id)
+                              .order_by(p.cluster, o.id)).all()
+    return render(request, "demand.html", {"d": demand, "buyers": buyers, "crops": crops, "units": UNITS,
+                                           "totals": totals, "offers": offers, "today": now_of(request).date()})
 
 
 @router.post("/demands/{demand_id}", name="admin_demand_save")

@@ -375,11 +375,16 @@ def test_broadcast_estimate_follows_text_and_region(page, staff, db):
 # -- e. screenshots of the main pages ---------------------------------------------------------------------
 
 
-def test_screenshots_of_the_main_pages(new_page, staff, backend):
+def at_both_widths(new_page):
+    """A signed-in editor's page at desktop width, then one at phone width sharing the sign-in."""
     desktop = new_page(DESKTOP)
     signed_in(desktop)
-    cookies = desktop.context.storage_state()
-    for page in (desktop, new_page(PHONE, storage_state=cookies)):
+    yield desktop
+    yield new_page(PHONE, storage_state=desktop.context.storage_state())
+
+
+def test_screenshots_of_the_main_pages(new_page, staff, backend):
+    for page in at_both_widths(new_page):
         page.goto("/admin/")
         expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
         expect(page.locator("svg.chart")).to_be_visible()
@@ -416,3 +421,26 @@ def test_screenshots_of_the_main_pages(new_page, staff, backend):
     names = sorted(p.name for p in (SCREENSHOTS / backend.name).glob("*.png"))
     for name in ("dashboard", "messages", "message-edit", "prices", "broadcasts", "simulators"):
         assert f"{name}-1280.png" in names and f"{name}-390.png" in names, names
+
+
+# -- e. market intelligence ------------------------------------------------------------------------
+
+
+def test_trends_overview_then_a_markets_forecast_chart(new_page, staff, backend):
+    for page in at_both_widths(new_page):
+        page.goto("/admin/")
+        page.locator("header nav").get_by_role("link", name="Trends", exact=True).click()
+        page.get_by_label("Crop").select_option(label="Oignon / Jababa")
+        page.get_by_role("button", name="Open").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Trends and forecasts: Oignon")
+        row = page.locator("#trends tr:has(td:first-child:text-is('Sikasso'))")
+        expect(row).to_contain_text("% (n=")
+        expect(page.locator("#trends tr:has(td:first-child:text-is('Diré'))")).to_contain_text("last price too old for a forecast")
+        screenshot(page, backend, "trends")
+        row.get_by_role("link", name="detail").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Oignon at Sikasso: trend and forecast")
+        expect(page.locator("svg.chart")).to_be_visible()
+        expect(page.locator("svg.chart circle")).to_have_count(4)  # the four weekly forecasts
+        expect(page.locator("#forecast tr")).to_have_count(5)
+        expect(page.locator("#backtest")).to_contain_text("seasonal_trend")
+        screenshot(page, backend, "trend-detail")
