@@ -11,9 +11,9 @@ What it does, in one run:
    constant "CON ..." screen). `gateway serve` is not used because it runs uvicorn with
    log_level="info", which writes one access line per request; the command line is printed.
 3. Drives each server in turn with --sessions concurrent virtual handsets (closed loop, no think
-   time unless --think-ms). Each one dials journeys one after another: browsing a price, all
-   markets with paging (98), a demand offer up to END, reading tips with 98, subscribing to an
-   alert. Every journey is a new sessionId and a phone number drawn from a pool (--phones), so
+   time unless --think-ms). Each one dials journeys one after another: browsing a price
+   (sometimes the best markets first, or the market's trend and forecast), all markets with
+   paging (98), a demand offer up to END, reading tips with 98, subscribing to an alert. Every journey is a new sessionId and a phone number drawn from a pool (--phones), so
    callers are new at first (language choice) and known later. Hops are sequential within a
    session and each sends the full `text` so far, as Africa's Talking does. The virtual handset
    reads each screen (options, "98.Suite") and checks that it shows what the journey expects.
@@ -111,12 +111,20 @@ def j_price_browse(ctx: Ctx):
     r = yield "1"
     ctx.expect(r, "Prix: choisir un produit")
     r = yield from choose_crop(ctx, r)
-    ctx.expect(r, "choisir un marche", "1. Tous les marches")
-    r = yield ctx.pick(r, at_least=2, fallback=2)
+    ctx.expect(r, "choisir un marche", "1. Tous les marches", "2. Ou vendre")
+    if ctx.rng.random() < 0.3:  # where to sell: markets ranked by price
+        r = yield "2"
+        ctx.expect(r, "meilleurs prix d'abord")
+        r = yield "0"
+    r = yield ctx.pick(r, at_least=3, fallback=3)
     ctx.expect(r, " - ")  # "Tomate - Sikasso" (or "no price yet" with the same title)
+    if ctx.rng.random() < 0.3 and "2. Tendance" in r:  # trend and forecast (the heaviest screen)
+        r = yield "2"
+        ctx.expect(r, " - ")
+        r = yield "0"
     r = yield "0"  # back to the market list
     ctx.expect(r, "choisir un marche")
-    r = yield ctx.pick(r, at_least=2, fallback=3)
+    r = yield ctx.pick(r, at_least=3, fallback=4)
     ctx.expect(r, " - ")
     r = yield "00"  # main menu, then hang up
     ctx.expect(r, "1. Prix du marche")

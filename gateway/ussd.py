@@ -56,7 +56,17 @@ def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
     )
 
 
-def handle_hop(
+@dataclass
+class HopPlan:
+    """What a hop showed, and what it must write: the replay reads only (see plan_hop)."""
+
+    screen: m.Screen
+    new_session: bool
+    start_profile: dict
+    changed: bool  # something worth writing: a new session, effects, another branch, the end
+
+
+def plan_hop(
     session: Session,
     *,
     hop: UssdHop,
@@ -65,12 +75,9 @@ def handle_hop(
     config: menus.EngineConfig,
     data: m.DataView | None = None,
     trace: HopTrace | None = None,
-    fold: bool = True,
-) -> m.Screen:
-    """`fold`: GATEWAY_SMS_FOLD, for the SMS an effect sends (a directory entry)."""
+) -> HopPlan:
+    """Load the session's start and replay the menus: reads only."""
     trace = trace or HopTrace()
-    stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
-    us = models.UssdSession
     connection = session.connection()
     start = connection.execute(_SESSION_START, {"session_id": hop.session_id}).first()
     if start is None:
@@ -84,18 +91,30 @@ def handle_hop(
         hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config
     )
     trace.language = screen.language
-    # Writes come last: on SQLite the database-wide write lock is then held only for them,
-    # not during the menu replay.
-    if start is None:
+    # Most hops only read; the session row is written when something worth recording changed.
+    # Hop counts per session come from the aggregator's end-of-session notification.
+    changed = bool(start is None or screen.effects or screen.end or (screen.section and screen.section != start[2]))
+    return HopPlan(screen, start is None, start_profile, changed)
+
+
+def record_hop(
+    session: Session, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True
+) -> None:
+    """The hop's writes: the session row, the effects. Nothing when the hop only read."""
+    if not plan.changed:
+        return
+    screen = plan.screen
+    stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
+    if plan.new_session:
         insert_ignore(
             session,
-            us,
+            models.UssdSession,
             {
                 "session_id": hop.session_id,
                 "phone": hop.phone,
                 "service_code": hop.service_code,
                 "network_code": hop.network_code,
-                "start_profile": start_profile,
+                "start_profile": plan.start_profile,
                 "started_at": stamp,
                 "updated_at": stamp,
             },
@@ -111,13 +130,7 @@ def handle_hop(
         catalog=catalog,
         fold=fold,
     )
-    # Most hops only read (SQLite then takes no write lock at all); the row is written when
-    # something worth recording changed: a new session, effects, another menu branch, the end.
-    # Hop counts per session come from the aggregator's end-of-session notification.
-    changed = start is None or screen.effects or screen.end or (screen.section and screen.section != start[2])
-    if not changed:
-        return screen
-    connection.execute(
+    session.connection().execute(
         _SESSION_HOP,
         {
             "sid": hop.session_id,
@@ -127,7 +140,25 @@ def handle_hop(
             "stamp": stamp,
         },
     )
-    return screen
+
+
+def handle_hop(
+    session: Session,
+    *,
+    hop: UssdHop,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: menus.EngineConfig,
+    data: m.DataView | None = None,
+    trace: HopTrace | None = None,
+    fold: bool = True,
+) -> m.Screen:
+    """A whole hop in the caller's unit of work. Writes come last: on SQLite the database-wide
+    write lock is then held only for them, not during the menu replay. `fold`: GATEWAY_SMS_FOLD,
+    for the SMS an effect sends (a directory entry)."""
+    plan = plan_hop(session, hop=hop, now=now, catalog=catalog, config=config, data=data, trace=trace)
+    record_hop(session, plan, hop=hop, now=now, catalog=catalog, fold=fold)
+    return plan.screen
 
 
 # Built once: statement construction is most of SQLAlchemy's cost on a hop this small.

@@ -325,3 +325,54 @@ def test_random_paths_over_http_never_fail(client, inputs):
     caller = Caller(client, phone="+22365000001")
     caller.inputs = ["1"] + inputs
     caller.hop()
+
+
+def test_sqlite_writer_busy_makes_a_hop_wait_in_the_pool_not_on_the_event_loop(backend, settings, db):
+    """While another writer (a broadcast) holds SQLite's lock, a hop that must write waits for it
+    off the event loop, and hops that only read are answered meanwhile."""
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's single writer")
+    import asyncio
+    import sqlite3
+    import threading
+    import time as clock
+
+    import httpx
+    from sqlalchemy.engine import make_url
+
+    from gateway.app import create_app
+
+    known_caller(db, phone="+22370000777")
+    app = create_app(settings)
+
+    def form(session, text, phone="+22370000777"):
+        return {"sessionId": session, "serviceCode": "*123#", "phoneNumber": phone, "networkCode": "61002", "text": text}
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for text in ("", "1"):  # the session exists and is in the prices branch
+                    assert (await client.post("/webhooks/at/ussd", data=form("busy-1", text))).status_code == 200
+                lock = sqlite3.connect(make_url(settings.database_url).database, isolation_level=None, check_same_thread=False)
+                lock.execute("BEGIN IMMEDIATE")  # another process writing
+                threading.Timer(0.6, lambda: lock.execute("COMMIT")).start()
+                started = clock.perf_counter()
+
+                async def timed(coro):
+                    response = await coro
+                    return response, clock.perf_counter() - started
+
+                writer = asyncio.create_task(timed(client.post("/webhooks/at/ussd", data=form("busy-2", "", "+22370000778"))))
+                await asyncio.sleep(0.05)
+                reader, read_s = await timed(client.post("/webhooks/at/ussd", data=form("busy-1", "1*1")))
+                written, write_s = await writer
+                lock.close()
+                return reader, read_s, written, write_s
+
+    reader, read_s, written, write_s = asyncio.run(scenario())
+    assert reader.text.startswith("CON ") and "Tomate" in reader.text
+    assert written.text.startswith("CON ") and "Choisir la langue" in written.text
+    assert read_s < 0.5 <= write_s  # the read did not queue behind the waiting write
+    with db.unit_of_work() as session:
+        assert session.exec(select(models.UssdSession).where(models.UssdSession.session_id == "busy-2")).one()
