@@ -926,7 +926,8 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
         created, last = parse_ts(b[6]), parse_ts(checks["last_sent"].get(bid))
         took = f"{(last - created).total_seconds():.1f} s" if created and last else "-"
         origin = "price batch" if bid in batch_ids else (title or kind)[:16]
-        bad_skips = {r: n for r, n in checks["reasons"].get(bid, {}).items() if r != "opted_out"}
+        # Expected skips: an opt-out, or the same alert already sent today (a price published again).
+        bad_skips = {r: n for r, n in checks["reasons"].get(bid, {}).items() if r not in ("opted_out", "already_sent")}
         complete &= status == "done" and other == 0 and dup == 0 and not bad_skips
         total_rows += sum(c.values())
         total_sent += sent
@@ -948,7 +949,7 @@ def print_summary(soak: Soak, checks: dict, log_lines: dict) -> None:
     for (phone, text), ids in checks["repeated_in"].items():
         print(f"    e.g. {phone[:6]}****{phone[-2:]} got {text!r} from broadcasts {ids}")
     complete &= not checks["orphans"] and not checks["missing"] and not extras and not checks["shared_ids"]
-    print(f"  broadcast completion (every alert sent or skipped for an opt-out, none twice): "
+    print(f"  broadcast completion (every alert sent, or skipped for an opt-out or as already sent today; none twice): "
           f"{'PASS' if complete and checks['broadcasts'] else 'FAIL'}")  # fmt: skip
 
     # -- SMS, reports, delivery reports

@@ -169,14 +169,23 @@ def local_midnight_utc(now: dt.datetime, settings: Settings) -> dt.datetime:
     return dt.datetime.combine(local.date(), dt.time(), settings.tz).astimezone(dt.timezone.utc)
 
 
-def _sent_today_per_phone(session: Session, phones: set[str], since: dt.datetime) -> dict[str, int]:
+def _sent_today(session: Session, phones: set[str], since: dt.datetime) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """Bulk SMS these phones got since `since`: how many each, and which (phone, text)."""
     m = models.SmsMessage
-    rows = session.exec(
-        select(m.phone, func.count())
-        .where(col(m.kind).in_(BULK_KINDS), m.created_at >= since, m.status != "skipped")
-        .group_by(m.phone)
-    ).all()
-    return {phone: n for phone, n in rows if phone in phones}
+    counts: dict[str, int] = defaultdict(int)
+    seen: set[tuple[str, str]] = set()
+    ordered = sorted(phones)
+    for start in range(0, len(ordered), 900):  # under SQLite's limit of bound parameters
+        rows = session.exec(
+            select(m.phone, m.text).where(
+                col(m.kind).in_(BULK_KINDS), m.created_at >= since, m.status != "skipped",
+                col(m.phone).in_(ordered[start : start + 900]),
+            )
+        ).all()
+        for phone, text in rows:
+            counts[phone] += 1
+            seen.add((phone, text))
+    return counts, seen
 
 
 class AlertComposer:
@@ -272,29 +281,33 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     else:
         recipients = list(_custom_recipients(session, broadcast, settings))
         kind = "broadcast"
-    already = _sent_today_per_phone(session, {r[1] for r in recipients}, local_midnight_utc(now, settings))
+    already, received = _sent_today(session, {r[1] for r in recipients}, local_midnight_utc(now, settings))
     cap = settings.max_sms_per_producer_per_day
     encodings: dict[str, tuple[str, int]] = {}
     rows, queued, skipped = [], 0, 0
     for producer_id, phone, language, texts in recipients:
-        over_cap = already.get(phone, 0) + len(texts) > cap
+        # The same alert twice in a day (a price published again unchanged): once is enough.
+        repeats = {t for t in texts if kind == "alert" and (phone, t) in received}
+        over_cap = already.get(phone, 0) + len(texts) - len(repeats) > cap
         for part, text in enumerate(texts):
             if text not in encodings:
                 e = measure(text)
                 encodings[text] = (e.encoding, e.segments)
             encoding, segments = encodings[text]
+            reason = "already_sent" if text in repeats else ("daily_cap" if over_cap else "")
             rows.append(
                 {
                     "broadcast_id": broadcast.id, "part": part, "phone": phone, "producer_id": producer_id,
                     "kind": kind, "language": language, "text": text, "encoding": encoding,
-                    "segments": segments, "status": "skipped" if over_cap else "queued",
-                    "failure_reason": "daily_cap" if over_cap else "", "provider": "", "provider_status": "",
+                    "segments": segments, "status": "skipped" if reason else "queued",
+                    "failure_reason": reason, "provider": "", "provider_status": "",
                     "error_kind": "", "cost": "", "cost_amount": 0.0, "attempts": 0,
                     "created_at": stamp, "updated_at": stamp,
                 }
             )
-        skipped += over_cap
-        queued += not over_cap
+        sends = not over_cap and len(repeats) < len(texts)
+        skipped += not sends
+        queued += sends
     # Rows of the same text get consecutive ids, so that a claimed batch groups into few
     # requests of up to 1,000 numbers (claims go in id order).
     rows.sort(key=lambda row: (row["text"], row["phone"]))

@@ -1,5 +1,7 @@
 """Aggregator callbacks. Aggregator formats are parsed by the adapter; the work is one unit of
-work per request, run off the event loop (the database driver is synchronous)."""
+work per request, run off the event loop (the database driver is synchronous) — except a USSD
+hop on SQLite, whose reads (and writes, when no other writer holds the lock) are quicker on the
+loop than the hand-off to the thread pool (see ussd_hop)."""
 # Each route parses with the adapter, answers 400 with the reason for a malformed form (nothing
 # stored), and runs its unit of work in the thread pool.
 

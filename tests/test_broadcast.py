@@ -255,6 +255,21 @@ def test_replies_are_not_held_by_quiet_hours(db, sender, fake_at, bsettings):
     assert len(fake_at.sent_messages()) == 1
 
 
+def test_the_same_alert_twice_in_a_day_is_sent_once(population, sender, fake_at, bsettings):
+    """A price published again unchanged (a re-import, a second batch) alerts nobody twice."""
+    publish(population, ("tomato", "sikasso"))
+    run_until_idle(population, sender, bsettings, MORNING)
+    second = publish(population, ("tomato", "sikasso"), ("onion", "koutiala"))
+    run_until_idle(population, sender, bsettings, MORNING + dt.timedelta(hours=2))
+    assert sent_by_phone(fake_at) == {"+22370000001": 1, "+22370000002": 1}
+    repeat = rows(population, broadcast_id=second, phone="+22370000001")
+    assert [(r.status, r.failure_reason) for r in repeat] == [("skipped", "already_sent")]
+    # The next day it is news again.
+    third = publish(population, ("tomato", "sikasso"), now=MORNING + dt.timedelta(days=1))
+    run_until_idle(population, sender, bsettings, MORNING + dt.timedelta(days=1))
+    assert [r.status for r in rows(population, broadcast_id=third)] == ["sent"]
+
+
 def test_a_slow_sender_is_handed_fewer_rows_per_step(db, sender, fake_at, bsettings):
     """One request per number (Orange): a step claims at most the sender's max_claim rows."""
 
@@ -476,8 +491,9 @@ def test_same_phone_and_text_twice_go_in_separate_requests(db, sender, fake_at, 
     """Two broadcasts can give one phone the same text; one request per phone keeps each row's
     own message id (the soak found them sharing one)."""
     add_producer(db, "+22370000001", subs=[("tomato", "sikasso")])
-    publish(db, ("tomato", "sikasso"))
-    publish(db, ("tomato", "sikasso"))
+    for _ in range(2):  # staff repeat a message (alerts are never repeated: see above)
+        with db.unit_of_work() as session:
+            broadcast.create_broadcast(session, text_fr="Réunion jeudi", text_bm="", audience=broadcast.Audience(), now=MORNING)
     broadcast.expand_due(db, now=MORNING, catalog=CATALOG, settings=bsettings)
     run_until_idle(db, sender, bsettings, MORNING)
     sent = rows(db)

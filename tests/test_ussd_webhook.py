@@ -370,7 +370,11 @@ def test_sqlite_writer_busy_makes_a_hop_wait_in_the_pool_not_on_the_event_loop(b
                 lock.close()
                 return reader, read_s, written, write_s
 
-    reader, read_s, written, write_s = asyncio.run(scenario())
+    # In a thread of its own: an earlier test (Playwright's sync API) may leave a loop running here.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        reader, read_s, written, write_s = pool.submit(asyncio.run, scenario()).result()
     assert reader.text.startswith("CON ") and "Tomate" in reader.text
     assert written.text.startswith("CON ") and "Choisir la langue" in written.text
     assert read_s < 0.5 <= write_s  # the read did not queue behind the waiting write

@@ -443,6 +443,25 @@ pre{{margin:0;white-space:pre-wrap}}</style></head>
 </table></body></html>"""
 
 
+def add_log_routes(app, fake) -> None:
+    """What every fake aggregator answers about itself: the requests it got (GET, DELETE to
+    forget them) and the messages it accepted. `fake` has requests(), reset() and
+    sent_message_details()."""
+
+    @app.get("/_fake/requests")
+    async def list_requests() -> JSONResponse:
+        return JSONResponse(fake.requests())
+
+    @app.delete("/_fake/requests")
+    async def reset_requests() -> JSONResponse:
+        fake.reset()
+        return JSONResponse({"reset": True})
+
+    @app.get("/_fake/messages")
+    async def list_messages() -> JSONResponse:
+        return JSONResponse(fake.sent_message_details())
+
+
 def create_fake_at_app(fake: FakeAT | None = None) -> FastAPI:
     """The fake's ASGI app; its state is `app.state.fake`."""
     fake = fake if fake is not None else FakeAT()
@@ -461,18 +480,7 @@ def create_fake_at_app(fake: FakeAT | None = None) -> FastAPI:
             await asyncio.sleep(delay)
         return response
 
-    @app.get("/_fake/requests")
-    async def list_requests() -> JSONResponse:
-        return JSONResponse(fake.requests())
-
-    @app.delete("/_fake/requests")
-    async def reset_requests() -> JSONResponse:
-        fake.reset()
-        return JSONResponse({"reset": True})
-
-    @app.get("/_fake/messages")
-    async def list_messages() -> JSONResponse:
-        return JSONResponse(fake.sent_message_details())
+    add_log_routes(app, fake)
 
     @app.get("/_fake/config")
     async def read_config() -> JSONResponse:

@@ -37,6 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gateway.aggregators.fake_at import (
     FakeConfigError,
+    add_log_routes,
     _fail_next,
     _integer,
     _messages_page,
@@ -429,18 +430,7 @@ def create_fake_orange_app(fake: FakeOrange | None = None) -> FastAPI:
         authorization = request.headers.get("Authorization")
         return await answer(*fake.handle_send(unquote(sender), authorization, raw, str(request.base_url)))
 
-    @app.get("/_fake/requests")
-    async def list_requests() -> JSONResponse:
-        return JSONResponse(fake.requests())
-
-    @app.delete("/_fake/requests")
-    async def reset_requests() -> JSONResponse:
-        fake.reset()
-        return JSONResponse({"reset": True})
-
-    @app.get("/_fake/messages")
-    async def list_messages() -> JSONResponse:
-        return JSONResponse(fake.sent_message_details())
+    add_log_routes(app, fake)
 
     @app.post("/_fake/expire-tokens")
     async def expire_tokens() -> JSONResponse:
