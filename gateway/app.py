@@ -69,7 +69,7 @@ async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
     settings: Settings = state.settings
-    chores = housekeeping.DailyChores()
+    chores, trimmer = housekeeping.DailyChores(), housekeeping.HeapTrimmer()
     while True:
         try:
             # Buyers' daily summaries are queued before the step, which sends them with the rest.
@@ -83,6 +83,7 @@ async def _worker_loop(app: FastAPI) -> None:
                 settings=settings,
             )
             pause = result.pause_s or (0 if result.claimed else settings.worker_poll_s)
+            trimmer.after_step(bool(result.claimed or result.expanded))
         except Exception:
             log.exception("broadcaster step failed; trying again shortly")
             pause = settings.worker_poll_s * 5

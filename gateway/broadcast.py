@@ -414,6 +414,7 @@ class StepResult:
     pause_s: float = 0.0  # throttled: the worker should wait this long
     quiet: bool = False
     budget_exhausted: bool = False
+    expanded: int = 0  # broadcasts this step expanded
 
 
 def worker_step(
@@ -427,8 +428,8 @@ def worker_step(
 ) -> StepResult:
     """Expand due broadcasts, then claim and send one batch. Safe to run in many processes."""
     now = clock()
-    expand_due(db, now=now, catalog=catalog, settings=settings)
-    result = StepResult(quiet=in_quiet_hours(now, settings))
+    expanded = expand_due(db, now=now, catalog=catalog, settings=settings)
+    result = StepResult(quiet=in_quiet_hours(now, settings), expanded=expanded)
     limit = limit or settings.worker_batch_size
     # A sender that makes one request per number claims fewer rows per step (see its max_claim).
     limit = min(limit, getattr(sender, "max_claim", None) or limit)

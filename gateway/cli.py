@@ -251,7 +251,7 @@ def worker(
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
-    chores = housekeeping.DailyChores()
+    chores, trimmer = housekeeping.DailyChores(), housekeeping.HeapTrimmer()
     stopping = {"now": False}
 
     def stop(_signum, _frame) -> None:
@@ -265,6 +265,7 @@ def worker(
             # Buyers' summaries are queued before the step, which then sends them with the rest.
             chores.tick(db, clock, catalog, settings)
             result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
+            trimmer.after_step(bool(result.claimed or result.expanded))
             if once:
                 typer.echo(f"claimed {result.claimed}, skipped {result.skipped}")
                 return

@@ -125,3 +125,23 @@ def test_cli_prune(traffic, settings, monkeypatch):
     assert "would delete sms_message 6, sms_inbound 1, ussd_session 1" in out.output
     out = CliRunner().invoke(app, ["prune", "--days", "400"])
     assert "deleted sms_message 6, sms_inbound 2, ussd_session 1" in out.output
+
+
+def test_heap_trimmer_runs_after_work_at_most_every_interval():
+    now = [100.0]
+    trimmer = housekeeping.HeapTrimmer(min_interval_s=30, clock=lambda: now[0])
+    calls = []
+    trimmer._trim = lambda pad: calls.append(pad) or 1
+    assert trimmer.after_step(True) and calls == [0]
+    assert not trimmer.after_step(True)  # within the interval
+    now[0] += 31
+    assert not trimmer.after_step(False)  # nothing done: nothing to give back
+    assert trimmer.after_step(True) and len(calls) == 2
+
+
+def test_heap_trimmer_is_a_no_op_without_glibc():
+    trimmer = housekeeping.HeapTrimmer()
+    trimmer._trim = None
+    assert not trimmer.after_step(True)
+    assert housekeeping.HeapTrimmer()._trim is not None  # this machine has glibc: the real call
+    assert housekeeping.HeapTrimmer().after_step(True)
