@@ -57,7 +57,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import sys
@@ -1027,14 +1026,9 @@ def parse_args(argv=None):
     return args
 
 
-def _sigterm(_signum, _frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ussd_load.interruptible()
     tmp = Path(tempfile.mkdtemp(prefix="sugu-soak-"))
     db_path = tmp / "soak.db"
     url = f"sqlite:///{db_path}"

@@ -883,10 +883,16 @@ def _sigterm(_signum, _frame):
     raise KeyboardInterrupt
 
 
+def interruptible() -> None:
+    """SIGTERM and SIGINT end a benchmark like Ctrl-C, so that its `finally` stops the servers it
+    started (SIGINT even when started with SIGINT ignored). Shared by the benchmarks."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    interruptible()
     cores = os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="sugu-bench-"))
     db_path = tmp / "bench.db"

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, api, broadcast, housekeeping, logs, migrate, webhooks, webhooks_orange
+from gateway import admin, api, housekeeping, logs, migrate, webhooks, webhooks_orange
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.aggregators.orange import OrangeSender
 from gateway.dataview import ContentCache
@@ -69,21 +69,13 @@ async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
     settings: Settings = state.settings
-    chores, trimmer = housekeeping.DailyChores(), housekeeping.HeapTrimmer()
+    cycle = housekeeping.WorkerCycle()
     while True:
         try:
-            # Buyers' daily summaries are queued before the step, which sends them with the rest.
-            await run_in_threadpool(chores.tick, state.db, state.clock, state.catalog, settings)
             result = await run_in_threadpool(
-                broadcast.worker_step,
-                state.db,
-                state.sender,
-                clock=state.clock,
-                catalog=state.catalog,
-                settings=settings,
+                cycle.turn, state.db, state.sender, clock=state.clock, catalog=state.catalog, settings=settings
             )
-            pause = result.pause_s or (0 if result.claimed else settings.worker_poll_s)
-            trimmer.after_step(bool(result.claimed or result.expanded))
+            pause = cycle.pause_s(result, settings)
         except Exception:
             log.exception("broadcaster step failed; trying again shortly")
             pause = settings.worker_poll_s * 5

@@ -243,7 +243,7 @@ def worker(
     import signal
     import time
 
-    from gateway import broadcast, housekeeping, logs
+    from gateway import housekeeping, logs
     from gateway.app import build_sender
     from gateway.db import Database
     from messages import default_catalog
@@ -251,7 +251,7 @@ def worker(
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
-    chores, trimmer = housekeeping.DailyChores(), housekeeping.HeapTrimmer()
+    cycle = housekeeping.WorkerCycle()
     stopping = {"now": False}
 
     def stop(_signum, _frame) -> None:
@@ -262,14 +262,11 @@ def worker(
     clock = lambda: dt.datetime.now(settings.tz)  # noqa: E731
     try:
         while not stopping["now"]:
-            # Buyers' summaries are queued before the step, which then sends them with the rest.
-            chores.tick(db, clock, catalog, settings)
-            result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
-            trimmer.after_step(bool(result.claimed or result.expanded))
+            result = cycle.turn(db, sender, clock=clock, catalog=catalog, settings=settings)
             if once:
                 typer.echo(f"claimed {result.claimed}, skipped {result.skipped}")
                 return
-            pause = result.pause_s or (0 if result.claimed else settings.worker_poll_s)
+            pause = cycle.pause_s(result, settings)
             deadline = time.monotonic() + pause
             while not stopping["now"] and time.monotonic() < deadline:
                 time.sleep(min(0.2, pause))

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 from gateway.settings import Settings
+
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -19,8 +23,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _restore_busy_timeout(dbapi_connection, record) -> None:
+    """Pool check-in: a connection used with `unit_of_work(wait=False)` waits again for its next
+    user, before anyone else can have it."""
+    if record.info.pop("nowait", False):
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -30,6 +41,7 @@ def make_engine(settings: Settings) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _restore_busy_timeout)
         return engine
     return create_engine(
         url,
@@ -53,18 +65,30 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
+    def unit_of_work(self, *, wait: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block succeeds, rolled back when it raises.
 
         Services receive the session and never commit; the request or job that opened it does.
+        `wait=False` (SQLite): fail at once with an error that `is_busy` recognises, instead of
+        waiting for another writer's lock.
         """
         with Session(self.engine, expire_on_commit=False) as session:
+            if not wait and self.dialect == "sqlite":
+                connection = session.connection()
+                connection.exec_driver_sql("PRAGMA busy_timeout=0")
+                # Restored when the connection goes back to the pool (_restore_busy_timeout).
+                connection.connection.info["nowait"] = True
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @staticmethod
+    def is_busy(exc: BaseException) -> bool:
+        """Another writer holds SQLite's lock (what `unit_of_work(wait=False)` raises)."""
+        return isinstance(exc, OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,4 +1,5 @@
-"""What the workers do once a day besides sending: buyers' summaries and pruning old traffic.
+"""The worker's cycle: its daily chores (buyers' summaries, pruning old traffic), the step that
+sends, and giving memory back after it.
 
 Sugu runs unattended for months on a small server: every SMS, inbound message and USSD session
 leaves a row, a broadcast 100,000 of them. Rows older than GATEWAY_RETENTION_DAYS are deleted,
@@ -26,7 +27,7 @@ from typing import Callable
 from sqlalchemy import delete, exists, select
 from sqlmodel import col
 
-from gateway import linkage, models
+from gateway import broadcast, linkage, models
 from gateway.db import Database
 from gateway.settings import Settings
 from messages import Catalog
@@ -134,3 +135,24 @@ class HeapTrimmer:
         self._last = now
         self._trim(0)
         return True
+
+
+@dataclass
+class WorkerCycle:
+    """One turn of a broadcaster, the same for `gateway worker` and the in-process worker of
+    `gateway serve`: the daily chores (buyers' summaries are queued before the step, which then
+    sends them with the rest), one `broadcast.worker_step`, then the heap trim."""
+
+    chores: DailyChores = field(default_factory=DailyChores)
+    trimmer: HeapTrimmer = field(default_factory=HeapTrimmer)
+
+    def turn(self, db: Database, sender, *, clock: Callable[[], dt.datetime], catalog: Catalog, settings: Settings):
+        self.chores.tick(db, clock, catalog, settings)
+        result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
+        self.trimmer.after_step(bool(result.claimed or result.expanded))
+        return result
+
+    @staticmethod
+    def pause_s(result, settings: Settings) -> float:
+        """How long to wait before the next turn: as told when throttled, none while there is work."""
+        return result.pause_s or (0 if result.claimed else settings.worker_poll_s)

@@ -32,7 +32,6 @@ router = APIRouter(prefix="/webhooks/at", tags=["Africa's Talking callbacks"])
 
 
 MAX_FORM_FIELDS = 100
-SQLITE_BUSY_MS = 5000  # as gateway.db sets it
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -120,15 +119,10 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
     def write_now(planned) -> bool:
         """The writes without waiting: False when another writer holds SQLite's lock."""
         try:
-            with db.unit_of_work() as session:
-                connection = session.connection()
-                connection.exec_driver_sql("PRAGMA busy_timeout=0")
-                try:
-                    record(session, planned)
-                finally:
-                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            with db.unit_of_work(wait=False) as session:
+                record(session, planned)
         except OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not db.is_busy(exc):
                 raise
             return False
         return True

@@ -380,3 +380,24 @@ def test_sqlite_writer_busy_makes_a_hop_wait_in_the_pool_not_on_the_event_loop(b
     assert read_s < 0.5 <= write_s  # the read did not queue behind the waiting write
     with db.unit_of_work() as session:
         assert session.exec(select(models.UssdSession).where(models.UssdSession.session_id == "busy-2")).one()
+
+
+def test_a_unit_of_work_that_does_not_wait_fails_at_once_and_leaves_the_pool_waiting(backend, db, settings):
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's single writer")
+    import sqlite3
+    import time as clock
+
+    from sqlalchemy.engine import make_url
+
+    lock = sqlite3.connect(make_url(settings.database_url).database, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    started = clock.perf_counter()
+    with pytest.raises(Exception) as failed:
+        with db.unit_of_work(wait=False) as session:
+            session.add(models.Producer(phone="+22370000779"))
+    assert db.is_busy(failed.value) and clock.perf_counter() - started < 1
+    lock.execute("COMMIT")
+    lock.close()
+    with db.unit_of_work() as session:  # the same pooled connection waits again for its next user
+        assert session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
