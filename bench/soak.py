@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/soak.py [--minutes 10] [--ussd-sessions 20] [--sms-per-second 2]
                                    [--producers 5000] [--broadcast-every 3] [--keep-tmp]
+                                   [--no-memory-probe] [--tracemalloc FRAMES]
 
 A benchmark that prints figures, not a test (CI does not run it). Everything stays on 127.0.0.1.
 
@@ -42,6 +43,13 @@ What it does, in one run:
    < 20 MB; the growth after the first price batch is printed too),
    broadcast completion (every alert sent, none twice: the fake's log against the outbox), and
    the consistency of SMS, reports and delivery reports with the database.
+5. What the gateway's memory is made of, at minute 1, 30 s after each price batch and at the end:
+   bench/memprobe/sitecustomize.py is loaded into the gateway (PYTHONPATH) and samples from
+   inside every 5 s: resident anonymous / file-backed memory, Python's allocator (pymalloc arenas
+   and what its objects use), glibc's heap (mallinfo2: used, free but kept, mmapped) and SQLite's
+   own allocations (sqlite3_memory_used). With --tracemalloc FRAMES also the Python allocation
+   sites that grew most from minute 1 to the end (slow: the gateway runs several times slower,
+   so its latencies and errors then say nothing).
 
 Ctrl-C (or SIGTERM) stops the servers and removes the temporary directory. Exit status 0 unless
 the setup failed (2) or the run was interrupted (130).
@@ -141,7 +149,7 @@ def proc_status(pid: int) -> dict:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "Threads"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "Threads"):
                 out[key] = int(value.split()[0])
         out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, ValueError, IndexError):
@@ -310,6 +318,8 @@ class Soak:
         self.drain_outbox: float | None = None  # seconds after the traffic until the outbox was empty
         self.drain_s = 0.0
         self.fake_total = 0
+        self.probe_path: Path | None = None  # bench/memprobe's output, when loaded
+        self.probe_marked = False
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -559,6 +569,9 @@ class Soak:
     async def sampler(self) -> None:
         while True:
             self.sample_procs()
+            if self.probe_path and self.now() >= 60.0 and not self.probe_marked:
+                self.probe_marked = True
+                Path(str(self.probe_path) + ".base").touch()  # bench/memprobe: the base snapshot
             await asyncio.sleep(SAMPLE_S)
 
     async def scrape(self) -> None:
@@ -673,6 +686,8 @@ class Soak:
             for task in pending:
                 task.cancel()
             self.end_sample = self.procs[-1] if self.procs else None
+            if self.probe_marked:
+                Path(str(self.probe_path) + ".diff").touch()  # bench/memprobe: compare with the base
             await self.drain()
         finally:
             for task in traffic + background:
@@ -997,6 +1012,63 @@ def read_log(path: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def read_probe(path: Path) -> list[dict]:
+    import json
+
+    rows = []
+    try:
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass  # the last line, cut by the process's end
+    except OSError:
+        pass
+    return rows
+
+
+PROBE_COLUMNS = [
+    ("VmRSS", "RSS"), ("RssAnon", "anon"), ("RssFile", "file"), ("RssShmem", "shmem"),
+    ("py_arenas", "pymalloc"), ("py_used", "pym. used"),
+    ("heap_used", "malloc used"), ("heap_free", "malloc free"), ("mmapped", "mmapped"),
+    ("sqlite_used", "SQLite"), ("traced", "Python traced"),
+]
+
+
+def print_memory_probe(soak: "Soak", path: Path) -> None:
+    """What the gateway's resident size is made of at a few moments (bench/memprobe), and what
+    grew from the end of minute 1 to the end of the traffic."""
+    rows = read_probe(path)
+    print("\nWhat the gateway's memory is made of (bench/memprobe, sampled inside the process; MB):")
+    if len(rows) < 3:
+        print("  no probe samples (glibc and libsqlite3 found? see the gateway log)")
+        return
+    for r in rows:  # onto the soak's time line (both read the machine's monotonic clock)
+        r["t"] = r["mono"] - soak.t0
+
+    def at(t: float) -> dict:
+        return min(rows, key=lambda r: abs(r["t"] - t))
+
+    end_t = soak.end_sample[0] if soak.end_sample else rows[-1]["t"]
+    moments = [("start", rows[0]), ("1:00", at(60.0))]
+    for k, pub in enumerate(soak.publications):
+        moments.append((f"batch {k + 1} +30 s", at(pub["t"] + 30.0)))
+    moments.append(("end", at(end_t)))
+    columns = [(key, label) for key, label in PROBE_COLUMNS if any(key in r for r in rows)]
+    print("  " + f"{'':>16} " + " ".join(f"{label:>13}" for _, label in columns))
+    for name, row in moments:
+        print("  " + f"{name:>16} " + " ".join(f"{row.get(key, math.nan) / 1e6:>13.1f}" for key, _ in columns))
+    a, b = at(60.0), at(end_t)
+    print("  " + f"{'1:00 -> end':>16} " + " ".join(f"{(b.get(key, math.nan) - a.get(key, math.nan)) / 1e6:>+13.1f}" for key, _ in columns))
+    print("  (pymalloc: Python's arenas for objects up to 512 bytes, 'used' what its objects take; malloc "
+          "used/free/mmapped: glibc's mallinfo2 over all arenas, larger Python objects and C libraries; SQLite: "
+          "sqlite3_memory_used (within malloc used), its page caches and statements; file/shmem: mapped files)")  # fmt: skip
+    traced = Path(str(path) + ".tracemalloc.txt")
+    if traced.exists():
+        print("\nPython allocation sites that grew most after minute 1 (tracemalloc):")
+        print("  " + "\n  ".join(traced.read_text().splitlines()[:60]))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="bench/soak.py",
@@ -1016,6 +1088,10 @@ def parse_args(argv=None):
     add("--seed", type=int, default=1, help="random seed")
     add("--keep-tmp", action="store_true", help="keep the temporary directory (database, server logs)")
     add("--malloc-arenas", type=int, default=2, help="MALLOC_ARENA_MAX for the gateway, as deployed (0: glibc default)")
+    add("--no-memory-probe", dest="memory_probe", action="store_false",
+        help="do not load bench/memprobe into the gateway (what its resident size is made of, every 5 s)")
+    add("--tracemalloc", type=int, default=0, metavar="FRAMES",
+        help="also trace Python allocations in the gateway (slower) and print the sites that grew after minute 1")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.ussd_sessions < 0 or args.sms_per_second < 0 or args.producers < 1:
         parser.error("--minutes and --producers must be positive, --ussd-sessions and --sms-per-second >= 0")
@@ -1085,6 +1161,13 @@ def main(argv=None) -> int:
             GATEWAY_DAILY_SMS_BUDGET="10000000", GATEWAY_DAILY_SEGMENT_BUDGET="10000000",
             GATEWAY_MAX_SMS_PER_PRODUCER_PER_DAY="1000", GATEWAY_WORKER_IN_PROCESS="true",
         )  # fmt: skip
+        probe_path = tmp / "memprobe.jsonl"
+        if args.memory_probe:
+            # bench/memprobe/sitecustomize.py samples the gateway from inside (see its docstring).
+            env.update(SUGU_MEMPROBE=str(probe_path), SUGU_MEMPROBE_EVERY_S=str(SAMPLE_S),
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR / "memprobe"), env.get("PYTHONPATH")])))
+            if args.tracemalloc:
+                env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
         gateway = ussd_load.Server("gateway", "gateway.app:app_factory", [], env, tmp)
         print(f"  fake aggregator: {fake.url} (python -m gateway.aggregators.fake_at)")
         print(f"  gateway: {gateway.display()}")
@@ -1092,10 +1175,11 @@ def main(argv=None) -> int:
               "GATEWAY_LOG_LEVEL=WARNING,\n    budgets 10,000,000 a day, 1,000 SMS per producer a day, "
               "broadcaster in-process")  # fmt: skip
         gateway.start()
-        gateway.wait_ready()
+        gateway.wait_ready(timeout=180.0 if args.tracemalloc else 30.0)  # tracing slows the imports
         print()
 
         soak = Soak(args, gateway=gateway, fake=fake, db=db, db_path=db_path, world=world, reports=reports)
+        soak.probe_path = probe_path if args.memory_probe else None
         asyncio.run(soak.run())
         try:
             fake_messages = bench_broadcast.http_json(fake.url + "/_fake/messages")
@@ -1103,9 +1187,15 @@ def main(argv=None) -> int:
             print(f"could not read the fake's log: {exc}", file=sys.stderr)
             fake_messages = []
         soak.fake_total = len(fake_messages)
+        if args.tracemalloc:  # let the probe write its comparison (a snapshot takes a while)
+            deadline = time.monotonic() + 120
+            while not Path(str(probe_path) + ".tracemalloc.txt").exists() and time.monotonic() < deadline:
+                time.sleep(1)
         gateway.stop()
         checks = final_checks(soak, fake_messages)
         print_summary(soak, checks, read_log(gateway.log_path))
+        if args.memory_probe:
+            print_memory_probe(soak, probe_path)
         return 0
     except (bench_broadcast.SetupFailed, ussd_load.ServerFailed) as exc:
         print(f"\nsetup failed: {exc}", file=sys.stderr)

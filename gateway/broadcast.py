@@ -23,7 +23,7 @@ from gateway import models
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.db import Database
-from gateway.outbox import mark_stale_unconfirmed, request_batches, send_group
+from gateway.outbox import Claimed, claimed_rows, mark_stale_unconfirmed, request_batches, send_group
 from gateway.sending import SmsSender, Throttled
 from gateway.settings import Settings
 from menus.types import PriceQuote
@@ -36,6 +36,7 @@ log = logging.getLogger("gateway.broadcast")
 BULK_KINDS = ("alert", "broadcast")
 ACTIVE = ("queued", "sending")
 SEGMENT = 160
+EXPAND_CHUNK = 1_000  # outbox rows inserted per statement while expanding
 
 
 # -- audiences -------------------------------------------------------------------------------------
@@ -169,8 +170,11 @@ def local_midnight_utc(now: dt.datetime, settings: Settings) -> dt.datetime:
     return dt.datetime.combine(local.date(), dt.time(), settings.tz).astimezone(dt.timezone.utc)
 
 
-def _sent_today(session: Session, phones: set[str], since: dt.datetime) -> tuple[dict[str, int], set[tuple[str, str]]]:
-    """Bulk SMS these phones got since `since`: how many each, and which (phone, text)."""
+def _sent_today(
+    session: Session, phones: set[str], since: dt.datetime, texts: set[str]
+) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """Bulk SMS these phones got since `since`: how many each, and which of `texts` to whom
+    (phone, text); other texts are not kept (a busy day holds many)."""
     m = models.SmsMessage
     counts: dict[str, int] = defaultdict(int)
     seen: set[tuple[str, str]] = set()
@@ -184,7 +188,8 @@ def _sent_today(session: Session, phones: set[str], since: dt.datetime) -> tuple
         ).all()
         for phone, text in rows:
             counts[phone] += 1
-            seen.add((phone, text))
+            if text in texts:
+                seen.add((phone, text))
     return counts, seen
 
 
@@ -281,40 +286,47 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     else:
         recipients = list(_custom_recipients(session, broadcast, settings))
         kind = "broadcast"
-    already, received = _sent_today(session, {r[1] for r in recipients}, local_midnight_utc(now, settings))
+    # Only alerts are checked for repeats: a staff broadcast may repeat on purpose.
+    alert_texts = {t for r in recipients for t in r[3]} if kind == "alert" else set()
+    already, received = _sent_today(session, {r[1] for r in recipients}, local_midnight_utc(now, settings), alert_texts)
     cap = settings.max_sms_per_producer_per_day
-    encodings: dict[str, tuple[str, int]] = {}
-    rows, queued, skipped = [], 0, 0
+    # One small tuple per row until the insert (a broadcast may reach 100,000 producers): the
+    # rows' dictionaries are built a chunk at a time, so the peak stays low.
+    pending: list[tuple[str, str, int, int, str, str]] = []
+    queued = skipped = 0
     for producer_id, phone, language, texts in recipients:
         # The same alert twice in a day (a price published again unchanged): once is enough.
-        repeats = {t for t in texts if kind == "alert" and (phone, t) in received}
+        repeats = {t for t in texts if (phone, t) in received}
         over_cap = already.get(phone, 0) + len(texts) - len(repeats) > cap
         for part, text in enumerate(texts):
-            if text not in encodings:
-                e = measure(text)
-                encodings[text] = (e.encoding, e.segments)
-            encoding, segments = encodings[text]
             reason = "already_sent" if text in repeats else ("daily_cap" if over_cap else "")
-            rows.append(
-                {
-                    "broadcast_id": broadcast.id, "part": part, "phone": phone, "producer_id": producer_id,
-                    "kind": kind, "language": language, "text": text, "encoding": encoding,
-                    "segments": segments, "status": "skipped" if reason else "queued",
-                    "failure_reason": reason, "provider": "", "provider_status": "",
-                    "error_kind": "", "cost": "", "cost_amount": 0.0, "attempts": 0,
-                    "created_at": stamp, "updated_at": stamp,
-                }
-            )
+            pending.append((text, phone, part, producer_id, language, reason))
         sends = not over_cap and len(repeats) < len(texts)
         skipped += not sends
         queued += sends
+    del recipients, already, received
     # Rows of the same text get consecutive ids, so that a claimed batch groups into few
     # requests of up to 1,000 numbers (claims go in id order).
-    rows.sort(key=lambda row: (row["text"], row["phone"]))
+    pending.sort(key=lambda row: (row[0], row[1]))
+    encodings: dict[str, tuple[str, int]] = {}
+    for text in {row[0] for row in pending}:
+        e = measure(text)
+        encodings[text] = (e.encoding, e.segments)
+    common = {
+        "broadcast_id": broadcast.id, "kind": kind, "provider": "", "provider_status": "", "error_kind": "",
+        "cost": "", "cost_amount": 0.0, "attempts": 0, "created_at": stamp, "updated_at": stamp,
+    }  # fmt: skip
     table = models.SmsMessage.__table__
     connection = session.connection()
-    for start in range(0, len(rows), 5000):
-        connection.execute(insert(table), rows[start : start + 5000])
+    for start in range(0, len(pending), EXPAND_CHUNK):
+        connection.execute(insert(table), [
+            {
+                **common, "part": part, "phone": phone, "producer_id": producer_id, "language": language,
+                "text": text, "encoding": encodings[text][0], "segments": encodings[text][1],
+                "status": "skipped" if reason else "queued", "failure_reason": reason,
+            }
+            for text, phone, part, producer_id, language, reason in pending[start : start + EXPAND_CHUNK]
+        ])  # fmt: skip
     broadcast.recipients = queued
     broadcast.skipped = skipped
     broadcast.status = "sending" if queued else "done"
@@ -378,7 +390,7 @@ def bulk_allowance(session: Session, now: dt.datetime, settings: Settings) -> tu
     return max(settings.daily_sms_budget - count, 0), max(settings.daily_segment_budget - segments, 0)
 
 
-def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str]) -> list[models.SmsMessage]:
+def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str]) -> list[Claimed]:
     """Take up to `limit` due messages for this worker. FOR UPDATE SKIP LOCKED lets workers on
     PostgreSQL claim side by side; SQLite has one writer at a time, which is as safe."""
     if limit <= 0 or not kinds:
@@ -402,9 +414,7 @@ def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str
             status="sending", attempts=m.attempts + 1, updated_at=stamp
         ).returning(m.id)
     ).all()
-    if not ids:
-        return []
-    return list(session.exec(select(m).where(col(m.id).in_([i[0] for i in ids]))).all())
+    return claimed_rows(session, [i[0] for i in ids])
 
 
 @dataclass
@@ -450,7 +460,7 @@ def worker_step(
         rows, released = _within_segment_budget(session, rows, now, settings)
         rows, result.skipped = _drop_opted_out(session, rows, now)
     result.claimed = len(rows)
-    by_text: dict[str, list[models.SmsMessage]] = defaultdict(list)
+    by_text: dict[str, list[Claimed]] = defaultdict(list)
     for row in rows:
         by_text[row.text].append(row)
     for text, group in by_text.items():

@@ -113,15 +113,17 @@ class DailyChores:
 
 
 class HeapTrimmer:
-    """After a worker step that did work (a broadcast expanded, a batch sent), give the freed heap
-    back to the operating system, at most every `min_interval_s`. glibc keeps freed memory for
-    reuse, and a large expansion's peak then stays in the resident size: the soak test measured
-    the gateway growing at each price batch and flat in between. No-op where there is no glibc."""
+    """Give the heap freed by the worker's work (a broadcast expanded, batches sent) back to the
+    operating system: at most every `min_interval_s` while the work goes on, and once when the
+    worker falls idle after it. glibc keeps freed memory for reuse, and a large expansion's peak
+    then stays in the resident size: the soak test measured the gateway growing at each price
+    batch and flat in between. No-op where there is no glibc."""
 
     def __init__(self, min_interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_interval_s = min_interval_s
         self._clock = clock
         self._last = -min_interval_s
+        self._owed = False  # work was done since the last trim
         name = ctypes.util.find_library("c")
         try:
             self._trim = ctypes.CDLL(name).malloc_trim if name else None
@@ -130,9 +132,12 @@ class HeapTrimmer:
 
     def after_step(self, did_work: bool) -> bool:
         now = self._clock()
-        if not did_work or self._trim is None or now - self._last < self.min_interval_s:
+        self._owed = self._owed or did_work
+        if not self._owed or self._trim is None:
             return False
-        self._last = now
+        if did_work and now - self._last < self.min_interval_s:
+            return False  # more may come at once: the idle step after it trims
+        self._last, self._owed = now, False
         self._trim(0)
         return True
 

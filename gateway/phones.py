@@ -23,7 +23,7 @@ def parse_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     return _e164(text, region)
 
 
-@lru_cache(maxsize=65_536)  # a USSD session sends the same number with every hop; failures aren't kept
+@lru_cache(maxsize=4_096)  # a USSD session sends the same number with every hop (bounded: ~1 MB); failures aren't kept
 def _e164(text: str, region: str) -> str:
     try:
         number = phonenumbers.parse(text, region)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(False, description="JSON log lines (production) instead of text")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    sqlite_cache_mb: int = Field(
+        4, ge=1, description="SQLite: memory for the page caches of all connections of a process together"
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Where this server is reached (links, the local fake)"
     )

@@ -63,18 +63,25 @@ class PhoneRateLimit:
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._seen: dict[str, list[float]] = {}
+        self._sweep_at = 0.0
 
     def allow(self, phone: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        if now >= self._sweep_at:
+            # Once a minute, forget the phones idle for a minute: memory follows the callers of
+            # the last minute or two, not every number ever seen.
+            self._seen = {p: ts for p, ts in self._seen.items() if now - ts[-1] < 60}
+            self._sweep_at = now + 60
         recent = [t for t in self._seen.get(phone, ()) if now - t < 60]
         if len(recent) >= self.per_minute:
             self._seen[phone] = recent
             return False
         recent.append(now)
         self._seen[phone] = recent
-        if len(self._seen) > 50_000:  # forget idle phones; bounded memory
-            self._seen = {p: ts for p, ts in self._seen.items() if ts and now - ts[-1] < 60}
         return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 @router.post("/ussd", response_class=PlainTextResponse, summary="USSD hop")

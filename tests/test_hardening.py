@@ -125,6 +125,35 @@ def test_ussd_rate_limit_per_phone(settings):
     assert other.startswith("CON ")
 
 
+# (seconds since start, phone, allowed?) in order, with at most 2 per phone per minute.
+RATE_STEPS = [
+    (0, "a", True), (1, "a", True), (2, "a", False),  # the third within a minute
+    (2, "b", True),  # phones are counted apart
+    (59, "a", False),  # still within a minute of the first
+    (60.5, "a", True),  # the first has left the window
+    (61.5, "a", True),  # ...and the second (the refused ones do not count)
+    (62, "a", False),
+]
+
+
+def test_phone_rate_limit_is_a_sliding_window_per_phone():
+    from gateway.webhooks import PhoneRateLimit
+
+    limit = PhoneRateLimit(2)
+    assert [limit.allow(phone, now=1000 + t) for t, phone, _ in RATE_STEPS] == [ok for *_, ok in RATE_STEPS]
+
+
+def test_phone_rate_limit_forgets_idle_phones():
+    from gateway.webhooks import PhoneRateLimit
+
+    limit = PhoneRateLimit(5)
+    for i in range(1000):
+        limit.allow(f"+2237{i:07d}", now=1000 + i * 0.01)
+    assert len(limit) == 1000
+    limit.allow("+22370999999", now=1000 + 10 + 61)  # a minute later, one more caller
+    assert len(limit) == 1  # memory follows the recent callers, not every number ever seen
+
+
 def test_no_secret_or_full_phone_number_in_logs(sms_settings, fake_at, caplog):
     secret, key = "webhook-secret-xyz", "at-api-key-abc"
     settings = type(sms_settings)(**{**sms_settings.model_dump(), "webhook_secret": secret, "at_api_key": key})

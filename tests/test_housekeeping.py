@@ -127,16 +127,30 @@ def test_cli_prune(traffic, settings, monkeypatch):
     assert "deleted sms_message 6, sms_inbound 2, ussd_session 1" in out.output
 
 
-def test_heap_trimmer_runs_after_work_at_most_every_interval():
+# (seconds later, the step did work?, trimmed?) in order, with a 30 s interval.
+TRIM_STEPS = [
+    (0, True, True),  # work: trim
+    (1, True, False),  # more work within the interval: later
+    (1, True, False),
+    (1, False, True),  # the worker falls idle: what the burst freed goes back at once
+    (1, False, False),  # idle again: nothing owed
+    (40, False, False),
+    (0, True, True),  # work after the interval
+    (31, True, True),  # long work: every interval
+]
+
+
+def test_heap_trimmer_trims_during_work_at_most_every_interval_and_once_when_idle():
     now = [100.0]
     trimmer = housekeeping.HeapTrimmer(min_interval_s=30, clock=lambda: now[0])
     calls = []
     trimmer._trim = lambda pad: calls.append(pad) or 1
-    assert trimmer.after_step(True) and calls == [0]
-    assert not trimmer.after_step(True)  # within the interval
-    now[0] += 31
-    assert not trimmer.after_step(False)  # nothing done: nothing to give back
-    assert trimmer.after_step(True) and len(calls) == 2
+    trimmed = []
+    for later, did_work, _ in TRIM_STEPS:
+        now[0] += later
+        trimmed.append(trimmer.after_step(did_work))
+    assert trimmed == [t for *_, t in TRIM_STEPS]
+    assert calls == [0] * sum(trimmed)
 
 
 def test_heap_trimmer_is_a_no_op_without_glibc():
@@ -145,3 +159,49 @@ def test_heap_trimmer_is_a_no_op_without_glibc():
     assert not trimmer.after_step(True)
     assert housekeeping.HeapTrimmer()._trim is not None  # this machine has glibc: the real call
     assert housekeeping.HeapTrimmer().after_step(True)
+
+
+def test_sqlite_connections_share_one_page_cache_budget(tmp_path):
+    """Four pooled connections that each read a 6 MB table hold about the budget, not 4 × 2 MB."""
+    import ctypes
+    import threading
+
+    from sqlalchemy import text
+
+    from gateway.db import Database
+    from gateway.settings import Settings
+
+    try:
+        sqlite = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module uses
+        sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    except OSError:
+        pytest.skip("no shared libsqlite3 to ask")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'cache.db'}", sqlite_cache_mb=1)
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            conn = session.connection()
+            assert conn.exec_driver_sql("PRAGMA soft_heap_limit").scalar() == 1024 * 1024
+            conn.exec_driver_sql("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT)")
+            conn.execute(text("INSERT INTO filler (body) VALUES (:b)"), [{"b": "x" * 300}] * 20_000)
+        before = sqlite.sqlite3_memory_used()
+        barrier, held = threading.Barrier(4), []
+
+        def read():  # four connections at once: each has its own page cache
+            with db.unit_of_work() as session:
+                session.connection().exec_driver_sql("SELECT sum(length(body)) FROM filler").scalar()
+                held.append(sqlite.sqlite3_memory_used())
+                barrier.wait(timeout=10)
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert max(held) - before < 2.5 * 1024 * 1024  # without the budget: ~8 MB
+    finally:
+        db.dispose()
+        # The pragma is process-wide: give the rest of the suite the default budget back.
+        reset = Database.from_settings(Settings(database_url=f"sqlite:///{tmp_path / 'reset.db'}"))
+        reset.engine.connect().close()
+        reset.dispose()
