@@ -163,6 +163,7 @@ class ContentCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple, tuple[float, object]] = {}
+        self._sweep_at = 0.0
 
     def get(self, key: tuple, load: Callable[[], object]):
         if self.ttl_s <= 0:
@@ -175,7 +176,15 @@ class ContentCache:
         value = load()
         with self._lock:
             self._entries[key] = (now + self.ttl_s, value)
+            if now >= self._sweep_at:
+                # Some keys are never asked again (today's demands, once the day is over): drop
+                # what has expired, so that a server running for months keeps only what is live.
+                self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+                self._sweep_at = now + max(self.ttl_s, 60.0)
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:
