@@ -426,6 +426,9 @@ def test_messages_requests_and_reset(sms: SMSService, http: httpx.Client, fake: 
         (CHEICK, "Second", None),
     ]
     assert [m["messageId"] for m in messages] == [m[2] for m in fake.sent_messages()]
+    assert http.get("/_fake/messages", params={"offset": 1}).json() == messages[1:]  # what is new
+    assert http.get("/_fake/messages", params={"offset": 9}).json() == []
+    assert http.get("/_fake/messages", params={"offset": -1}).status_code == 422
     logged = http.get("/_fake/requests").json()
     assert [e["message"] for e in logged] == ["Premier", "Second"]
     assert [e["id"] for e in logged] == sorted(e["id"] for e in logged)
