@@ -27,6 +27,23 @@ def _ts(**kwargs: Any) -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
 
 
+# Reference data (regions, markets, crops, units, price kinds) is managed by staff. A row that
+# anything refers to is retired (active = False), never deleted: menus and the SMS parser stop
+# offering it, history keeps its name. `aliases` holds the other spellings farmers type in SMS,
+# comma-separated ("sikaso, sikassou").
+
+
+class Region(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    # Markets, producers and services name their region by this French name (a rename follows
+    # through to them in the same unit of work, see gateway.reference).
+    name_fr: str = Field(max_length=64, unique=True)
+    name_bm: str = Field(default="", max_length=64)
+    active: bool = True
+    sort_order: int = 0
+
+
 class Crop(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
@@ -34,13 +51,49 @@ class Crop(SQLModel, table=True):
     name_bm: str = Field(max_length=64)
     default_unit: str = Field(default="kg", max_length=16)
     sort_order: int = 0
+    aliases: str = Field(default="", max_length=255)
+    category: str = Field(default="vegetable", max_length=32)
+    active: bool = True
 
 
 class Market(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
-    name: str = Field(max_length=64)
-    region: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=64)  # French (and official) name
+    region: str = Field(max_length=64, index=True)  # Region.name_fr
+    name_bm: str = Field(default="", max_length=64)
+    aliases: str = Field(default="", max_length=255)
+    latitude: float | None = None
+    longitude: float | None = None
+    active: bool = True
+
+
+class Unit(SQLModel, table=True):
+    """A unit prices are given in: `kg`, `sack50`, `basket`... `kg` is its weight where fixed
+    (a 50 kg sack: 50), None where it varies (a basket, a pile)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    name_fr: str = Field(max_length=32)
+    name_bm: str = Field(default="", max_length=32)
+    kg: float | None = None
+    aliases: str = Field(default="", max_length=255)
+    active: bool = True
+    sort_order: int = 0
+
+
+class PriceKind(SQLModel, table=True):
+    """wholesale, retail..."""
+
+    __tablename__ = "price_kind"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    name_fr: str = Field(max_length=32)
+    name_bm: str = Field(default="", max_length=32)
+    aliases: str = Field(default="", max_length=255)
+    active: bool = True
+    sort_order: int = 0
 
 
 class PriceObservation(SQLModel, table=True):
@@ -55,11 +108,16 @@ class PriceObservation(SQLModel, table=True):
     unit: str = Field(default="kg", max_length=16)
     kind: str = Field(default="wholesale", max_length=16)  # wholesale | retail
     source: str = Field(default="", max_length=64)
-    # Published prices are shown; held ones wait for staff review; rejected ones are kept for audit.
+    # Published prices are shown; held ones wait for staff review; rejected ones are kept for audit;
+    # withdrawn ones were taken back by staff and corrected ones replaced by a correction (the
+    # row whose `replaces_id` points here). Only published rows reach farmers.
     status: str = Field(default="published", max_length=16, index=True)
     reported_by_id: int | None = Field(default=None, foreign_key="producer.id")
     review_reason: str = Field(default="", max_length=200)
     created_at: dt.datetime = _ts()
+    replaces_id: int | None = Field(default=None, foreign_key="price_observation.id")
+    changed_by: str = Field(default="", max_length=120)
+    changed_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class Buyer(SQLModel, table=True):
