@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+URL := http://$(HOST):$(PORT)
 
 .PHONY: run test install migrate seed simulate bench clean
 
@@ -23,15 +26,15 @@ seed: migrate
 
 run: seed
 	@echo ""
-	@echo "Sugu gateway on http://127.0.0.1:8000"
+	@echo "Sugu gateway on $(URL)"
 	@echo "  try a USSD session in this terminal:  $(BIN)/gateway simulate"
 	@echo "  or post a hop yourself:"
-	@echo "    curl -d sessionId=demo1 -d phoneNumber=+22370000001 -d serviceCode='*123#' -d text= http://127.0.0.1:8000/webhooks/at/ussd"
-	@echo "  staff console: http://127.0.0.1:8000/admin"
-	@echo "  SMS that would have been sent: http://127.0.0.1:8000/fake-at/_fake/ (GATEWAY_SMS_PROVIDER=orange: /fake-orange/_fake/)"
-	@echo "  API documentation: http://127.0.0.1:8000/docs"
+	@echo "    curl -d sessionId=demo1 -d phoneNumber=+22370000001 -d serviceCode='*123#' -d text= $(URL)/webhooks/at/ussd"
+	@echo "  staff console: $(URL)/admin"
+	@echo "  SMS that would have been sent: $(URL)/fake-at/_fake/ (GATEWAY_SMS_PROVIDER=orange: /fake-orange/_fake/)"
+	@echo "  API documentation: $(URL)/docs"
 	@echo ""
-	MALLOC_ARENA_MAX=2 $(BIN)/gateway serve --host 127.0.0.1 --port 8000
+	MALLOC_ARENA_MAX=2 $(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 test: install
 	@# The console's end-to-end tests drive Debian's Chromium; without root they are skipped

@@ -8,7 +8,7 @@ import logging
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
@@ -140,6 +140,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app.state.metrics = Metrics(app)
     app.state.ussd_limiter = webhooks.PhoneRateLimit(settings.ussd_hops_per_minute)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        # People who open the bare address are staff: the console (its sign-in when signed out).
+        return RedirectResponse("/admin", status_code=303)
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"], summary="The process is alive")
     def healthz() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import event
@@ -12,6 +11,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 from gateway.settings import Settings
+from gateway.startup import prepare_sqlite_path
 
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -45,8 +45,7 @@ def _restore_busy_timeout(dbapi_connection, record) -> None:
 def make_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_path(settings.database_url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_cache_mb))
         event.listen(engine, "checkin", _restore_busy_timeout)

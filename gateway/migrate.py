@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from gateway.startup import prepare_sqlite_path
+
 
 def alembic_config(url: str) -> Config:
     config = Config()
@@ -20,6 +22,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    prepare_sqlite_path(url)
     command.upgrade(alembic_config(url), revision)
 
 
