@@ -252,7 +252,7 @@ def test_database_down_still_answers_end(backend, monkeypatch):
         if backend.name == "sqlite"
         else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     )
-    monkeypatch.setattr("gateway.db.Path.mkdir", lambda *a, **k: None)
+    monkeypatch.setattr("gateway.startup.Path.mkdir", lambda *a, **k: None)
     with TestClient(create_app(Settings(database_url=url))) as client:
         reply = Caller(client).hop()
     assert reply.startswith("END Desole, le service a un probleme.")
