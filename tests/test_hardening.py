@@ -95,7 +95,7 @@ def test_readiness_without_database(backend):
     url = "sqlite:////nonexistent-dir/x.db" if backend.name == "sqlite" else "postgresql+psycopg://postgres@127.0.0.1:1/x?connect_timeout=1"
     import unittest.mock
 
-    with unittest.mock.patch("gateway.db.Path.mkdir"), TestClient(create_app(Settings(database_url=url, secret_key="x", worker_in_process=False))) as c:
+    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(Settings(database_url=url, secret_key="x", worker_in_process=False))) as c:
         response = c.get("/readyz")
         assert response.status_code == 503 and "database unreachable" in response.text
         assert c.get("/healthz").status_code == 200

@@ -602,7 +602,7 @@ def test_database_down_answers_503_so_orange_retries(backend, fake_orange):
     )
     orange = {"sms_provider": "orange", "orange_base_url": fake_orange.url}
     settings = Settings(database_url=url, worker_in_process=False, secret_key="x", **orange)
-    with unittest.mock.patch("gateway.db.Path.mkdir"), TestClient(create_app(settings)) as client:
+    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
         assert sms(client, "aide").status_code == 503
         assert receipt(client, "DeliveredToTerminal", "x").status_code == 503
     assert fake_orange.requests() == []

@@ -300,7 +300,7 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
     settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, worker_in_process=False)
     import unittest.mock
 
-    with unittest.mock.patch("gateway.db.Path.mkdir"), TestClient(create_app(settings)) as client:
+    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
         assert sms(client, "aide").status_code == 503
         assert client.post("/webhooks/at/sms/delivery", data={"id": "x", "status": "Success"}).status_code == 503
     assert fake_at.requests() == []
