@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help="Sugu gateway: SMS and USSD market information.", no_args_is_help=True)
+# Tracebacks are for bugs: known start-up problems are said in one line by main().
+app = typer.Typer(
+    help="Sugu gateway: SMS and USSD market information.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 
 
 def _settings():
@@ -68,6 +72,7 @@ def serve(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("GATEWAY_PUBLIC_URL", f"http://{local}:{port}")
     settings = _settings()  # fail early, with a clear message, on bad configuration
+    _check_database(settings)
     if settings.sms_provider == "orange" and settings.orange_uses_fake:
         typer.echo(f"No Orange credentials: SMS go to the built-in fake, {settings.public_url}/fake-orange/_fake/")
     elif settings.sms_uses_fake:
@@ -81,6 +86,20 @@ def serve(
         proxy_headers=True,
         log_level="info",
     )
+
+
+def _check_database(settings) -> None:
+    """Before the server starts: the database opens and its schema is current (one line if not)."""
+    from gateway import migrate as mig
+    from gateway.db import Database
+    from gateway.startup import StartupError
+
+    db = Database.from_settings(settings)
+    try:
+        if not mig.is_current(db.engine):
+            raise StartupError("the database schema is not current: run `gateway migrate` (or `make run`)")
+    finally:
+        db.dispose()
 
 
 @app.command()
@@ -186,31 +205,111 @@ def import_prices(
     file: Annotated[Path, _CSV_FILE],
     skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
     no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Publish without SMS alerts")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen, write nothing")] = False,
+    create_missing: Annotated[bool, typer.Option(
+        "--create-missing", help="Create unknown markets (in the admin1 region, created too), crops and units")] = False,
+    mapping: Annotated[Optional[Path], typer.Option(
+        "--mapping", exists=True, dir_okay=False, readable=True,
+        help="CSV kind,name,code (kind: market, crop, unit or pricetype): the file's name → an existing code")] = None,
+    rate: Annotated[list[str], typer.Option(
+        "--rate", help="Convert another currency: CUR=XOF per unit, e.g. GHS=98.5 (repeatable)")] = [],  # noqa: B006
+    region: Annotated[str, typer.Option(
+        "--region", help="Region of the markets --create-missing creates when the file has no admin1")] = "",
 ) -> None:
-    """Publish market prices from a CSV file: date, market, crop, price[, unit, kind]."""
-    from gateway import imports
+    """Publish market prices from a CSV file: date, market, crop, price[, unit, kind, currency],
+    or WFP/VAM's layout as published on HDX (its HXL row is skipped, extra columns ignored).
 
-    report, skipped = _run_import(
-        file,
-        skip_errors,
-        parse=lambda text, crops, markets, now: imports.parse_prices_csv(
-            text, crops=crops, markets=markets, today=now.date()
-        ),
-        load=lambda session, rows, now: imports.import_prices(
-            session, rows, now=now, source=f"import:{file.name}", alerts=not no_alerts
-        ),
-    )
+    Any past date is accepted; prices older than GATEWAY_PRICE_STALE_DAYS are stored without
+    alerts. Decimal prices are rounded to the nearest whole franc, halves up (853.5 -> 854),
+    after conversion by --rate. Rows with a price of 0 are placeholders and skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gateway import imports
+    from gateway.db import Database
+
+    settings = _settings()
+    text = _read_csv(file)
+    try:
+        options = imports.PriceOptions(
+            create_missing=create_missing, rates=imports.parse_rates(rate), region=region.strip(),
+            mapping=imports.parse_mapping(_read_csv(mapping)) if mapping else {},
+        )
+    except (ValueError, imports.FileFormatError) as exc:
+        typer.echo(f"{mapping.name if mapping and isinstance(exc, imports.FileFormatError) else 'options'}: {exc}",
+                   err=True)
+        raise typer.Exit(1) from None
+    now = dt.datetime.now(settings.tz)
+    total = max(1, text.count("\n"))
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            transient=True, disable=not sys.stdout.isatty(),
+        ) as bar:
+            checking = bar.add_task("checking", total=total)
+            try:
+                found = imports.read_price_file_from(
+                    session, text, today=now.date(), options=options,
+                    progress=lambda n: bar.advance(checking, n),
+                )
+            except imports.FileFormatError as exc:
+                typer.echo(f"{file.name}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            bar.update(checking, completed=total)
+            _price_file_summary(file.name, found, dry_run)
+            if found.bad_lines and not skip_errors:
+                typer.echo(
+                    f"{found.bad_lines} of {found.read} rows have errors: nothing imported "
+                    "(correct them, or use --skip-errors to import the others)",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            importing = bar.add_task("importing", total=len(found.rows))
+            report = imports.import_prices(
+                session, found.rows, now=now, source=f"import:{file.name}", alerts=not no_alerts,
+                stale_days=settings.price_stale_days, found=found, dry_run=dry_run,
+                progress=lambda n: bar.advance(importing, n),
+            )
+            if dry_run:
+                session.rollback()  # nothing was written; and nothing will be
+    finally:
+        db.dispose()
+    verb = "would be imported" if dry_run else "imported"
     typer.echo(
-        f"{file.name}: {report.imported} prices imported, {report.already_present} already present, "
-        f"{skipped} rows skipped"
+        f"{file.name}: {report.imported} prices {verb}, {report.already_present} already present, "
+        f"{found.bad_lines} rows skipped, {found.zero} zero prices skipped (placeholders)"
     )
+    created = ", ".join(f"{n} {what if n > 1 else what[:-1]}" for what, n in report.created.items() if n)
+    if created:
+        typer.echo(f"{'would create' if dry_run else 'created'}: {created}")
+    if dry_run:
+        typer.echo("dry run: nothing was written")
+        return
     if report.broadcast_id is not None:
         alerts = f"alerts queued for {report.alert_pairs} of them (broadcast #{report.broadcast_id})"
     elif no_alerts:
         alerts = "no alerts (--no-alerts)"
     else:
-        alerts = "no alerts (no newer price than those already published)" if report.pairs else "no alerts"
+        alerts = (
+            f"no alerts (none is both newer than those already published and at most "
+            f"{settings.price_stale_days} days old)" if report.pairs else "no alerts"
+        )
     typer.echo(f"published new prices for {report.pairs} (crop, market) pairs; {alerts}")
+
+
+def _price_file_summary(name: str, found, dry_run: bool) -> None:
+    """Every refused row with its line; each unknown name once, with the rows it holds back."""
+    for error in found.line_errors:
+        typer.echo(f"{name}: {error}", err=True)
+    for entry in found.unmatched:
+        if entry.status == "created":
+            rows = f"{entry.rows} row{'s' if entry.rows != 1 else ''}"
+            typer.echo(f'{name}: {"would create" if dry_run else "creating"} {entry.what} "{entry.name}" ({rows})')
+        else:
+            typer.echo(f"{name}: {entry}", err=True)
+    converted = ", ".join(f"{n} rows from {cur}" for cur, n in found.converted.items())
+    if converted:
+        typer.echo(f"{name}: converted to XOF: {converted}")
 
 
 @app.command("import-producers")
@@ -469,6 +568,84 @@ def broadcast_status(
         db.dispose()
 
 
+@app.command()
+def setup(
+    first_admin: Annotated[
+        Optional[str], typer.Option(help="Also create the first administrator (e-mail), like `staff first-admin`")
+    ] = None,
+    reference_file: Annotated[
+        Optional[Path], typer.Option(help="A reference file to load instead of the shipped one (Mali)")
+    ] = None,
+) -> None:
+    """Start a production database: migrate, load the reference data (regions, markets, crops,
+    units, price kinds). No demo prices, producers, demands, buyers or tips. Idempotent: a second
+    run adds nothing and never overwrites what staff changed."""
+    from gateway import migrate as mig
+    from gateway import reference
+
+    settings = _settings()
+    mig.upgrade(settings.database_url)
+    typer.echo("database migrated to the newest revision")
+    source = str(reference_file) if reference_file else f"gateway/reference_data/{reference.PRODUCTION_FILE} (shipped)"
+    _load_reference(settings, reference_file, source)
+    typer.echo("no demo content loaded (prices, producers, demands, buyers, tips): `gateway seed-demo` does that")
+    if first_admin:
+        staff_first_admin(email=first_admin)
+
+
+def _load_reference(settings, path: Optional[Path], source: str) -> None:
+    from gateway import reference
+    from gateway.db import Database
+
+    db = Database.from_settings(settings)
+    try:
+        document = reference.read_document(path) if path else reference.production_document()
+        with db.unit_of_work() as session:
+            report = reference.load(session, document, now=dt.datetime.now(dt.timezone.utc))
+    except reference.Invalid as exc:
+        typer.echo(f"reference data not loaded, nothing changed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"reference data from {source}: {report}")
+    if not report.total_added:
+        typer.echo("nothing new: rows already there are kept as they are")
+
+
+reference_app = typer.Typer(help="Reference data: regions, markets, crops, units, price kinds.", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+
+
+@reference_app.command("import")
+def reference_import(file: Annotated[Path, typer.Argument(help="A reference file (JSON, see README)")]) -> None:
+    """Add the file's rows whose code is new; rows already there (edited or retired) are kept."""
+    _load_reference(_settings(), file, str(file))
+
+
+@reference_app.command("export")
+def reference_export(
+    file: Annotated[Optional[Path], typer.Argument(help="Where to write (default: standard output)")] = None,
+) -> None:
+    """Every reference row, retired ones marked "active": false, in the import format."""
+    import json
+
+    from gateway import reference
+    from gateway.db import Database
+
+    db = Database.from_settings(_settings())
+    try:
+        with db.unit_of_work() as session:
+            document = reference.export(session)
+    finally:
+        db.dispose()
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    if file is None:
+        typer.echo(text, nl=False)
+    else:
+        file.write_text(text, "utf-8")
+        typer.echo(f"{sum(len(v) for v in document.values())} rows written to {file}")
+
+
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
@@ -532,7 +709,23 @@ def _show(text: str, kind: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    app(argv)
+    from gateway.startup import explain
+
+    try:
+        app(argv)
+    except Exception as exc:
+        line = explain(exc, database_url=_database_url_of_environment())
+        if line is None:
+            raise
+        typer.echo(f"gateway: {line}", err=True)
+        raise SystemExit(2) from None
+
+
+def _database_url_of_environment() -> str | None:
+    try:
+        return _settings().database_url
+    except Exception:
+        return None
 
 
 if __name__ == "__main__":
