@@ -112,8 +112,8 @@ def test_trend_screens_fit_every_page(lang, crop_market):
 
 # SMS: text, caller's language, region → fragments of the reply as sent (GSM-7 folded)
 SMS = [
-    pytest.param("TENDANCE TOMATE SIKASSO", "fr", "", ["Tomate Sikasso: hausse +", "en 4 sem. Dernier: 14 000F/panier le 28/11. Prévu 12/12: ", "erreur moy."], id="one-market-with-forecast"),
-    pytest.param("tendance tomate mopti", "fr", "", ["Tomate Mopti: hausse +", "Dernier: 16 500F/panier le 28/11."], id="short-history-no-forecast"),
+    pytest.param("TENDANCE TOMATE SIKASSO", "fr", "", ["Tomate Sikasso: hausse +", "en 4 sem., dernier: 14 000F/panier le 28/11. Vers le 12/12: ", "erreur moy."], id="one-market-with-forecast"),
+    pytest.param("tendance tomate mopti", "fr", "", ["Tomate Mopti: hausse +", "dernier: 16 500F/panier le 28/11."], id="short-history-no-forecast"),
     pytest.param("tendance oignon sikasso", "fr", "", ["Oignon Sikasso: baisse -11% en 4 sem."], id="falling"),
     pytest.param("tendance tomate bamako", "fr", "", ["Pas assez de prix pour la tendance de Tomate à Bamako."], id="no-history"),
     pytest.param("TENDANCE TOMATE", "fr", "Mopti", ["Tomate, 4 sem.: Mopti +", ", Diré +", ", Sikasso +"], id="all-markets-home-first"),
@@ -135,3 +135,77 @@ def test_sms_trend(text, lang, region, fragments):
     assert reply.intent == "trend"
     assert reply.effects == ()
     assert measure(sent).segments == 1, sent
+
+
+# -- real monthly series (finding: farmers never got a trend on them) ---------------------------
+
+from tests.test_intel_console import CARROTS_ABOMEY, monthly  # noqa: E402
+
+
+def monthly_view(shift_months=65, prices=CARROTS_ABOMEY):
+    """Tomato at Bamako (market 7, whose quote is retail F/kg) with a real monthly WFP history."""
+    view = history_view()
+    view.history_rows[(1, 7)] = [(p, "kg", "retail", day) for day, p in monthly(prices, shift_months)]
+    return view
+
+
+# (name, path or SMS, language, shift in months, expected fragments, absent fragments)
+MONTHLY = [
+    pytest.param("ussd", "1*1*3*2", "fr", 65, [r"(En hausse|En baisse|Stable): [+-]?\d+% en [123] mois", r"sur un an",
+                 r"Pas de prevision fiable ici: rien n'a fait mieux que le dernier prix\.", r"En (decembre|janvier), d'habitude: [\d ]+ a [\d ]+ F"],
+                 ["sem.", "Pas assez de prix recents"], id="monthly-ussd-fr"),
+    pytest.param("ussd", "1*1*3*2", "bm", 65, [r"Songo .*: [+-]?\d+% kalo [123] kono", r"(desanburu|zanwuye) kalo, a ka ca a la"],
+                 ["dogokun"], id="monthly-ussd-bm"),
+    pytest.param("ussd", "1*1*3*2", "fr", 0, [r"Dernier prix: [\d ]+ F/kg le 15/06/2021, trop ancien pour une tendance\."],
+                 ["En hausse", "En baisse"], id="five-years-old-ussd"),
+    pytest.param("sms", "TENDANCE TOMATE BAMAKO", "fr", 65, [r"Tomate Bamako: (hausse|baisse|stable) [+-]?\d+% en [123] mois, dernier: ",
+                 r"Pas de prévision fiable\. En (décembre|janvier), d'habitude [\d ]+-[\d ]+F\."], ["sem."], id="monthly-sms-fr"),
+    pytest.param("sms", "TENDANCE TOMATE BAMAKO", "fr", 0, [r"Tomate Bamako: dernier prix [\d ]+F/kg le 15/06/2021, trop ancien"], [], id="five-years-old-sms"),
+    pytest.param("sms", "TENDANCE TOMATE", "fr", 65, [r"Tomate: .*Bamako [+-]?\d+% en [123] mois", r"Sikasso \+\d+% en 4 sem\."], [], id="mixed-cadences-list"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("channel, what, lang, shift, fragments, absent", MONTHLY)
+def test_monthly_series_get_a_trend_in_months(channel, what, lang, shift, fragments, absent):
+    """Finding: on real monthly series farmers never got a trend ("Pas assez de prix récents")."""
+    import re
+
+    view = monthly_view(shift)
+    if channel == "ussd":
+        text = _all_pages(what, lang, view, "")  # each page's fit: the test below
+    else:
+        reply = respond(what, profile=Profile(phone="+22370000001", language=lang), data=view,
+                        catalog=default_catalog(), now=NOW, config=SmsConfig())  # fmt: skip
+        text = render_sms(reply.text, reply.language)
+        assert measure(text).segments == 1, text
+    for pattern in fragments:
+        assert re.search(pattern, text), f"{pattern!r} not in:\n{text}"
+    for fragment in absent:
+        assert fragment not in text, text
+
+
+@pytest.mark.parametrize("lang", ["fr", "bm"])
+@pytest.mark.parametrize("shift", [0, 60, 64, 65])
+def test_monthly_trend_screens_fit_every_page(lang, shift):
+    view = monthly_view(shift)
+    path = "1*1*3*2"
+    for _ in range(6):
+        screen = hop(path, lang=lang, view=view)
+        assert_fits(screen.text, 160)
+        if "98." not in screen.text:
+            break
+        path += "*98"
+
+
+def test_sms_trend_list_names_markets_in_the_callers_language():
+    """Finding: the all-markets TENDANCE list printed the French market name to Bambara callers."""
+    import dataclasses
+
+    view = history_view()
+    view.market_list = [dataclasses.replace(m, name_bm="Dire-dugu") if m.name == "Diré" else m for m in view.market_list]
+    reply = respond(
+        "taabolo tamati", profile=Profile(phone="+22370000001", language="bm", region="Tombouctou"), data=view,
+        catalog=default_catalog(), now=NOW, config=SmsConfig(),
+    )  # fmt: skip
+    sent = render_sms(reply.text, reply.language)
+    assert "Dire-dugu" in sent and "Diré" not in sent and "Dire " not in sent, sent

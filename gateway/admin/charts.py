@@ -48,7 +48,7 @@ def line_chart(points: list[tuple[dt.date, int]], *, unit: str = "") -> Markup:
 
 
 def forecast_chart(history: list[tuple[dt.date, int]], forecasts: list[tuple[dt.date, int, int, int]], *, unit: str = "") -> Markup:
-    """The weekly price line, then each forecast as a dot with its 10–90 % range as a bar."""
+    """The price line (weekly or monthly), then each forecast as a dot with its 80 % range as a bar."""
     if len(history) < 2:
         return Markup('<p class="muted">Not enough prices yet for a chart.</p>')
     days = [d.toordinal() for d, _ in history] + [f[0].toordinal() for f in forecasts]

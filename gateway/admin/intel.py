@@ -1,5 +1,5 @@
 """Console pages for market intelligence: trend and forecast per crop and market, with the
-backtest error, computed by the same code (menus.trends) that answers farmers."""
+backtest error, computed by the same function (menus.trends.report) that answers farmers."""
 
 from __future__ import annotations
 
@@ -17,23 +17,41 @@ from menus import trends
 
 router = APIRouter(prefix="/admin")
 
-HISTORY_DAYS = 7 * (trends.YEAR_WEEKS * 3 + 8)
-CHART_WEEKS = 104
+CHART_YEARS = 2
 METHOD_TEXT = {
-    "last": "last price kept (no change)",
-    "trend": "slope of the last 8 weeks, damped",
-    "seasonal": "same weeks in past years, applied to today's level",
+    "last": "last price carried forward (the yardstick)",
+    "trend": "recent slope (8 weeks or 6 months), damped",
+    "seasonal": "same weeks or months in past years, applied to today's level",
     "seasonal_trend": "past years' season plus half of this year's difference in slope",
 }
+CADENCE_UNITS = {trends.WEEKLY: ("week", "weeks"), trends.MONTHLY: ("month", "months"), trends.IRREGULAR: ("month", "months")}
 
 
 @dataclass
 class MarketOutlook:
     market: models.Market
-    series: trends.Series
-    trend: trends.Trend | None
-    outlook: trends.Outlook
-    scores: dict
+    report: trends.Report
+
+    @property
+    def series(self) -> trends.Series:
+        return self.report.series
+
+    @property
+    def trend(self) -> trends.Trend | None:
+        return self.report.trend
+
+    @property
+    def outlook(self) -> trends.Outlook:
+        return self.report.outlook
+
+    @property
+    def scores(self) -> dict:
+        return self.report.scores or {}
+
+    def periods(self, n: int) -> str:
+        """"3 months", "1 week": counts in the series' own cadence, never weeks for months."""
+        one, many = CADENCE_UNITS[self.series.cadence]
+        return f"{n} {one if n == 1 else many}"
 
 
 def _int_param(request: Request, name: str) -> int:
@@ -43,16 +61,16 @@ def _int_param(request: Request, name: str) -> int:
     return int(raw)
 
 
-def _outlook(view: SqlDataView, crop_id: int, market: models.Market, today: dt.date) -> MarketOutlook:
-    series = trends.weekly_series(view.price_history(crop_id, market.id, today - dt.timedelta(days=HISTORY_DAYS)))
-    scores = trends.backtest(series, max_origins=None)
-    outlook = trends.forecast(series, today, horizons=trends.HORIZONS, scores=scores)
-    return MarketOutlook(market, series, trends.trend(series), outlook, scores)
+def _outlook(view: SqlDataView, crop_id: int, market: models.Market, today: dt.date, all_horizons: bool) -> MarketOutlook:
+    # The whole history, as USSD and SMS read it: a price five years old is "too old", not absent.
+    rows = view.price_history(crop_id, market.id, trends.HISTORY_START)
+    return MarketOutlook(market, trends.report(rows, today, all_horizons=all_horizons))
 
 
 @router.get("/trends", name="admin_trends")
 def trends_overview(request: Request, staff: PriceStaff):
-    """Every market of one crop: direction, year change, the 2- and 4-week forecasts, the error."""
+    """Every market of one crop: what farmers are told (direction, year change, forecasts or the
+    last price's usual range, or why not), from the same function as USSD and SMS."""
     today = now_of(request).date()
     with db_of(request).unit_of_work() as session:
         crops = session.exec(select(models.Crop).order_by(models.Crop.name_fr)).all()
@@ -62,8 +80,8 @@ def trends_overview(request: Request, staff: PriceStaff):
             raise HTTPException(404, "No such crop.")
         markets = session.exec(select(models.Market).order_by(models.Market.region, models.Market.name)).all()
         view = SqlDataView(session)
-        rows = [o for o in (_outlook(view, crop.id, m, today) for m in markets) if len(o.series)]
-    return render(request, "trends.html", {"crops": crops, "crop": crop, "rows": rows, "methods": METHOD_TEXT, "min_samples": trends.MIN_SAMPLES})
+        rows = [o for o in (_outlook(view, crop.id, m, today, False) for m in markets) if len(o.series)]
+    return render(request, "trends.html", {"crops": crops, "crop": crop, "rows": rows, "methods": METHOD_TEXT, "cadences": trends.CADENCES})
 
 
 @router.get("/trends/detail", name="admin_trend")
@@ -74,19 +92,19 @@ def trend_detail(request: Request, staff: PriceStaff):
         crop, market = session.get(models.Crop, crop_id), session.get(models.Market, market_id)
         if crop is None or market is None:
             raise HTTPException(404, "Choose a crop and a market.")
-        o = _outlook(SqlDataView(session), crop.id, market, today)
-    recent = [w for w in o.series.ordered if w > (max(o.series.weeks) if o.series.weeks else 0) - CHART_WEEKS]
-    history = [(trends.week_end(w), round(o.series.price(w))) for w in recent]
-    ahead = [(f.week_ending, f.price, f.low, f.high) for f in o.outlook.forecasts]
-    table = [
-        (method, [o.scores.get((method, h)) for h in trends.HORIZONS]) for method in trends.METHODS
-    ]
+        o = _outlook(SqlDataView(session), crop.id, market, today, True)
+    series = o.series
+    recent = [p for p in series.ordered if p > (series.last or 0) - CHART_YEARS * series.spec.year]
+    history = [(series.date(p), round(series.price(p))) for p in recent]
+    ahead = [(f.on, f.price, f.low, f.high) for f in o.outlook.forecasts]
+    ahead += [(u.on, round(series.price(series.last)), u.low, u.high) for u in o.outlook.usual]
+    horizons = series.spec.horizons
+    table = [(method, [o.scores.get((method, h)) for h in horizons]) for method in trends.METHODS]
     return render(
         request,
         "trend.html",
         {
-            "crop": crop, "market": market, "o": o, "table": table, "horizons": trends.HORIZONS,
-            "chart": forecast_chart(history, ahead, unit=f"F/{o.series.unit}"), "methods": METHOD_TEXT,
-            "min_samples": trends.MIN_SAMPLES, "max_age": trends.MAX_AGE_WEEKS,
+            "crop": crop, "market": market, "o": o, "table": table, "horizons": horizons, "spec": series.spec,
+            "chart": forecast_chart(history, sorted(ahead), unit=f"F/{series.unit}"), "methods": METHOD_TEXT,
         },
     )  # fmt: skip
