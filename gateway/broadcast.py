@@ -112,17 +112,31 @@ def preview(session: Session, *, text_fr: str, text_bm: str, audience: Audience,
 # -- creating broadcasts ---------------------------------------------------------------------------
 
 
-def publish_alerts(session: Session, *, pairs: Iterable[tuple[int, int]], now: dt.datetime, title: str = "") -> models.Broadcast | None:
-    """Alerts for newly published prices (crop, market); expanded and sent by a worker."""
+def pair_key(crop_id: int, market_id: int) -> str:
+    """How a (crop, market) is named in an alert's audience JSON (keys are strings there)."""
+    return f"{crop_id}:{market_id}"
+
+
+def publish_alerts(
+    session: Session, *, pairs: Iterable[tuple[int, int]], now: dt.datetime, title: str = "",
+    producers: Iterable[int] | None = None,
+) -> models.Broadcast | None:
+    """Alerts for newly published prices (crop, market); expanded and sent by a worker.
+    `producers`: only these subscribers (alerts re-sent after a price correction)."""
     pairs = sorted({(int(c), int(m)) for c, m in pairs})
     if not pairs:
         return None
+    audience: dict = {"pairs": [list(p) for p in pairs]}
+    if producers is not None:
+        audience["producers"] = sorted({int(p) for p in producers})
+        if not audience["producers"]:
+            return None
     stamp = now.astimezone(dt.timezone.utc)
     broadcast = models.Broadcast(
         kind="alert",
         status="pending",
         title=title or f"Price alerts ({len(pairs)} prices)",
-        audience={"pairs": [list(p) for p in pairs]},
+        audience=audience,
         created_at=stamp,
         updated_at=stamp,
     )
@@ -197,20 +211,30 @@ class AlertComposer:
     """One SMS per producer for all their subscriptions that changed, while it fits one segment
     (then a second part); texts are shared by everyone with the same language and changes."""
 
-    def __init__(self, catalog: Catalog, quotes: dict[tuple[int, int], PriceQuote], crops: dict, fold: bool):
+    def __init__(
+        self, catalog: Catalog, quotes: dict[tuple[int, int], PriceQuote], crops: dict, fold: bool,
+        *, markets: dict | None = None, units: dict | None = None,
+    ):
         self.catalog, self.quotes, self.crops, self.fold = catalog, quotes, crops, fold
+        # Staff-managed names (reference data), as the menus say them; the catalog is the fallback.
+        self.markets, self.units = markets or {}, units or {}
         self._cache: dict[tuple, list[str]] = {}
 
     def item(self, language: str, pair: tuple[int, int]) -> str:
         q = self.quotes[pair]
         crop = self.crops[pair[0]]
         change = f" ({signed_percent(q.change_percent)})" if q.change_percent is not None else ""
-        unit_key = f"unit.{q.unit}"
-        unit = self.catalog.text(language, unit_key) if self.catalog.has(unit_key) else q.unit
+        market = self.markets[q.market_id].label(language) if q.market_id in self.markets else q.market_name
         return self.catalog.text(
-            language, "alert.item", crop=crop.name(language), market=q.market_name,
-            date=short_date(q.observed_on), price=money(q.price), unit=unit, change=change,
+            language, "alert.item", crop=crop.name(language), market=market,
+            date=short_date(q.observed_on), price=money(q.price), unit=self._unit(language, q.unit), change=change,
         )
+
+    def _unit(self, language: str, code: str) -> str:
+        if code in self.units:
+            return self.units[code].name(language)
+        key = f"unit.{code}"
+        return self.catalog.text(language, key) if self.catalog.has(key) else code
 
     def texts(self, language: str, pairs: tuple[tuple[int, int], ...]) -> list[str]:
         key = (language, pairs)
@@ -239,9 +263,13 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
             if (crop_id, quote.market_id) in pairs:
                 quotes[(crop_id, quote.market_id)] = quote
     crops = {c.id: c for c in data.crops()}
-    composer = AlertComposer(catalog, quotes, crops, settings.sms_fold)
+    composer = AlertComposer(
+        catalog, quotes, crops, settings.sms_fold,
+        markets={mk.id: mk for mk in data.markets()}, units={u.code: u for u in data.units()},
+    )
+    _record_carried(session, broadcast, quotes, composer, settings)
     s, p = models.Subscription, models.Producer
-    rows = session.exec(
+    query = (
         select(p.id, p.phone, p.language, s.crop_id, s.market_id, s.threshold_percent)
         .join(p, p.id == s.producer_id)
         .where(
@@ -250,7 +278,10 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
             p.opted_out == False,  # noqa: E712
         )
         .order_by(p.id)
-    ).all()
+    )
+    if "producers" in broadcast.audience:
+        query = query.where(col(p.id).in_(broadcast.audience["producers"]))
+    rows = session.exec(query).all()
     wanted: dict[int, tuple[str, str, list]] = {}
     for producer_id, phone, language, crop_id, market_id, threshold in rows:
         pair = (crop_id, market_id)
@@ -264,6 +295,25 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
     for producer_id, (phone, language, subscribed) in wanted.items():
         ordered = tuple(sorted(subscribed, key=lambda pr: (crops[pr[0]].id, quotes[pr].market_name)))
         yield producer_id, phone, language, composer.texts(language, ordered)
+
+
+def _record_carried(session: Session, broadcast: models.Broadcast, quotes: dict, composer: AlertComposer, settings: Settings) -> None:
+    """Which observation this alert carries per (crop, market), and its item as sent in each
+    language: a later correction finds exactly the phones that got that value."""
+    obs = models.PriceObservation
+    carried = {}
+    for (crop_id, market_id), q in quotes.items():
+        obs_id = session.exec(
+            select(obs.id).where(
+                obs.crop_id == crop_id, obs.market_id == market_id, obs.observed_on == q.observed_on,
+                obs.unit == q.unit, obs.kind == q.kind, obs.price == q.price, obs.status == "published",
+            ).order_by(col(obs.id).desc())
+        ).first()
+        items = {language: render_sms(composer.item(language, (crop_id, market_id)), language, fold=settings.sms_fold)
+                 for language in ("fr", "bm")}
+        carried[pair_key(crop_id, market_id)] = {"observation": obs_id, "items": items}
+    # Reassigned, not changed in place: the JSON column only notices assignments.
+    broadcast.audience = {**broadcast.audience, "carried": carried}
 
 
 def _custom_recipients(session: Session, broadcast: models.Broadcast, settings: Settings):
@@ -283,6 +333,12 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     if broadcast.kind == "alert":
         recipients = list(_alert_recipients(session, broadcast, catalog, settings))
         kind = "alert"
+    elif broadcast.kind == "correction":
+        from gateway import corrections  # it builds on this module
+
+        # A correction SMS goes out as a staff broadcast: the same budgets and quiet hours.
+        recipients = list(corrections.expand_recipients(session, broadcast))
+        kind = "broadcast"
     else:
         recipients = list(_custom_recipients(session, broadcast, settings))
         kind = "broadcast"

@@ -109,6 +109,23 @@ def test_one_alert_per_producer_combining_their_changed_prices(db, sender, fake_
     assert (b.status, b.recipients, b.skipped) == ("done", 2, 0)
 
 
+def test_alert_names_markets_and_units_as_staff_named_them(db, sender, fake_at, bsettings):
+    """Finding: alerts used the French market name and the catalog's unit names, so a Bambara
+    market name or a unit renamed in the console never reached the alert farmers get."""
+    with db.unit_of_work() as session:
+        market = session.exec(select(models.Market).where(models.Market.code == "sikasso")).one()
+        market.name_bm = "Sikaso-dugu"
+        unit = session.exec(select(models.Unit).where(models.Unit.code == "basket")).one()
+        unit.name_fr, unit.name_bm = "corbeille", "panye-ba"
+    add_producer(db, "+22370000001", subs=[("tomato", "sikasso")])
+    add_producer(db, "+22370000002", language="bm", subs=[("tomato", "sikasso")])
+    publish(db, ("tomato", "sikasso"))
+    run_until_idle(db, sender, bsettings, MORNING)
+    texts = {number: text for number, text, _ in fake_at.sent_messages()}
+    assert "Tomate Sikasso 28/11: " in texts["+22370000001"] and "F/corbeille" in texts["+22370000001"]
+    assert "Sikaso-dugu 28/11: " in texts["+22370000002"] and "F/panye-ba" in texts["+22370000002"]
+
+
 def test_alert_too_long_for_one_sms_is_split_in_parts(db, sender, fake_at, bsettings):
     subs = [(c, "sikasso") for c in ("tomato", "onion", "shallot", "cabbage", "potato", "okra", "chili")]
     add_producer(db, "+22370000001", subs=subs)
