@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, api, housekeeping, logs, migrate, webhooks, webhooks_orange
+from gateway import admin, api, api_reference, housekeeping, logs, migrate, webhooks, webhooks_orange
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.aggregators.orange import OrangeSender
 from gateway.dataview import ContentCache
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(webhooks.router)
     app.include_router(webhooks_orange.router)
     app.include_router(api.router)
+    app.include_router(api_reference.router)
     admin.install(app, settings)
     # Outermost last: request id, body limits, webhook guard, console headers, then the app.
     app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))

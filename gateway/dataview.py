@@ -23,11 +23,27 @@ class SqlDataView:
         rows = self.session.exec(
             select(models.Crop).order_by(models.Crop.sort_order, models.Crop.id)
         )
-        return [m.Crop(r.id, r.name_fr, r.name_bm, r.default_unit) for r in rows]
+        return [
+            m.Crop(r.id, r.name_fr, r.name_bm, r.default_unit, aliases=split_aliases(r.aliases), active=r.active)
+            for r in rows
+        ]
 
     def markets(self) -> Sequence[m.Market]:
         rows = self.session.exec(select(models.Market))
-        return [m.Market(r.id, r.name, r.region) for r in rows]
+        return [
+            m.Market(r.id, r.name, r.region, name_bm=r.name_bm, aliases=split_aliases(r.aliases), active=r.active)
+            for r in rows
+        ]
+
+    def units(self) -> Sequence[m.Term]:
+        return self._terms(models.Unit)
+
+    def kinds(self) -> Sequence[m.Term]:
+        return self._terms(models.PriceKind)
+
+    def _terms(self, model) -> list[m.Term]:
+        rows = self.session.exec(select(model).order_by(model.sort_order, model.id))
+        return [m.Term(r.code, r.name_fr, r.name_bm, split_aliases(r.aliases), r.active) for r in rows]
 
     def latest_prices(self, crop_id: int) -> Sequence[m.PriceQuote]:
         obs = models.PriceObservation
@@ -147,6 +163,11 @@ class SqlDataView:
         return sorted(regions, key=_collate)
 
 
+def split_aliases(raw: str) -> tuple[str, ...]:
+    """"Tumbutu, Timbuktu" → ("Tumbutu", "Timbuktu"): aliases are stored comma-separated."""
+    return tuple(a.strip() for a in (raw or "").split(",") if a.strip())
+
+
 def _collate(name: str) -> str:
     # In Python, not SQL: the backends' collations disagree on accents and case.
     return to_ussd(name).lower()
@@ -203,6 +224,12 @@ class CachedDataView:
 
     def markets(self) -> Sequence[m.Market]:
         return self._cache.get(("markets",), lambda: tuple(self._sql.markets()))
+
+    def units(self) -> Sequence[m.Term]:
+        return self._cache.get(("units",), lambda: tuple(self._sql.units()))
+
+    def kinds(self) -> Sequence[m.Term]:
+        return self._cache.get(("kinds",), lambda: tuple(self._sql.kinds()))
 
     def latest_prices(self, crop_id: int) -> Sequence[m.PriceQuote]:
         return self._cache.get(("prices", crop_id), lambda: tuple(self._sql.latest_prices(crop_id)))

@@ -1,6 +1,9 @@
 """Demo content: crops, markets, three years of weekly prices, buyers' demands, tips and the
 services directory.
 
+Regions, markets, crops, units and kinds come from the production reference file through the
+same loader as `gateway setup` (gateway.reference), so demo and production agree; the demo adds
+its own market (Bamako) the same way and keeps its price factors to itself.
 Idempotent: reference rows are matched by their code; prices, demands, tips and services are
 loaded only when their table is empty, so staff edits are never overwritten.
 """
@@ -16,7 +19,7 @@ from importlib import resources
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from gateway import models
+from gateway import models, reference
 
 PRICE_WEEKS = 56  # a year and a month: enough for trends against last year
 # Two more years before that, so seasonal forecasts have past years to learn from and a backtest
@@ -73,28 +76,36 @@ def seasonal_price(monthly: list[int], day: dt.date) -> float:
     return monthly[month] * (1 - frac) + monthly[(month + 1) % 12] * frac
 
 
+def demo_reference(data: dict) -> dict:
+    """The production reference plus the demo's markets it lacks (and their regions)."""
+    document = reference.production_document()
+    known = {m["code"] for m in document["markets"]}
+    regions = {r["name_fr"]: r["code"] for r in document["regions"]}
+    for mk in data["markets"]:
+        if mk["code"] in known:
+            continue
+        if mk["region"] not in regions:
+            code = reference_code(mk["region"])
+            regions[mk["region"]] = code
+            document["regions"].append({"code": code, "name_fr": mk["region"], "name_bm": mk["region"]})
+        document["markets"].append({"code": mk["code"], "name": mk["name"], "region": regions[mk["region"]]})
+    return document
+
+
+def reference_code(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum()) or "region"
+
+
 def seed_demo(session: Session, *, today: dt.date) -> SeedReport:
     report = SeedReport()
     data = load_json("reference.json")
 
-    crops: dict[str, models.Crop] = {}
-    for order, c in enumerate(data["crops"]):
-        row, new = _upsert_by_code(
-            session,
-            models.Crop,
-            c["code"],
-            {"name_fr": c["name_fr"], "name_bm": c["name_bm"], "default_unit": c["unit"], "sort_order": order},
-        )
-        crops[c["code"]] = row
-        report.crops += new
-
-    markets: dict[str, models.Market] = {}
-    for mk in data["markets"]:
-        row, new = _upsert_by_code(
-            session, models.Market, mk["code"], {"name": mk["name"], "region": mk["region"]}
-        )
-        markets[mk["code"]] = row
-        report.markets += new
+    now = dt.datetime.combine(today, dt.time(12), dt.timezone.utc)
+    # Not audited: demo content is not a staff change (as its prices and tips are not).
+    loaded = reference.load(session, demo_reference(data), now=now, audited=False)
+    report.crops, report.markets = loaded.added["crops"], loaded.added["markets"]
+    crops = {c.code: c for c in session.exec(select(models.Crop))}
+    markets = {m.code: m for m in session.exec(select(models.Market))}
 
     buyers: dict[str, models.Buyer] = {}
     for b in data["buyers"]:

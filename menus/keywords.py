@@ -1,8 +1,10 @@
 """SMS keyword parsing, forgiving of case, accents, typos, word order and language.
 
 `parse("songo tamati sikaso", crops, markets)` → price query for tomato at Sikasso. Crop and
-market names are matched in French and Bambara, whole or with a typo (difflib's ratio), over
-phrases of up to three words ("pomme de terre").
+market names are matched in French and Bambara and by their aliases (staff-managed spellings),
+whole or with a typo (difflib's ratio), over phrases of up to three words ("pomme de terre").
+Unit and kind words come from the `unit` and `price_kind` tables when given (names and aliases),
+else from the built-in lists below.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Sequence
 
 from messages import to_ussd
 
-from menus.types import Crop, Market
+from menus.types import Crop, Market, Term
 
 # Keyword → (intent, the language it is written in, when it says so).
 KEYWORDS: dict[str, tuple[str, str | None]] = {
@@ -89,14 +91,45 @@ def _close(token: str, vocabulary: Sequence[str]) -> str | None:
 def _names(crops: Sequence[Crop], markets: Sequence[Market]) -> tuple[dict[str, int], dict[str, int]]:
     crop_names: dict[str, int] = {}
     for crop in crops:
-        for name in (crop.name_fr, crop.name_bm):
+        for name in (crop.name_fr, crop.name_bm, *crop.aliases):
             phrase = " ".join(normalize(name))
             if phrase:
-                crop_names[phrase] = crop.id
+                crop_names.setdefault(phrase, crop.id)
                 crop_names.setdefault(phrase + "s", crop.id)  # French plural
                 crop_names.setdefault(phrase + "w", crop.id)  # Bambara plural
-    market_names = {" ".join(normalize(m.name)): m.id for m in markets if normalize(m.name)}
+    market_names: dict[str, int] = {}
+    # Official names first: an alias never takes another market's name.
+    for names in ([m.name for m in markets], [(m.name_bm, *m.aliases) for m in markets]):
+        for market, name in zip(markets, names):
+            for one in (name,) if isinstance(name, str) else name:
+                phrase = " ".join(normalize(one))
+                if phrase:
+                    market_names.setdefault(phrase, market.id)
     return crop_names, market_names
+
+
+def _term_words(terms: Sequence[Term]) -> dict[tuple[str, ...], str]:
+    """Each term's code, names and aliases as token tuples. A phrase opening with a number
+    ("50 kg") is left out: it would take the price of "P tomate sikasso 50 kg"."""
+    words: dict[tuple[str, ...], str] = {}
+    for term in terms:
+        for name in (term.code, term.name_fr, term.name_bm, *term.aliases):
+            tokens = tuple(normalize(name))
+            if tokens and not tokens[0].isdigit() and len(tokens) <= 3:
+                words.setdefault(tokens, term.code)
+    return words
+
+
+def _find_term(tokens: list[str], used: set[int], words: dict[tuple[str, ...], str]) -> str | None:
+    """The longest unit or kind phrase among unused tokens; its tokens become used."""
+    for size in (3, 2, 1):
+        for start in range(len(tokens) - size + 1):
+            span = set(range(start, start + size))
+            code = words.get(tuple(tokens[start : start + size]))
+            if code is not None and not span & used:
+                used |= span
+                return code
+    return None
 
 
 def _find(tokens: list[str], used: set[int], names: dict[str, int]) -> int | None:
@@ -117,7 +150,13 @@ def _find(tokens: list[str], used: set[int], names: dict[str, int]) -> int | Non
     return None
 
 
-def parse(text: str, crops: Sequence[Crop], markets: Sequence[Market]) -> Parsed:
+def parse(
+    text: str,
+    crops: Sequence[Crop],
+    markets: Sequence[Market],
+    units: Sequence[Term] | None = None,
+    kinds: Sequence[Term] | None = None,
+) -> Parsed:
     tokens = normalize(text)
     if not tokens:
         return Parsed("help")
@@ -135,11 +174,18 @@ def parse(text: str, crops: Sequence[Crop], markets: Sequence[Market]) -> Parsed
     used |= {index for index, _ in found.values()}
 
     language = next((LANGUAGE_WORDS[t] for t in tokens if t in LANGUAGE_WORDS), None)
-    numbers = [int(t) for t in tokens if t.isdigit() and len(t) <= 9]
-    unit = next((UNIT_WORDS[t] for t in tokens if t in UNIT_WORDS), None)
-    kind = next((KIND_WORDS[t] for t in tokens if t in KIND_WORDS), None)
-    if unit or kind:
-        used |= {i for i, t in enumerate(tokens) if t in UNIT_WORDS or t in KIND_WORDS}
+    if units is None and kinds is None:
+        numbers = [int(t) for t in tokens if t.isdigit() and len(t) <= 9]
+        unit = next((UNIT_WORDS[t] for t in tokens if t in UNIT_WORDS), None)
+        kind = next((KIND_WORDS[t] for t in tokens if t in KIND_WORDS), None)
+        if unit or kind:
+            used |= {i for i, t in enumerate(tokens) if t in UNIT_WORDS or t in KIND_WORDS}
+    else:
+        # The tables' words; a number inside a unit phrase ("sac 100 kg") is not the price.
+        before = set(used)
+        unit = _find_term(tokens, used, _term_words(units or ()))
+        kind = _find_term(tokens, used, _term_words(kinds or ()))
+        numbers = [int(t) for i, t in enumerate(tokens) if t.isdigit() and len(t) <= 9 and i not in used - before]
     used |= {i for i, t in enumerate(tokens) if t in LANGUAGE_WORDS}
 
     crop_names, market_names = _names(crops, markets)

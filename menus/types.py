@@ -27,6 +27,8 @@ class Crop:
     name_fr: str
     name_bm: str
     unit: str = "kg"
+    aliases: tuple[str, ...] = ()  # other spellings farmers use in SMS
+    active: bool = True  # retired: kept for names (history, subscriptions), left out of lists
 
     def name(self, lang: str) -> str:
         return self.name_bm if lang == "bm" and self.name_bm else self.name_fr
@@ -35,8 +37,28 @@ class Crop:
 @dataclass(frozen=True)
 class Market:
     id: int
-    name: str
+    name: str  # French (official) name
     region: str
+    name_bm: str = ""
+    aliases: tuple[str, ...] = ()
+    active: bool = True
+
+    def label(self, lang: str) -> str:
+        return self.name_bm if lang == "bm" and self.name_bm else self.name
+
+
+@dataclass(frozen=True)
+class Term:
+    """A unit (kg, sack50...) or a price kind (wholesale...): its names and SMS spellings."""
+
+    code: str
+    name_fr: str
+    name_bm: str = ""
+    aliases: tuple[str, ...] = ()
+    active: bool = True
+
+    def name(self, lang: str) -> str:
+        return self.name_bm if lang == "bm" and self.name_bm else self.name_fr
 
 
 @dataclass(frozen=True)
@@ -129,9 +151,17 @@ class Profile:
 class DataView(Protocol):
     """Read-only access to the content the menus show. Implemented over SQL by the gateway."""
 
-    def crops(self) -> Sequence[Crop]: ...
+    def crops(self) -> Sequence[Crop]:
+        """Every crop, retired ones included (flagged): names outlive retirement."""
+        ...
 
-    def markets(self) -> Sequence[Market]: ...
+    def markets(self) -> Sequence[Market]:
+        """Every market, retired ones included (flagged)."""
+        ...
+
+    # units() and kinds() -> Sequence[Term] (every row, retired flagged) are optional: without
+    # them the catalog's unit.* and kind.* texts name units and kinds, and the SMS parser uses
+    # its built-in words.
 
     def latest_prices(self, crop_id: int) -> Sequence[PriceQuote]:
         """Latest quote per market for this crop, any order."""

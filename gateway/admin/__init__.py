@@ -32,6 +32,8 @@ def secret_key(settings: Settings) -> str:
 def install(app: FastAPI, settings: Settings) -> None:
     from gateway.admin.intel import router as intel_router
     from gateway.admin.linkage import router as linkage_router
+    from gateway.admin.reference import router as reference_router
+    from gateway.admin.price_import import router as price_import_router
     from gateway.admin.views import router
 
     app.add_middleware(
@@ -51,6 +53,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
     app.include_router(linkage_router)
     app.include_router(intel_router)
+    app.include_router(reference_router)
+    app.include_router(price_import_router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired):

@@ -22,6 +22,7 @@ NAV = [
     ("Trends", "admin_trends", ("editor", "reporter")),
     ("Demand", "admin_demands", ("editor",)),
     ("Services", "admin_services", ("editor",)),
+    ("Reference data", "admin_reference", ("editor",)),
     ("Tips", "admin_tips", ("editor",)),
     ("Messages", "admin_messages", ("editor",)),
     ("Producers", "admin_producers", ("editor",)),
