@@ -14,8 +14,10 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlmodel import Session, col, select
 
 from gateway.deps import DbId
-from gateway import auth, broadcast, models
+from gateway import reference
+from gateway import auth, broadcast, corrections, models
 from gateway.effects import ensure_producer, insert_ignore
+from gateway.imports import date_problem
 from gateway.phones import InvalidPhone, parse_phone
 
 router = APIRouter(prefix="/api/v1", tags=["staff API"])
@@ -64,10 +66,13 @@ def _now(request: Request) -> dt.datetime:
     return request.app.state.clock()
 
 
-def _by_code(session: Session, model, code: str, what: str) -> int:
+def _by_code(session: Session, model, code: str, what: str, *, active_only: bool = False) -> int:
+    """A row's id by its code; new data (prices, demands, tips, subscriptions) only for active rows."""
     row = session.exec(select(model).where(model.code == code)).first()
     if row is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown {what} code {code!r}")
+    if active_only and not getattr(row, "active", True):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{what} {code!r} is retired")
     return row.id
 
 
@@ -79,12 +84,14 @@ class CropOut(BaseModel):
     name_fr: str
     name_bm: str
     default_unit: str
+    active: bool = Field(description="false: retired (kept for history); prices for it are refused")
 
 
 class MarketOut(BaseModel):
     code: str
     name: str
     region: str
+    active: bool = Field(description="false: retired (kept for history); prices for it are refused")
 
 
 @router.get("/crops", response_model=list[CropOut], summary="Crops and their codes")
@@ -107,13 +114,32 @@ class PriceIn(ApiModel):
     market: Code = Field(description="market code, see /markets")
     crop: Code = Field(description="crop code, see /crops")
     price: int = Field(gt=0, le=10_000_000, description="FCFA per unit")
-    unit: UNITS | None = Field(None, description="default: the crop's usual unit")
-    kind: KINDS = "wholesale"
+    unit: Code | None = Field(None, description="unit code (the active units); default: the crop's usual unit")
+    kind: Code = Field("wholesale", description="price kind code (the active kinds)")
 
 
 class PricesIn(ApiModel):
     prices: list[PriceIn] = Field(min_length=1, max_length=5000)
     alerts: bool = Field(True, description="send SMS alerts to the subscribers of the newest prices")
+    acknowledge_outliers: bool = Field(
+        False, description="publish prices far from the recent median (the enumerators' rule) anyway; "
+        "without it such a price is refused with 422 naming it")
+
+
+class CorrectionIn(ApiModel):
+    price: int = Field(gt=0, le=10_000_000, description="the right value, FCFA per unit")
+    unit: Code | None = Field(None, description="default: the corrected price's unit")
+    kind: Code | None = Field(None, description="default: the corrected price's kind")
+    reason: str = Field(min_length=1, max_length=corrections.REASON_MAX, description="why (kept in the audit log)")
+    acknowledge_outliers: bool = False
+
+
+class WithdrawalIn(ApiModel):
+    reason: str = Field(min_length=1, max_length=corrections.REASON_MAX, description="why (kept in the audit log)")
+
+
+class CorrectionSmsIn(ApiModel):
+    confirm: bool = Field(description="true: queue the correction SMS (once per price)")
 
 
 class PriceOut(BaseModel):
@@ -126,6 +152,28 @@ class PriceOut(BaseModel):
     kind: str
     status: str
     source: str
+    replaces_id: int | None = None
+
+
+class CorrectionOut(BaseModel):
+    old: PriceOut
+    new: PriceOut | None = Field(None, description="the published value that replaces it (none after a withdrawal)")
+
+
+class CorrectionSmsLanguage(BaseModel):
+    language: str
+    text: str
+    encoding: str
+    segments: int
+    recipients: int
+    estimated_cost: float
+
+
+class CorrectionSmsOut(BaseModel):
+    recipients: int
+    estimated_cost: float
+    languages: list[CorrectionSmsLanguage]
+    broadcast: int | None = Field(None, description="the correction broadcast, once queued")
 
 
 class PublishOut(BaseModel):
@@ -136,7 +184,7 @@ class PublishOut(BaseModel):
 
 def _price_out(o: models.PriceObservation, crops: dict, markets: dict) -> PriceOut:
     return PriceOut(id=o.id, date=o.observed_on, market=markets[o.market_id], crop=crops[o.crop_id], price=o.price,
-                    unit=o.unit, kind=o.kind, status=o.status, source=o.source)
+                    unit=o.unit, kind=o.kind, status=o.status, source=o.source, replaces_id=o.replaces_id)
 
 
 @router.get("/prices", response_model=list[PriceOut], summary="Published prices, newest first")
@@ -173,12 +221,16 @@ def publish_prices(request: Request, body: PricesIn, staff: PriceStaff):
         created, already, newest = [], 0, {}
         rows = []
         for item in body.prices:  # all checked before anything is written
-            if item.date > today:
-                raise HTTPException(422, f"{item.date} is in the future")
+            if (problem := date_problem(item.date, today)) is not None:  # the imports' rule too
+                raise HTTPException(422, problem)
             crop = crops.get(item.crop)
             if crop is None:
                 raise HTTPException(422, f"unknown crop code {item.crop!r}")
-            rows.append((item, crop, _by_code(session, models.Market, item.market, "market")))
+            if not crop.active:
+                raise HTTPException(422, f"crop {item.crop!r} is retired")
+            rows.append((item, crop, _by_code(session, models.Market, item.market, "market", active_only=True)))
+        _check_units_and_outliers(session, rows, acknowledged=body.acknowledge_outliers,
+                                  tolerance=request.app.state.settings.price_report_tolerance)
         for item, crop, market_id in rows:
             unit = item.unit or crop.default_unit
             duplicate = session.exec(
@@ -204,6 +256,119 @@ def publish_prices(request: Request, body: PricesIn, staff: PriceStaff):
     return PublishOut(created=created, already_present=already, alert_broadcast=alert.id if alert else None)
 
 
+def _check_units_and_outliers(session: Session, rows, *, acknowledged: bool, tolerance: float) -> None:
+    """Units and kinds from the reference tables; prices far from the recent median (the rule
+    enumerators' reports pass) are refused unless acknowledged. A price already stored is not
+    checked again, so that re-sending a batch stays idempotent."""
+    units, kinds = corrections.active_codes(session, models.Unit), corrections.active_codes(session, models.PriceKind)
+    obs = models.PriceObservation
+    flagged = []
+    for item, crop, market_id in rows:
+        unit = item.unit or crop.default_unit
+        if unit not in units:
+            raise HTTPException(422, f"unknown unit {unit!r} (known: {', '.join(units)})")
+        if item.kind not in kinds:
+            raise HTTPException(422, f"unknown price kind {item.kind!r} (known: {', '.join(kinds)})")
+        if acknowledged:
+            continue
+        stored = session.exec(
+            select(obs.id).where(obs.crop_id == crop.id, obs.market_id == market_id, obs.observed_on == item.date,
+                                 obs.unit == unit, obs.kind == item.kind, obs.price == item.price)
+        ).first()
+        found = None if stored else corrections.outlier(
+            session, crop_id=crop.id, market_id=market_id, price=item.price, unit=unit, today=item.date, tolerance=tolerance)
+        if found:
+            flagged.append(f"{item.crop} at {item.market} on {item.date}: {item.price} F/{unit} is "
+                           f"{found.ratio:.2g}x the recent median of {round(found.median)} F")
+    if flagged:
+        raise HTTPException(422, "prices far from the usual (send \"acknowledge_outliers\": true if they are right): "
+                            + "; ".join(flagged))
+
+
+def _price_maps(session: Session) -> tuple[dict, dict]:
+    return ({c.id: c.code for c in session.exec(select(models.Crop))},
+            {m.id: m.code for m in session.exec(select(models.Market))})
+
+
+def _correction_error(exc: corrections.CorrectionError) -> HTTPException:
+    return HTTPException(exc.status, str(exc))
+
+
+@router.post("/prices/{price_id}/correct", response_model=CorrectionOut, summary="Correct a published price")
+def correct_price(request: Request, price_id: DbId, body: CorrectionIn, staff: PriceStaff):
+    """The published row is marked `corrected` and the right value published in its place
+    (`replaces_id`); no alert goes out (see correction-sms for those who got the wrong value)."""
+    now = _now(request)
+    try:
+        with request.app.state.db.unit_of_work() as session:
+            old = session.get(models.PriceObservation, price_id)
+            if old is None:
+                raise corrections.NotFound(f"no price #{price_id}")
+            unit = body.unit or old.unit
+            found = corrections.outlier(session, crop_id=old.crop_id, market_id=old.market_id, price=body.price, unit=unit,
+                                        today=old.observed_on, tolerance=request.app.state.settings.price_report_tolerance,
+                                        ignore=old.id)
+            if found and not body.acknowledge_outliers and old.status == "published":
+                raise corrections.CorrectionError(
+                    f"{body.price} F/{unit} is {found.ratio:.2g}x the recent median of {round(found.median)} F "
+                    "(send \"acknowledge_outliers\": true if it is right)")
+            new = corrections.correct(session, staff, obs_id=price_id, price=body.price, unit=body.unit, kind=body.kind,
+                                      reason=body.reason, now=now)
+            crops, markets = _price_maps(session)
+            out = CorrectionOut(old=_price_out(session.get(models.PriceObservation, price_id), crops, markets),
+                                new=_price_out(new, crops, markets))
+    except corrections.CorrectionError as exc:
+        raise _correction_error(exc) from None
+    request.app.state.content_cache.clear()
+    return out
+
+
+@router.post("/prices/{price_id}/withdraw", response_model=CorrectionOut, summary="Withdraw a published price")
+def withdraw_price(request: Request, price_id: DbId, body: WithdrawalIn, staff: PriceStaff):
+    now = _now(request)
+    try:
+        with request.app.state.db.unit_of_work() as session:
+            row = corrections.withdraw(session, staff, obs_id=price_id, reason=body.reason, now=now)
+            out = CorrectionOut(old=_price_out(row, *_price_maps(session)))
+    except corrections.CorrectionError as exc:
+        raise _correction_error(exc) from None
+    request.app.state.content_cache.clear()
+    return out
+
+
+def _sms_out(found: corrections.SmsPreview, broadcast_id: int | None) -> CorrectionSmsOut:
+    return CorrectionSmsOut(recipients=found.recipients, estimated_cost=found.estimated_cost, broadcast=broadcast_id,
+                            languages=[CorrectionSmsLanguage(**p.__dict__) for p in found.languages])
+
+
+@router.get("/prices/{price_id}/correction-sms", response_model=CorrectionSmsOut,
+            summary="Who received a corrected or withdrawn price in an alert, the SMS and its cost")
+def correction_sms_preview(request: Request, price_id: DbId, staff: PriceStaff):
+    try:
+        with request.app.state.db.unit_of_work() as session:
+            found = corrections.preview(session, price_id, request.app.state.catalog, request.app.state.settings)
+            return _sms_out(found, found.already.id if found.already else None)
+    except corrections.CorrectionError as exc:
+        raise _correction_error(exc) from None
+
+
+@router.post("/prices/{price_id}/correction-sms", response_model=CorrectionSmsOut, status_code=201,
+             summary="Queue the correction SMS to those who received the wrong value (once)")
+def correction_sms_send(request: Request, price_id: DbId, body: CorrectionSmsIn, staff: PriceStaff):
+    if not body.confirm:
+        raise HTTPException(422, "confirm must be true")
+    try:
+        with request.app.state.db.unit_of_work() as session:
+            row, created = corrections.send_correction_sms(session, staff, obs_id=price_id, catalog=request.app.state.catalog,
+                                                           settings=request.app.state.settings, now=_now(request))
+            if not created:
+                raise HTTPException(409, f"the correction SMS was already queued (broadcast #{row.id})")
+            found = corrections.preview(session, price_id, request.app.state.catalog, request.app.state.settings)
+            return _sms_out(found, row.id)
+    except corrections.CorrectionError as exc:
+        raise _correction_error(exc) from None
+
+
 # -- demands -----------------------------------------------------------------------------------------
 
 
@@ -212,7 +377,7 @@ class DemandIn(ApiModel):
     crop: Code
     quantity_kg: int = Field(gt=0, le=100_000_000)
     price: int = Field(gt=0, le=10_000_000)
-    unit: UNITS = "kg"
+    unit: Code = Field("kg", description="an active unit's code, see /units")
     place: str = Field(min_length=1, max_length=80)
     valid_until: dt.date
 
@@ -262,8 +427,15 @@ def list_demands(request: Request, staff: Editor, status_: Annotated[str | None,
 def create_demand(request: Request, body: DemandIn, staff: Editor):
     now = _now(request)
     with request.app.state.db.unit_of_work() as session:
+        # Units are reference data (the `unit` table): only active ones are offered.
+        units = reference.active_unit_codes(session)
+        if body.unit not in units:
+            raise HTTPException(422, f"unknown unit {body.unit!r} (known: {', '.join(units)})")
+        crop = reference.by_code(session, "crop", body.crop)
+        if crop is not None and not crop.active:
+            raise HTTPException(422, f"crop {body.crop!r} is retired")
         demand = models.Demand(
-            buyer_id=_by_code(session, models.Buyer, body.buyer, "buyer"), crop_id=_by_code(session, models.Crop, body.crop, "crop"),
+            buyer_id=_by_code(session, models.Buyer, body.buyer, "buyer"), crop_id=_by_code(session, models.Crop, body.crop, "crop", active_only=True),
             quantity_kg=body.quantity_kg, price=body.price, unit=body.unit, place=body.place, valid_until=body.valid_until,
             created_at=now.astimezone(dt.timezone.utc),
         )
@@ -341,7 +513,7 @@ def save_tip(request: Request, body: TipIn, staff: auth.Staff, tip_id: int | Non
         before = tip.model_dump() if tip_id is not None else None
         for name, value in body.model_dump(exclude={"crop"}).items():
             setattr(tip, name, value)
-        tip.crop_id = _by_code(session, models.Crop, body.crop, "crop") if body.crop else None
+        tip.crop_id = _by_code(session, models.Crop, body.crop, "crop", active_only=True) if body.crop else None
         session.add(tip)
         session.flush()
         auth.audit(session, staff, action="edit" if tip_id else "create", entity="tip", entity_id=tip.id,

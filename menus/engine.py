@@ -38,6 +38,7 @@ from menus.types import (
     SetProfileField,
     StartAlerts,
     StopAlerts,
+    Term,
     Subscribe,
     Subscription,
     Tip,
@@ -117,27 +118,38 @@ class _Memo:
             self._cache[key] = load()
         return self._cache[key]
 
+    def all_crops(self) -> Sequence[Crop]:
+        return self._get(("all_crops",), lambda: list(self._data.crops()))
+
     def crops(self) -> Sequence[Crop]:
-        return self._get(("crops",), lambda: list(self._data.crops()))
+        # Retired crops leave the menus; their names stay known for subscriptions and history.
+        return self._get(("crops",), lambda: [c for c in self.all_crops() if c.active])
+
+    def all_markets(self) -> Sequence[Market]:
+        return self._get(
+            ("all_markets",), lambda: sorted(self._data.markets(), key=lambda m: (_collate(m.name), m.id))
+        )
 
     def markets(self) -> Sequence[Market]:
-        return self._get(
-            ("markets",), lambda: sorted(self._data.markets(), key=lambda m: (_collate(m.name), m.id))
-        )
+        return self._get(("markets",), lambda: [m for m in self.all_markets() if m.active])
 
     def crop(self, crop_id: int) -> Crop | None:
-        return next((c for c in self.crops() if c.id == crop_id), None)
+        return next((c for c in self.all_crops() if c.id == crop_id), None)
 
     def market(self, market_id: int) -> Market | None:
-        return next((m for m in self.markets() if m.id == market_id), None)
+        return next((m for m in self.all_markets() if m.id == market_id), None)
 
     def prices(self, crop_id: int) -> list[PriceQuote]:
-        return self._get(
-            ("prices", crop_id),
-            lambda: sorted(
-                self._data.latest_prices(crop_id), key=lambda q: (_collate(q.market_name), q.market_id)
-            ),
-        )
+        def load() -> list[PriceQuote]:
+            quotes = [q for q in self._data.latest_prices(crop_id) if getattr(self.market(q.market_id), "active", True)]
+            return sorted(quotes, key=lambda q: (_collate(q.market_name), q.market_id))
+
+        return self._get(("prices", crop_id), load)
+
+    def terms(self, what: str) -> dict[str, Term]:
+        """Units or kinds by code, from the data when it has them (see DataView)."""
+        source = getattr(self._data, what, None)
+        return self._get((what,), lambda: {t.code: t for t in source()} if source else {})
 
     def demands(self, today: dt.date) -> list[Demand]:
         return self._get(
@@ -190,13 +202,23 @@ class _Replay:
         crop = self.data.crop(crop_id)
         return crop.name(self.lang) if crop else "?"
 
-    def market_name(self, market_id: int) -> str:
+    def market_name(self, market_id: int, default: str = "?") -> str:
         market = self.data.market(market_id)
-        return market.name if market else "?"
+        return market.label(self.lang) if market else default
 
     def unit(self, unit: str) -> str:
+        term = self.data.terms("units").get(unit)
+        if term is not None:
+            return term.name(self.lang)
         key = f"unit.{unit}"
         return self.t(key) if self.catalog.has(key) else unit
+
+    def kind(self, kind: str) -> str:
+        term = self.data.terms("kinds").get(kind)
+        if term is not None:
+            return term.name(self.lang)
+        key = f"kind.{kind}"
+        return self.t(key) if self.catalog.has(key) else kind
 
     def apply(self, effect: Effect) -> None:
         """Mirror an effect on the replay's private profile, as the gateway will on the real one."""
@@ -377,7 +399,7 @@ class _Replay:
             Option(self.t("prices.best_markets"), lambda: Outcome(push=Frame("best_markets", (crop_id, "home")))),
         ]
         options += [
-            Option(q.market_name, lambda m=q.market_id: Outcome(push=Frame("price_one", (crop_id, m))))
+            Option(self.market_name(q.market_id, q.market_name), lambda m=q.market_id: Outcome(push=Frame("price_one", (crop_id, m))))
             for q in quotes
         ]
         return View(self.t("prices.choose_market", crop=crop), options=options)
@@ -405,7 +427,7 @@ class _Replay:
                 "prices.detail",
                 price=money(quote.price),
                 unit=self.unit(quote.unit),
-                kind=self.t(f"kind.{quote.kind}"),
+                kind=self.kind(quote.kind),
                 date=short_date(quote.observed_on),
                 age=self.age_note(quote.observed_on),
             )
@@ -430,33 +452,45 @@ class _Replay:
         return View(title, body=body, options=options)
 
     def view_price_trend(self, crop_id: int, market_id: int) -> View:
-        """The 4-week direction, the year-on-year change and the 2- and 4-week forecasts, with how
-        they were made and how far off they have been here (see menus.trends)."""
+        """The direction (4 weeks, or up to 3 months on monthly series), the year-on-year change and
+        the forecasts where they beat the last price, else its usual range; the same answer as
+        SMS and the console, from menus.trends.report."""
         title = self.t("prices.detail_title", crop=self.crop_name(crop_id), market=self.market_name(market_id))
-        since = self.today - dt.timedelta(weeks=trends.YEAR_WEEKS * 3 + 8)
-        series = trends.weekly_series(self.data.history(crop_id, market_id, since))
-        found = trends.trend(series)
-        if found is None:
+        found = trends.report(self.data.history(crop_id, market_id, trends.HISTORY_START), self.today)
+        series = found.series
+        if not series.points:
             return View(title, body=[self.t("trend.none")])
-        # The quote the price screen showed, so both screens agree; the weekly mean otherwise.
+        if found.stale:
+            price = money(round(series.price(series.last)))
+            return View(title, body=[self.t("trend.stale", price=price, unit=self.unit(series.unit), date=long_date(series.last_day))])
+        # The quote the price screen showed, so both screens agree; the period's mean otherwise.
         quote = next((q for q in self.data.prices(crop_id) if q.market_id == market_id and q.unit == series.unit and q.kind == series.kind), None)
-        latest, latest_on = (quote.price, quote.observed_on) if quote else (found.latest, found.latest_on)
+        latest, latest_on = (quote.price, quote.observed_on) if quote else (round(series.price(series.last)), series.last_day)
+        if found.trend is None:
+            return View(title, body=[self.t("trend.none")])
+        trend = found.trend
         # One fact a line: a line is never split across pages.
         lines = [
-            self.t(f"trend.{found.direction}", change=signed_percent(found.change_percent)),
+            self.t(f"trend.{trend.direction}", change=signed_percent(trend.change_percent), span=trends.span_text(self.t, trend)),
             self.t("trend.latest", price=money(latest), unit=self.unit(series.unit), date=short_date(latest_on)),
         ]
-        if found.year_percent is not None:
-            lines.append(self.t("trend.year", change=signed_percent(found.year_percent)))
-        outlook = trends.forecast(series, self.today)
+        if trend.year_percent is not None:
+            lines.append(self.t("trend.year", change=signed_percent(trend.year_percent)))
+        outlook = found.outlook
         if outlook.reason:
             lines.append(self.t(f"trend.no_forecast_{outlook.reason}"))
+        for u in outlook.usual:
+            when = trends.when_text(self.t, series.cadence, u.on, short_date)
+            key = "trend.usual" if u.low < u.high else "trend.usual_point"
+            lines.append(self.t(key, when=when, low=money(u.low), high=money(u.high)))
+        if not outlook.forecasts:
             return View(title, lines=lines)
         for f in outlook.forecasts:
             key = "trend.forecast" if f.low < f.high else "trend.forecast_point"
-            lines.append(self.t(key, date=short_date(f.week_ending), price=money(f.price), low=money(f.low), high=money(f.high)))
+            when = trends.when_text(self.t, series.cadence, f.on, short_date)
+            lines.append(self.t(key, when=when, price=money(f.price), low=money(f.low), high=money(f.high)))
         last = outlook.forecasts[-1]
-        lines.append(self.t(f"trend.method.{last.method}", error=last.error_percent))
+        lines.append(self.t(f"trend.method.{last.method}", error=last.error_percent, last=last.last_error_percent))
         lines.append(self.t(f"trend.confidence.{last.confidence}"))
         return View(title, lines=lines)
 
@@ -481,7 +515,7 @@ class _Replay:
         fresh = self.today - dt.timedelta(days=self.config.best_fresh_days)
         ranked = sorted(quotes, key=lambda q: (q.observed_on < fresh, -q.price, _collate(q.market_name)))
         lines = [
-            self.t("prices.best_line", market=q.market_name, price=money(q.price), date=short_date(q.observed_on))
+            self.t("prices.best_line", market=self.market_name(q.market_id, q.market_name), price=money(q.price), date=short_date(q.observed_on))
             for q in ranked
         ]
         return View(title, lines=lines, options=options)
@@ -493,7 +527,7 @@ class _Replay:
         lines = [
             self.t(
                 "prices.line",
-                market=q.market_name,
+                market=self.market_name(q.market_id, q.market_name),
                 price=money(q.price) + ("" if q.unit == unit else f"F/{self.unit(q.unit)}"),
                 change=self.change_text(q),
                 date=short_date(q.observed_on),
@@ -664,7 +698,7 @@ class _Replay:
 
         return View(
             self.t("alerts.choose_market", crop=self.crop_name(crop_id)),
-            options=[Option(m.name, lambda i=m.id: subscribe(i)) for m in self.data.markets()],
+            options=[Option(m.label(self.lang), lambda i=m.id: subscribe(i)) for m in self.data.markets()],
         )
 
     def view_unsub_list(self) -> View:

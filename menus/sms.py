@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass
 
 from messages import Catalog
-from messages.formatting import money, short_date, signed_percent
+from messages.formatting import long_date, money, short_date, signed_percent
 from messages.sms import measure, render_sms
 
 from menus import trends
@@ -31,7 +31,6 @@ from menus.types import (
 
 SEGMENT = 160  # GSM-7 characters in one SMS
 REPORT_WINDOW_DAYS = 56
-TREND_HISTORY_DAYS = 7 * (trends.YEAR_WEEKS * 3 + 8)  # enough for the seasonal forecasts
 MAX_REPORT_PRICE = 10_000_000
 
 
@@ -58,21 +57,34 @@ class _Responder:
         self.today = now.date()
         self.config = config
         self.lang = profile.language or "fr"
-        self._crops = {c.id: c for c in data.crops()}
-        self._markets = {m.id: m for m in data.markets()}
+        # Retired crops and markets keep their names (subscriptions) but are not understood or listed.
+        self._all_crops = {c.id: c for c in data.crops()}
+        self._all_markets = {m.id: m for m in data.markets()}
+        self._crops = {i: c for i, c in self._all_crops.items() if c.active}
+        self._markets = {i: m for i, m in self._all_markets.items() if m.active}
+        self._units = {t.code: t for t in data.units()} if hasattr(data, "units") else {}
+        self._kinds = {t.code: t for t in data.kinds()} if hasattr(data, "kinds") else {}
 
     def t(self, key: str, **params: object) -> str:
         return self.catalog.text(self.lang, key, **params)
 
     def crop(self, crop_id: int) -> str:
-        return self._crops[crop_id].name(self.lang)
+        return self._all_crops[crop_id].name(self.lang)
 
     def market(self, market_id: int) -> str:
-        return self._markets[market_id].name
+        return self._all_markets[market_id].label(self.lang)
 
     def unit(self, unit: str) -> str:
+        if unit in self._units:
+            return self._units[unit].name(self.lang)
         key = f"unit.{unit}"
         return self.t(key) if self.catalog.has(key) else unit
+
+    def kind(self, kind: str) -> str:
+        if kind in self._kinds:
+            return self._kinds[kind].name(self.lang)
+        key = f"kind.{kind}"
+        return self.t(key) if self.catalog.has(key) else kind
 
     def fits(self, text: str) -> bool:
         return measure(render_sms(text, self.lang, fold=self.config.fold)).segments == 1
@@ -83,7 +95,11 @@ class _Responder:
     # -- intents --------------------------------------------------------------------------------
 
     def respond(self, text: str) -> SmsReply:
-        parsed = parse(text, list(self._crops.values()), list(self._markets.values()))
+        parsed = parse(
+            text, list(self._crops.values()), list(self._markets.values()),
+            units=[t for t in self._units.values() if t.active] if self._units else None,
+            kinds=[t for t in self._kinds.values() if t.active] if self._kinds else None,
+        )
         # A caller who never chose a language is answered in the language they wrote in.
         if self.profile.language is None and parsed.keyword_language:
             self.lang = parsed.keyword_language
@@ -133,7 +149,7 @@ class _Responder:
         if parsed.crop_id is None:
             return self.reply(parsed, "sms.price_how")
         crop_id = parsed.crop_id
-        quotes = list(self.data.latest_prices(crop_id))
+        quotes = [q for q in self.data.latest_prices(crop_id) if q.market_id in self._markets]
         crop = self.crop(crop_id)
         if parsed.market_id is not None:
             quote = next((q for q in quotes if q.market_id == parsed.market_id), None)
@@ -144,11 +160,11 @@ class _Responder:
                 parsed,
                 "sms.price_one",
                 crop=crop,
-                market=quote.market_name,
+                market=self.market(quote.market_id),
                 date=short_date(quote.observed_on),
                 price=money(quote.price),
                 unit=self.unit(quote.unit),
-                kind=self.t(f"kind.{quote.kind}"),
+                kind=self.kind(quote.kind),
                 change=change,
             )
         if not quotes:
@@ -169,7 +185,7 @@ class _Responder:
         for q in sorted(quotes, key=order):
             price = money(q.price) + ("" if q.unit == unit else f"/{self.unit(q.unit)}")
             change = f" {signed_percent(q.change_percent)}" if q.change_percent is not None else ""
-            part = self.t("sms.price_item", market=q.market_name, price=price, change=change, date=short_date(q.observed_on))
+            part = self.t("sms.price_item", market=self.market(q.market_id), price=price, change=change, date=short_date(q.observed_on))
             candidate = self.t("sms.price_list", crop=self.crop(crop_id), unit=self.unit(unit), items="; ".join(parts + [part]))
             if parts and not self.fits(candidate):
                 break
@@ -177,23 +193,29 @@ class _Responder:
             text = candidate
         return text
 
-    def series(self, crop_id: int, market_id: int) -> trends.Series:
-        since = self.today - dt.timedelta(days=TREND_HISTORY_DAYS)
-        return trends.weekly_series(self.data.price_history(crop_id, market_id, since))
+    def trend_report(self, crop_id: int, market_id: int, outlook: bool = True) -> trends.Report:
+        """The same answer the USSD screen and the console give (menus.trends.report)."""
+        rows = self.data.price_history(crop_id, market_id, trends.HISTORY_START)
+        return trends.report(rows, self.today, outlook=outlook)
 
     def on_trend(self, parsed: Parsed) -> SmsReply:
-        """One market: direction, latest price and the 2-week forecast. No market: the direction
-        at as many markets as one SMS holds, the caller's region first."""
+        """One market: direction, latest price and the next forecast, or why there is none. No
+        market: the direction at as many markets as one SMS holds, the caller's region first."""
         if parsed.crop_id is None:
             return self.reply(parsed, "sms.trend_how")
         crop_id, crop = parsed.crop_id, self.crop(parsed.crop_id)
         if parsed.market_id is not None:
             market = self.market(parsed.market_id)
-            series = self.series(crop_id, parsed.market_id)
-            found = trends.trend(series)
-            if found is None:
+            found = self.trend_report(crop_id, parsed.market_id)
+            series = found.series
+            if found.stale:
+                return self.reply(
+                    parsed, "sms.trend_stale", crop=crop, market=market, unit=self.unit(series.unit),
+                    price=money(round(series.price(series.last))), date=long_date(series.last_day),
+                )  # fmt: skip
+            if found.trend is None:
                 return self.reply(parsed, "sms.trend_none", crop=crop, market=market)
-            # The quote a PRIX message would give, so both answers agree; the weekly mean otherwise.
+            # The quote a PRIX message would give, so both answers agree; the period's mean otherwise.
             quote = next(
                 (q for q in self.data.latest_prices(crop_id)
                  if q.market_id == parsed.market_id and (q.unit, q.kind) == (series.unit, series.kind)),
@@ -202,35 +224,49 @@ class _Responder:
             params = dict(
                 crop=crop,
                 market=market,
-                direction=self.t(f"sms.trend_{found.direction}"),
-                change=signed_percent(found.change_percent),
-                price=money(quote.price if quote else found.latest),
+                direction=self.t(f"sms.trend_{found.trend.direction}"),
+                change=signed_percent(found.trend.change_percent),
+                span=trends.span_text(self.t, found.trend),
+                price=money(quote.price if quote else found.trend.latest),
                 unit=self.unit(series.unit),
-                date=short_date(quote.observed_on if quote else found.latest_on),
+                date=short_date(quote.observed_on if quote else found.trend.latest_on),
             )
-            outlook = trends.forecast(series, self.today, horizons=(2,))
+            outlook = found.outlook
+            text = self.t("sms.trend_one", **params)
             if outlook.forecasts:
                 f = outlook.forecasts[0]
-                text = self.t(
-                    "sms.trend_one_forecast", **params, until=short_date(f.week_ending),
+                candidate = self.t(
+                    "sms.trend_one_forecast", **params, until=trends.when_text(self.t, series.cadence, f.on, short_date),
                     forecast=money(f.price), low=money(f.low), high=money(f.high), error=f.error_percent,
                 )  # fmt: skip
-                if self.fits(text):
-                    return SmsReply(parsed.intent, self.lang, text)
-            return self.reply(parsed, "sms.trend_one", **params)
+            elif outlook.usual:
+                u = outlook.usual[0]
+                candidate = text + " " + self.t(
+                    "sms.trend_usual", until=trends.when_text(self.t, series.cadence, u.on, short_date),
+                    low=money(u.low), high=money(u.high),
+                )  # fmt: skip
+            else:
+                candidate = text + " " + self.t(f"sms.trend_no_forecast_{outlook.reason}")
+            return SmsReply(parsed.intent, self.lang, candidate if self.fits(candidate) else text)
         region = self.profile.region
         markets = sorted(
             (m for m in self._markets.values() if any(q.market_id == m.id for q in self.data.latest_prices(crop_id))),
             key=lambda m: (m.region != region if region else False, m.name),
         )
+        found_all = [(m, f.trend) for m in markets if (f := self.trend_report(crop_id, m.id, outlook=False)).trend is not None]
+        # One span for all said once in the header; mixed cadences say each market's own.
+        spans = {trends.span_text(self.t, t) for _, t in found_all}
         parts: list[str] = []
         text = ""
-        for m in markets:
-            found = trends.trend(self.series(crop_id, m.id))
-            if found is None:
-                continue
-            part = self.t("sms.trend_item", market=m.name, change=signed_percent(found.change_percent))
-            candidate = self.t("sms.trend_list", crop=crop, items=", ".join(parts + [part]))
+        for m, found in found_all:
+            change = signed_percent(found.change_percent)
+            if len(spans) > 1:
+                change = self.t("sms.trend_item_span", change=change, span=trends.span_text(self.t, found))
+            part = self.t("sms.trend_item", market=self.market(m.id), change=change)
+            if len(spans) == 1:
+                candidate = self.t("sms.trend_list", crop=crop, span=next(iter(spans)), items=", ".join(parts + [part]))
+            else:
+                candidate = self.t("sms.trend_list_mixed", crop=crop, items=", ".join(parts + [part]))
             if not self.fits(candidate):
                 break
             parts.append(part)

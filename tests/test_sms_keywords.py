@@ -161,6 +161,7 @@ LONG = {
     "wanted": "1 250 000",
     "direction": "a ma yɛlɛma",
     "until": "26/12",
+    "span": "dɔgɔkun 4",
     "forecast": "1 250 000",
     "low": "1 100 000",
     "high": "1 400 000",
