@@ -25,4 +25,4 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["sh", "-c", "gateway migrate && exec gateway serve --host 0.0.0.0 --port 8000 --workers ${GATEWAY_WORKERS:-1}"]
+CMD ["sh", "-c", "gateway setup && exec gateway serve --host 0.0.0.0 --port 8000 --workers ${GATEWAY_WORKERS:-1}"]
