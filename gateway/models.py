@@ -435,3 +435,16 @@ class BuyerSummary(SQLModel, table=True):
     last_offer_id: int = 0
     sms_id: int | None = Field(default=None, foreign_key="sms_message.id")
     created_at: dt.datetime = _ts()
+
+
+class BudgetUsage(SQLModel, table=True):
+    """What a budget (SMS per day, replies per day, replies to new numbers per hour...) has spent
+    in one period. One row per (name, period), reserved by gateway.budgets under a row lock, so
+    any number of workers and processes share one ceiling."""
+
+    __tablename__ = "budget_usage"
+
+    name: str = Field(max_length=32, primary_key=True)
+    period: str = Field(max_length=16, primary_key=True)  # "2026-12-01" (a day) or "2026-12-01T14" (an hour)
+    used: int = Field(default=0)
+    updated_at: dt.datetime = _ts()
