@@ -34,7 +34,10 @@ run: seed
 	@echo "  SMS that would have been sent: $(URL)/fake-at/_fake/ (GATEWAY_SMS_PROVIDER=orange: /fake-orange/_fake/)"
 	@echo "  API documentation: $(URL)/docs"
 	@echo ""
-	MALLOC_ARENA_MAX=2 $(BIN)/gateway serve --host $(HOST) --port $(PORT)
+	@echo "  DEVELOPMENT MODE (GATEWAY_DEV_MODE=true): callbacks need no secret, fakes on loopback;"
+	@echo "  never expose this server (production: see README, Security)"
+	@echo ""
+	GATEWAY_DEV_MODE=true MALLOC_ARENA_MAX=2 $(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 test: install
 	@# The console's end-to-end tests drive Debian's Chromium; without root they are skipped
@@ -43,7 +46,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 simulate: seed
-	$(BIN)/gateway simulate
+	GATEWAY_DEV_MODE=true $(BIN)/gateway simulate
 
 bench: install
 	$(BIN)/python bench/ussd_load.py

@@ -1136,6 +1136,7 @@ def main(argv=None) -> int:
         env.update(
             GATEWAY_DATABASE_URL=url, GATEWAY_LOG_LEVEL="WARNING", GATEWAY_SECRET_KEY="soak",
             GATEWAY_SECRET_KEY_FILE=str(tmp / "secret.key"), PYTHONUNBUFFERED="1",
+            GATEWAY_DEV_MODE="true",  # callbacks posted without a webhook secret
         )  # fmt: skip
         print(f"  database: {url} (gateway migrate + seed-demo)")
         try:

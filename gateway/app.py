@@ -19,9 +19,11 @@ from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.metrics import Metrics
-from gateway.middleware import BodyLimit, RequestId, SecurityHeaders, WebhookGuard
+from gateway.replies import ReplyRules
+from gateway.middleware import BodyLimit, LoopbackOnly, RequestId, SecurityHeaders, WebhookGuard
 from gateway.sending import SmsSender
 from gateway.settings import Settings
+from gateway.startup import DEV_MODE_BANNER, check_production
 from messages import default_catalog
 
 log = logging.getLogger("gateway.app")
@@ -29,6 +31,9 @@ log = logging.getLogger("gateway.app")
 FAKE_AT_PREFIX = "/fake-at"
 FAKE_ORANGE_PREFIX = "/fake-orange"
 FAKE_ORANGE_SENDER = "tel:+2230000"
+# Africa's Talking documents no body limit; the adapter sends up to MAX_RECIPIENTS (1,000) numbers
+# with a text of up to 10 segments, about 20 KiB form-encoded. 1 MiB leaves room for any of it.
+FAKE_BODY_BYTES = 1 << 20
 
 
 def build_sender(settings: Settings) -> SmsSender:
@@ -65,6 +70,12 @@ def build_sender(settings: Settings) -> SmsSender:
     )
 
 
+def _sends_to_a_fake(settings: Settings) -> bool:
+    if settings.sms_provider == "orange":
+        return settings.orange_uses_fake and not settings.orange_base_url
+    return settings.sms_uses_fake and not settings.at_base_url
+
+
 async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
@@ -89,6 +100,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI):
         app.state.db = Database.from_settings(settings)
         app.state.sender = build_sender(settings)
+        if settings.dev_mode:
+            log.warning(DEV_MODE_BANNER)
+        elif _sends_to_a_fake(settings):
+            log.warning("no aggregator credentials: SMS cannot be sent (the built-in fakes run only with GATEWAY_DEV_MODE=true)")
         worker = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
         try:
             yield
@@ -109,6 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or (lambda: dt.datetime.now(settings.tz))
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
+    app.state.reply_rules = ReplyRules.from_settings(settings)
     app.include_router(webhooks.router)
     app.include_router(webhooks_orange.router)
     app.include_router(api.router)
@@ -125,19 +141,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,
-        by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes},
+        # The fakes take what the real APIs take: a 1,000-recipient bulk request is ~17 KiB.
+        by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes,
+                   FAKE_AT_PREFIX: FAKE_BODY_BYTES, FAKE_ORANGE_PREFIX: FAKE_BODY_BYTES},
     )
     app.add_middleware(RequestId)
 
-    if settings.sms_uses_fake and not settings.at_base_url:
+    # The fakes list every SMS with full numbers and take configuration without a sign-in: only
+    # in development mode, and only for this machine.
+    app.state.fakes_mounted = []
+    if settings.dev_mode and settings.sms_uses_fake and not settings.at_base_url:
         from gateway.aggregators.fake_at import FakeAT, create_fake_at_app
         from messages.sms import measure
 
-        app.mount(FAKE_AT_PREFIX, create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments)))
-    if settings.orange_uses_fake and not settings.orange_base_url:
+        fake = create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments))
+        app.mount(FAKE_AT_PREFIX, LoopbackOnly(fake))
+        app.state.fakes_mounted.append(FAKE_AT_PREFIX)
+    if settings.dev_mode and settings.orange_uses_fake and not settings.orange_base_url:
         from gateway.aggregators.fake_orange import create_fake_orange_app
 
-        app.mount(FAKE_ORANGE_PREFIX, create_fake_orange_app())
+        app.mount(FAKE_ORANGE_PREFIX, LoopbackOnly(create_fake_orange_app()))
+        app.state.fakes_mounted.append(FAKE_ORANGE_PREFIX)
 
     app.state.metrics = Metrics(app)
     app.state.ussd_limiter = webhooks.PhoneRateLimit(settings.ussd_hops_per_minute)
@@ -172,4 +196,5 @@ def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory` and `gateway serve`: settings from the environment."""
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
+    check_production(settings)  # `gateway serve` said it already; uvicorn --factory run by hand too
     return create_app(settings)

@@ -72,7 +72,12 @@ def serve(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("GATEWAY_PUBLIC_URL", f"http://{local}:{port}")
     settings = _settings()  # fail early, with a clear message, on bad configuration
+    from gateway.startup import DEV_MODE_BANNER, check_production
+
+    check_production(settings)
     _check_database(settings)
+    if settings.dev_mode:
+        typer.secho(f"*** {DEV_MODE_BANNER} ***", fg=typer.colors.RED, bold=True, err=True)
     if settings.sms_provider == "orange" and settings.orange_uses_fake:
         typer.echo(f"No Orange credentials: SMS go to the built-in fake, {settings.public_url}/fake-orange/_fake/")
     elif settings.sms_uses_fake:
@@ -111,6 +116,8 @@ def simulate(
     from fastapi.testclient import TestClient
 
     from gateway.app import create_app
+    from urllib.parse import urlencode
+
     from gateway.phones import InvalidPhone, parse_phone
 
     try:
@@ -119,7 +126,11 @@ def simulate(
         raise typer.BadParameter(str(exc), param_hint="--phone") from None
     session_id = f"sim-{uuid.uuid4().hex[:12]}"
     inputs: list[str] = []
-    with TestClient(create_app(_settings())) as client:
+    settings = _settings()
+    # In-process, as the aggregator would post: with the webhook secret when one is set.
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    url = "/webhooks/at/ussd" + (f"?{urlencode({'token': secret})}" if secret else "")
+    with TestClient(create_app(settings)) as client:
         while True:
             form = {
                 "sessionId": session_id,
@@ -128,7 +139,7 @@ def simulate(
                 "networkCode": "61002",
                 "text": "*".join(inputs),
             }
-            reply = client.post("/webhooks/at/ussd", data=form)
+            reply = client.post(url, data=form)
             if reply.status_code != 200:
                 typer.echo(f"HTTP {reply.status_code}: {reply.text}", err=True)
                 raise typer.Exit(1)

@@ -13,11 +13,12 @@ from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gateway import models
+from gateway import models, replies
 from gateway.broadcast import publish_alerts
 from gateway.content import overrides
 from gateway.outbox import queue_sms
 from gateway.phones import mask
+from gateway.replies import ReplyRules
 from menus import types as m
 from messages import Catalog, default_catalog
 
@@ -84,9 +85,11 @@ def apply_effects(
     channel: str = "ussd",
     catalog: Catalog | None = None,
     fold: bool = True,
+    rules: ReplyRules | None = None,
 ) -> None:
     """`catalog` and `fold` are for the SMS some effects send (default: the files with staff
-    overrides, folded to GSM-7 when that saves segments)."""
+    overrides, folded to GSM-7 when that saves segments); `rules` bound them like any reply
+    (gateway.replies; default: Mali only, the default ceilings)."""
     if not effects:
         return
     producer = ensure_producer(session, phone)
@@ -120,7 +123,7 @@ def apply_effects(
                 _record_offer(session, producer, demand_id, quantity, session_ref, channel, now, today)
             case m.SendService(service_id=service_id):
                 catalog = catalog or default_catalog().with_overrides(overrides(session))
-                _send_service(session, producer, service_id, session_ref, now, catalog, fold)
+                _send_service(session, producer, service_id, session_ref, now, catalog, fold, rules or ReplyRules())
             case m.ReportPrice():
                 if not effect.held_reason:
                     publish_alerts(session, pairs=[(effect.crop_id, effect.market_id)], now=now,
@@ -174,7 +177,9 @@ def _record_offer(session, producer, demand_id, quantity, session_ref, channel, 
         offer.quantity_kg = quantity
 
 
-def _send_service(session, producer, service_id, session_ref, now, catalog: Catalog, fold: bool) -> None:
+def _send_service(
+    session, producer, service_id, session_ref, now, catalog: Catalog, fold: bool, rules: ReplyRules
+) -> None:
     """One SMS with a directory entry, once per entry and session (a retried hop sends nothing
     more), at most MAX_SERVICE_SMS_PER_DAY a day per caller."""
     service = session.get(models.Service, service_id)
@@ -189,13 +194,18 @@ def _send_service(session, producer, service_id, session_ref, now, catalog: Cata
     if request_id is None:
         return
     sr = models.ServiceRequest
-    sent = session.exec(
-        select(func.count()).select_from(sr).where(
-            sr.producer_id == producer.id, col(sr.sms_id).is_not(None), sr.created_at >= now - dt.timedelta(days=1)
-        )
-    ).one()
-    if sent >= MAX_SERVICE_SMS_PER_DAY:
-        log.warning("service sms limit reached", extra={"phone": mask(producer.phone)})
+
+    def sent() -> int:
+        return session.exec(
+            select(func.count()).select_from(sr).where(
+                sr.producer_id == producer.id, col(sr.sms_id).is_not(None), sr.created_at >= now - dt.timedelta(days=1)
+            )
+        ).one()
+
+    # Like any reply: allowed countries, the daily reply budget, the new-number ceiling; and
+    # its own per-number cap, counted under the number's lock.
+    if replies.check(session, producer=producer, now=now, rules=rules, sent_today=sent,
+                     per_number=MAX_SERVICE_SMS_PER_DAY, what="directory sms") is not None:
         return
     language = producer.language or "fr"
     entry = m.ServiceEntry(service.id, service.category, service.region, service.name, service.phone,

@@ -162,3 +162,23 @@ class WebhookGuard:
             )
             return await _plain(send, 403, "forbidden")
         await self.app(scope, receive, send)
+
+
+class LoopbackOnly:
+    """Only this machine may reach the wrapped app (the development fakes); others get 404, as if
+    it were not there. The address is the connection's (or a trusted proxy's X-Forwarded-For)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not is_loopback(scope.get("client")):
+            return await _plain(send, 404, "not found")
+        await self.app(scope, receive, send)
+
+
+def is_loopback(client) -> bool:
+    try:
+        return bool(client) and ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False

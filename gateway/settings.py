@@ -96,12 +96,26 @@ class Settings(BaseSettings):
     worker_in_process: bool = Field(True, description="`gateway serve` also runs a broadcaster")
     worker_batch_size: int = Field(5000, ge=1, description="Messages claimed per worker step")
     worker_poll_s: float = Field(1.0, gt=0, description="Idle worker's pause between looks at the outbox")
-    # Hardening.
+    # Hardening. Outside development mode the server refuses to start without a webhook secret (or
+    # an allow-list of the aggregator's networks): a forged callback could publish prices, opt
+    # farmers out or make the service text any number.
+    dev_mode: bool = Field(
+        False, description="Development: fake aggregators on loopback, callbacks accepted without a secret"
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="When set, aggregator callbacks must carry ?token=<this> (else 403)"
     )
     webhook_allow_networks: str = Field(
         "", description="Comma-separated networks callbacks may come from (empty: any), e.g. 196.201.214.0/24"
+    )
+    allowed_countries: str = Field(
+        "ML", description="Comma-separated ISO regions whose numbers get replies (SMS pumping), e.g. ML,SN"
+    )
+    new_number_replies_per_hour: int = Field(
+        200, ge=0, description="Replies per hour, all together, to numbers first heard from in the last 24 hours"
+    )
+    daily_reply_budget: int = Field(
+        5_000, ge=0, description="Replies (SMS answers, directory SMS) per day, apart from the bulk budget"
     )
     max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body for webhooks")
     max_upload_bytes: int = Field(5_000_000, ge=1024, description="Largest request body for the console and API")
@@ -121,6 +135,30 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         ZoneInfo(value)  # raises for an unknown zone
         return value
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _regions(cls, value: str) -> str:
+        import phonenumbers
+
+        regions = [part.strip().upper() for part in value.split(",") if part.strip()]
+        if not regions:
+            raise ValueError("name at least one region (ISO 3166 codes such as ML)")
+        known = phonenumbers.SUPPORTED_REGIONS
+        unknown = [r for r in regions if r not in known]
+        if unknown:
+            raise ValueError(f"unknown region {unknown[0]!r} (ISO 3166 codes such as ML, SN, CI)")
+        return ",".join(regions)
+
+    @property
+    def allowed_regions(self) -> frozenset[str]:
+        return frozenset(r for r in self.allowed_countries.split(",") if r)
+
+    @property
+    def webhook_guarded(self) -> bool:
+        """Callbacks need a secret or come from listed networks."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        return bool(secret) or bool(self.webhook_allow_networks.strip())
 
     @property
     def tz(self) -> ZoneInfo:

@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway import models
+from gateway import models, replies
 from gateway.aggregators.africastalking import DeliveryReport, InboundSms
 from gateway.dataview import SqlDataView
 from gateway.effects import apply_effects, ensure_producer, insert_ignore, profile_of
 from gateway.outbox import MAX_ATTEMPTS, opt_out, queue_sms, retry_later
 from gateway.phones import mask
+from gateway.replies import ReplyRules
 from menus.sms import SmsConfig, respond
 from messages import Catalog
 
@@ -50,8 +51,11 @@ def receive(
     config: SmsConfig,
     replies_per_day: int,
     tz: ZoneInfo,
+    rules: ReplyRules | None = None,
 ) -> int | None:
-    """Handle one inbound SMS once. Returns the id of the queued reply, if any."""
+    """Handle one inbound SMS once. Returns the id of the queued reply, if any: none when a
+    ceiling of `rules` (gateway.replies; default: replies_per_day, Mali only) refuses it."""
+    rules = rules or ReplyRules(per_number_per_day=replies_per_day, tz=tz)
     stamp = now.astimezone(dt.timezone.utc)
     inbound_id = insert_ignore(
         session,
@@ -91,13 +95,18 @@ def receive(
         today=now.astimezone(tz).date(),
         session_ref=f"sms:{message.provider_id}",
         channel="sms",
+        rules=rules,
     )
     inbound.intent = reply.intent
     session.add(inbound)
-    # Counted before queueing: the limit stops loops with other automatic responders.
-    if replies_today(session, message.phone, stamp, tz) >= replies_per_day:
-        inbound.note = "rate_limited"
-        log.warning("sms reply limit reached", extra={"phone": mask(message.phone)})
+    # Counted before queueing: the per-number cap stops loops with other automatic responders,
+    # the country and the global ceilings stop SMS pumping (see gateway.replies).
+    refused = replies.check(
+        session, producer=producer, now=stamp, rules=rules,
+        sent_today=lambda: replies_today(session, message.phone, stamp, rules.tz),
+    )
+    if refused is not None:
+        inbound.note = "rate_limited" if refused == replies.PER_NUMBER else f"refused:{refused}"
         return None
     row = queue_sms(
         session,

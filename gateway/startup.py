@@ -72,3 +72,22 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> str | Non
     if isinstance(exc, ArgumentError):
         return f"{ENV_PREFIX}DATABASE_URL is not a database URL: {exc}"
     return None
+
+
+def check_production(settings) -> None:
+    """Outside development mode, aggregator callbacks must be authenticated: without a secret (or
+    the aggregator's networks) anyone who can reach the server could forge a price report, opt
+    farmers out or make it text any number. Refuse to start, in one line."""
+    if settings.dev_mode or settings.webhook_guarded:
+        return
+    raise StartupError(
+        f"{ENV_PREFIX}WEBHOOK_SECRET is not set: anyone could forge aggregator callbacks; set it (and "
+        f"end the callback URLs with ?token=<it>), or {ENV_PREFIX}WEBHOOK_ALLOW_NETWORKS, or "
+        f"{ENV_PREFIX}DEV_MODE=true on a development machine"
+    )
+
+
+DEV_MODE_BANNER = (
+    "DEVELOPMENT MODE (GATEWAY_DEV_MODE=true): fake aggregators mounted on loopback, callbacks "
+    "accepted without a secret unless GATEWAY_WEBHOOK_SECRET is set. Never expose this server."
+)

@@ -6,6 +6,7 @@ Runs inside the caller's unit of work (one transaction per hop); never commits i
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, case, update
@@ -17,7 +18,12 @@ from gateway.aggregators.africastalking import UssdHop, UssdSessionEnd
 from gateway.dataview import SqlDataView
 from gateway.effects import apply_effects, insert_ignore, producer_by_phone, profile_of
 from menus import types as m
-from messages import Catalog
+from gateway.phones import mask
+from gateway.replies import ReplyRules
+from menus.paging import truncate
+from messages import Catalog, to_ussd
+
+log = logging.getLogger("gateway.ussd")
 
 
 @dataclass
@@ -80,6 +86,14 @@ def plan_hop(
     trace = trace or HopTrace()
     connection = session.connection()
     start = connection.execute(_SESSION_START, {"session_id": hop.session_id}).first()
+    if start is not None and start[3] != hop.phone:
+        # A session id is not a secret: a hop naming another caller's session must neither see
+        # that caller's profile nor act in their name. End it; write nothing.
+        log.warning("ussd hop on another caller's session", extra={"session": hop.session_id, "phone": mask(hop.phone)})
+        language = start[1] or "fr"
+        trace.language = language
+        text = truncate(to_ussd(catalog.text(language, "error.internal")), config.max_chars)
+        return HopPlan(m.Screen(text=text, end=True, screen_id="foreign_session", language=language), False, {}, False)
     if start is None:
         start_profile = snapshot(session, producer_by_phone(session, hop.phone))
         trace.language = start_profile.get("language")
@@ -98,9 +112,11 @@ def plan_hop(
 
 
 def record_hop(
-    session: Session, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True
+    session: Session, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True,
+    rules: ReplyRules | None = None,
 ) -> None:
-    """The hop's writes: the session row, the effects. Nothing when the hop only read."""
+    """The hop's writes: the session row, the effects. Nothing when the hop only read. `rules`
+    bound the SMS an effect sends (gateway.replies)."""
     if not plan.changed:
         return
     screen = plan.screen
@@ -129,6 +145,7 @@ def record_hop(
         today=now.date(),
         catalog=catalog,
         fold=fold,
+        rules=rules,
     )
     session.connection().execute(
         _SESSION_HOP,
@@ -152,18 +169,19 @@ def handle_hop(
     data: m.DataView | None = None,
     trace: HopTrace | None = None,
     fold: bool = True,
+    rules: ReplyRules | None = None,
 ) -> m.Screen:
     """A whole hop in the caller's unit of work. Writes come last: on SQLite the database-wide
     write lock is then held only for them, not during the menu replay. `fold`: GATEWAY_SMS_FOLD,
     for the SMS an effect sends (a directory entry)."""
     plan = plan_hop(session, hop=hop, now=now, catalog=catalog, config=config, data=data, trace=trace)
-    record_hop(session, plan, hop=hop, now=now, catalog=catalog, fold=fold)
+    record_hop(session, plan, hop=hop, now=now, catalog=catalog, fold=fold, rules=rules)
     return plan.screen
 
 
 # Built once: statement construction is most of SQLAlchemy's cost on a hop this small.
 _us = models.UssdSession.__table__
-_SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section).where(
+_SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section, _us.c.phone).where(
     _us.c.session_id == bindparam("session_id")
 )
 _SESSION_HOP = (

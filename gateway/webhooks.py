@@ -113,7 +113,8 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
         return ussd.plan_hop(session, hop=hop, now=now, catalog=trace.catalog, config=config, data=data, trace=trace)
 
     def record(session, planned):
-        ussd.record_hop(session, planned, hop=hop, now=now, catalog=trace.catalog, fold=settings.sms_fold)
+        ussd.record_hop(session, planned, hop=hop, now=now, catalog=trace.catalog, fold=settings.sms_fold,
+                        rules=state.reply_rules)
 
     def read():
         with db.unit_of_work() as session:
@@ -251,6 +252,7 @@ async def sms_inbound(
                 config=config,
                 replies_per_day=settings.sms_replies_per_day,
                 tz=settings.tz,
+                rules=request.app.state.reply_rules,
             )
 
     try:

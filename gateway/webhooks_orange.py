@@ -44,6 +44,8 @@ async def _json(request: Request) -> Any:
         return json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):  # the sender's fault, never ours
         raise BadRequest("unreadable JSON body") from None
+    except RecursionError:  # nested deeper than the parser goes (a 16 KiB body of "[")
+        raise BadRequest("JSON body nested too deeply") from None
 
 
 async def _stored(request: Request, work: Callable[[], Any], what: str, **extra: Any) -> tuple[bool, Any]:
@@ -74,6 +76,7 @@ async def receive_sms(
                 config=sms_config(settings),
                 replies_per_day=settings.sms_replies_per_day,
                 tz=settings.tz,
+                rules=state.reply_rules,
             )
 
     ok, reply_id = await _stored(request, work, "sms", phone=mask(message.phone))

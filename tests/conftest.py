@@ -137,7 +137,11 @@ def empty_db_url(backend):
 
 @pytest.fixture
 def settings(db_url) -> Settings:
-    return Settings(database_url=db_url, worker_in_process=False, content_cache_s=0, secret_key="test-secret")
+    # Explicitly development mode (callbacks without a secret, the fakes mounted): the default is
+    # production, which `gateway serve` refuses to start without a webhook secret.
+    return Settings(
+        database_url=db_url, worker_in_process=False, content_cache_s=0, secret_key="test-secret", dev_mode=True
+    )
 
 
 @pytest.fixture
@@ -191,6 +195,7 @@ def sms_settings(db_url, fake_at) -> Settings:
         worker_in_process=False,
         content_cache_s=0,
         secret_key="test-secret",
+        dev_mode=True,  # callbacks without a secret (see `settings`)
     )
 
 

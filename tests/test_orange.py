@@ -678,7 +678,8 @@ def test_console_shows_the_provider_and_the_fake_is_mounted(settings, db, env, s
     with db.unit_of_work() as session:
         auth.create_staff(session, role="admin", **login)
     chosen = Settings(**env).model_dump(include=set(env))
-    with TestClient(create_app(settings.model_copy(update=chosen), clock=lambda: NOW)) as client:
+    app = create_app(settings.model_copy(update=chosen), clock=lambda: NOW)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # the fakes answer loopback only
         page = client.get("/admin/login").text
         csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
         client.post("/admin/login", data={**login, "csrf_token": csrf})

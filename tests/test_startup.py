@@ -54,7 +54,7 @@ def gateway(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
             "configuration error: GATEWAY_QUIET_HOURS", id="bad-quiet-hours",
         ),
         pytest.param(
-            ("serve", "--port", "1"), {"GATEWAY_DATABASE_URL": "sqlite:///{tmp}/never-migrated.db"},
+            ("serve", "--port", "1"), {"GATEWAY_DATABASE_URL": "sqlite:///{tmp}/never-migrated.db", "GATEWAY_DEV_MODE": "true"},
             "schema is not current: run `gateway migrate`", id="serve-before-migrate",
         ),
     ],
