@@ -23,6 +23,7 @@ class Metrics:
         )
         self.webhook_errors = Counter("sugu_webhook_errors", "Webhook requests not handled", ["kind"], registry=self.registry)
         self.registry.register(_OutboxCollector(app))
+        self.registry.register(_ReplyCollector(app))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -65,3 +66,28 @@ class _OutboxCollector:
         else:
             lag.add_metric([], 0)
         yield from (by_status, cost, depth, lag)
+
+
+class _ReplyCollector:
+    """The reply ceilings (gateway.replies), from the shared ledger: the same in every process."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def collect(self):
+        from gateway import replies
+
+        state = self.app.state
+        try:
+            with state.db.unit_of_work() as session:
+                today = replies.today(session, state.clock(), state.settings.tz)
+        except Exception:
+            return
+        spent = GaugeMetricFamily("sugu_replies_today", "Replies reserved today (GATEWAY_DAILY_REPLY_BUDGET)")
+        spent.add_metric([], today.replies)
+        refused = GaugeMetricFamily(
+            "sugu_replies_refused_today", "Replies not sent today, by the ceiling that refused them", labels=["ceiling"]
+        )
+        for ceiling, n in today.refused.items():
+            refused.add_metric([ceiling], n)
+        yield from (spent, refused)

@@ -19,6 +19,7 @@ import menus
 from gateway.deps import DbId
 from gateway import auth, broadcast, corrections, linkage, models, outbox
 from gateway import reference
+from gateway import replies
 from gateway.admin.core import (
     Admin,
     AnyStaff,
@@ -99,6 +100,36 @@ SECTION_LABELS = {
 }
 
 
+CEILING_LABELS = {
+    replies.COUNTRY: "Number outside the allowed countries",
+    replies.PER_NUMBER: "Per-number daily cap",
+    replies.DAILY_BUDGET: "Daily reply budget",
+    replies.NEW_NUMBERS: "Hourly ceiling on new numbers",
+}
+
+
+def _posture(request: Request, settings, today: replies.Today) -> dict:
+    """What protects the service from the outside, and whether a reply ceiling was hit today."""
+    secret = bool(settings.webhook_secret and settings.webhook_secret.get_secret_value())
+    networks = [n.strip() for n in settings.webhook_allow_networks.split(",") if n.strip()]
+    guard = " and ".join(filter(None, ["secret token" if secret else "", "networks " + ", ".join(networks) if networks else ""]))
+    return {
+        "dev_mode": settings.dev_mode,
+        "guard": guard,
+        "fakes": list(getattr(request.app.state, "fakes_mounted", [])),
+        "countries": sorted(settings.allowed_regions),
+        "replies": today.replies,
+        "daily_reply_budget": settings.daily_reply_budget,
+        "new_this_hour": today.new_number_replies_this_hour,
+        "new_per_hour": settings.new_number_replies_per_hour,
+        "per_number": settings.sms_replies_per_day,
+        "bulk_sms": settings.daily_sms_budget,
+        "bulk_segments": settings.daily_segment_budget,
+        "refused": [(CEILING_LABELS[c], n) for c, n in today.refused.items()],
+        "hit": any(today.refused.values()),
+    }
+
+
 @router.get("/", name="admin_dashboard")
 def dashboard(request: Request, staff: AnyStaff):
     now = now_of(request).astimezone(UTC)
@@ -127,6 +158,7 @@ def dashboard(request: Request, staff: AnyStaff):
         ).all()
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
         markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
+        reply_today = replies.today(session, now, settings.tz)
         crop_id = int(request.query_params.get("crop") or (crops[0].id if crops else 0))
         market_id = int(request.query_params.get("market") or (markets[0].id if markets else 0))
         series = session.exec(
@@ -154,6 +186,7 @@ def dashboard(request: Request, staff: AnyStaff):
             "sms_provider": request.app.state.sender.name,
             "sms_fake": settings.sms_uses_fake or settings.orange_uses_fake,
             "stale": stale,
+            "posture": _posture(request, settings, reply_today),
             "crops": crops,
             "markets": markets,
             "crop_id": crop_id,
