@@ -25,4 +25,7 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
+# Production: `gateway serve` refuses to start without GATEWAY_WEBHOOK_SECRET (or
+# GATEWAY_WEBHOOK_ALLOW_NETWORKS): docker run -e GATEWAY_WEBHOOK_SECRET=<long random string> ...
+# (never GATEWAY_DEV_MODE here: it accepts unauthenticated callbacks). See README, Security.
 CMD ["sh", "-c", "gateway setup && exec gateway serve --host 0.0.0.0 --port 8000 --workers ${GATEWAY_WORKERS:-1}"]
