@@ -217,6 +217,9 @@ def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> 
     row = session.exec(
         select(models.UssdSession).where(models.UssdSession.session_id == event.session_id)
     ).one()
+    if row.phone != event.phone:  # bound to its caller, as hops are
+        log.warning("ussd end event for another caller's session", extra={"session": event.session_id, "phone": mask(event.phone)})
+        return
     row.end_status = event.status
     row.end_cost = event.cost or None
     row.end_duration_ms = event.duration_ms

@@ -339,6 +339,13 @@ def test_ussd_session_bound_to_caller(client, db):
         assert row.phone == FARMER
         assert session.exec(select(models.Producer).where(models.Producer.phone == other)).first() is None
     assert "Awa" in client.post("/webhooks/at/ussd", data=ussd_form("shared-1", FARMER, "5")).text
+    # Nor can another number close it.
+    end = {"sessionId": "shared-1", "phoneNumber": other, "serviceCode": "*123#", "networkCode": "61002",
+           "status": "Failed", "date": "2026-11-28 09:30:00"}
+    assert client.post("/webhooks/at/ussd/events", data=end).status_code == 200
+    with db.unit_of_work() as session:
+        row = session.exec(select(models.UssdSession).where(models.UssdSession.session_id == "shared-1")).one()
+        assert row.end_status is None or row.end_status == ""
 
 
 @pytest.mark.parametrize("path", ["/webhooks/orange/sms", "/webhooks/orange/sms/delivery"])
