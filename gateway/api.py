@@ -122,7 +122,7 @@ class PricesIn(ApiModel):
     prices: list[PriceIn] = Field(min_length=1, max_length=5000)
     alerts: bool = Field(True, description="send SMS alerts to the subscribers of the newest prices")
     acknowledge_outliers: bool = Field(
-        False, description="publish prices far from the recent median (the enumerators' rule) anyway; "
+        False, description="publish prices far from the reference price (the enumerators' rule) anyway; "
         "without it such a price is refused with 422 naming it")
 
 
@@ -257,7 +257,7 @@ def publish_prices(request: Request, body: PricesIn, staff: PriceStaff):
 
 
 def _check_units_and_outliers(session: Session, rows, *, acknowledged: bool, tolerance: float) -> None:
-    """Units and kinds from the reference tables; prices far from the recent median (the rule
+    """Units and kinds from the reference tables; prices far from the reference price (the rule
     enumerators' reports pass) are refused unless acknowledged. A price already stored is not
     checked again, so that re-sending a batch stays idempotent."""
     units, kinds = corrections.active_codes(session, models.Unit), corrections.active_codes(session, models.PriceKind)
@@ -279,7 +279,7 @@ def _check_units_and_outliers(session: Session, rows, *, acknowledged: bool, tol
             session, crop_id=crop.id, market_id=market_id, price=item.price, unit=unit, today=item.date, tolerance=tolerance)
         if found:
             flagged.append(f"{item.crop} at {item.market} on {item.date}: {item.price} F/{unit} is "
-                           f"{found.ratio:.2g}x the recent median of {round(found.median)} F")
+                           f"{found.ratio:.2g}x the reference price of {round(found.median)} F")
     if flagged:
         raise HTTPException(422, "prices far from the usual (send \"acknowledge_outliers\": true if they are right): "
                             + "; ".join(flagged))
@@ -310,7 +310,7 @@ def correct_price(request: Request, price_id: DbId, body: CorrectionIn, staff: P
                                         ignore=old.id)
             if found and not body.acknowledge_outliers and old.status == "published":
                 raise corrections.CorrectionError(
-                    f"{body.price} F/{unit} is {found.ratio:.2g}x the recent median of {round(found.median)} F "
+                    f"{body.price} F/{unit} is {found.ratio:.2g}x the reference price of {round(found.median)} F "
                     "(send \"acknowledge_outliers\": true if it is right)")
             new = corrections.correct(session, staff, obs_id=price_id, price=body.price, unit=body.unit, kind=body.kind,
                                       reason=body.reason, now=now)

@@ -57,7 +57,7 @@ class Outlier:
     ratio: float  # price / median
 
     def describe(self, crop: str, market: str) -> str:
-        return (f"{crop} at {market}: {self.price} F/{self.unit} is {self.ratio:.2g}x the recent median "
+        return (f"{crop} at {market}: {self.price} F/{self.unit} is {self.ratio:.2g}x the reference price "
                 f"of {round(self.median)} F")
 
 

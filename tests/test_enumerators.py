@@ -14,6 +14,7 @@ from sqlmodel import col, select, update
 from gateway import models
 from gateway.app import create_app
 from gateway.dataview import SqlDataView
+from menus import pricecheck
 from messages import default_catalog
 from tests.conftest import NOW
 from tests.test_admin import Browser, browser, clock, staff  # noqa: F401 (fixtures)
@@ -261,3 +262,35 @@ def test_staff_make_and_unmake_enumerators_refused(browser, api, cli_run, db, tm
     else:
         assert answer.status_code == status and message in answer.text, answer.text[-2000:]
     assert role_of(db) == "producer" and role_audits(db) == []
+
+
+# -- the reference rule itself (menus.pricecheck, pure) ----------------------------------------------
+
+
+def _days(n: int) -> dt.date:
+    return TODAY - dt.timedelta(days=n)
+
+
+ME, OTHER, STAFF = 1, 2, None
+P = pricecheck.PricePoint
+
+
+@pytest.mark.parametrize(
+    "points, expected",
+    [
+        pytest.param([P(13000, 1, _days(7)), P(14000, 1, _days(0)), P(30000, 1, _days(3), OTHER)], (13500, "staff", 1),
+                     id="recent-staff-prices-are-the-reference"),
+        pytest.param([P(13000, 1, _days(20)), P(13000, 1, _days(27))] + [P(25000, 1, _days(d), ME) for d in range(1, 6)],
+                     (13000, "reports", 1), id="the-reporters-own-reports-never-count"),
+        pytest.param([P(13000, 1, _days(d), OTHER) for d in (1, 2, 3)] + [P(25000, 1, _days(4), 3)] * 50,
+                     (13000, "reports", 1), id="a-day-counts-once-however-many-reports"),
+        pytest.param([P(13000, 1, _days(d), OTHER) for d in (8, 9)] + [P(25000, 1, _days(0), d) for d in range(3, 60)],
+                     (13000, "reports", 1), id="the-day-reported-does-not-count"),
+        pytest.param([P(13000, 1, _days(20)), P(18000, 2, _days(3)), P(20000, 3, _days(4))], (19000, "staff", None),
+                     id="too-little-here-the-crop-everywhere"),
+        pytest.param([P(13000, 1, _days(20)), P(13000, 1, _days(60), OTHER)], None, id="too-little-anywhere"),
+    ],
+)
+def test_reference_rule(points, expected):
+    found = pricecheck.reference(points, market_id=1, today=TODAY, reporter_id=ME)
+    assert (found and (found.median, found.basis, found.market_id)) == expected
