@@ -294,3 +294,19 @@ P = pricecheck.PricePoint
 def test_reference_rule(points, expected):
     found = pricecheck.reference(points, market_id=1, today=TODAY, reporter_id=ME)
     assert (found and (found.median, found.basis, found.market_id)) == expected
+
+
+@pytest.mark.parametrize("report_limit", [3])
+def test_enumerator_daily_report_limit_holds_under_concurrent_reports(db, app, report_limit):
+    """12 reports from one number at once (the aggregator retries, or a forger): 3 published."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (phone,) = make_enumerators(db, 1)
+    clients = [Browser(app) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: send(clients[n % 4].client, phone, f"P TOMATE SIKASSO {13000 + n}"), range(12)))
+    finally:
+        for c in clients:
+            c.close()
+    assert sorted(r.status for r in reports(db)) == ["held"] * 9 + ["published"] * 3
