@@ -188,6 +188,9 @@ def set_role(channel: str, role: str, *, browser, api, cli_run, db, tmp_path, st
         b = browser(staff_role)
         with db.unit_of_work() as session:
             producer = session.exec(select(models.Producer).where(models.Producer.phone == NEWCOMER)).one()
+        page = b.get(f"/admin/producers/{producer.id}")
+        if page.status_code == 200:  # the role control, on the producer's page
+            assert f'<option value="{producer.role}" selected>' in page.text and 'name="role"' in page.text
         return b.post(f"/admin/producers/{producer.id}/role", {"role": role})
     if channel == "api":
         return api("POST", "/api/v1/producers", staff_role, json={"phone": NEWCOMER, "role": role})
@@ -226,6 +229,13 @@ def test_staff_make_and_unmake_enumerators_console_api_import(browser, api, cli_
     answer = set_role(channel, "enumerator", **make_args)
     assert getattr(answer, "status_code", 200) in (200, 303), getattr(answer, "text", answer)
     assert role_of(db) == "enumerator"
+    if channel == "console":
+        page = browser("editor").get("/admin/producers?role=enumerator").text
+        assert NEWCOMER in page and "enumerator</span>" in page
+        assert NEWCOMER not in browser("editor").get("/admin/producers?role=producer").text
+    if channel == "api":
+        listed = api("GET", "/api/v1/producers?role=enumerator").json()
+        assert [(p["phone"], p["role"]) for p in listed] == [(NEWCOMER, "enumerator")]
     send(phone_client, NEWCOMER, "P TOMATE SIKASSO 13000")
     assert [r.status for r in reports(db)] == ["published"]
 
