@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from gateway.deps import DbId
 from gateway import reference
 from gateway import auth, broadcast, corrections, models
-from gateway.effects import ensure_producer, insert_ignore
+from gateway.effects import ensure_producer, insert_ignore, set_role
 from gateway.imports import date_problem
 from gateway.phones import InvalidPhone, parse_phone
 
@@ -122,7 +122,7 @@ class PricesIn(ApiModel):
     prices: list[PriceIn] = Field(min_length=1, max_length=5000)
     alerts: bool = Field(True, description="send SMS alerts to the subscribers of the newest prices")
     acknowledge_outliers: bool = Field(
-        False, description="publish prices far from the recent median (the enumerators' rule) anyway; "
+        False, description="publish prices far from the reference price (the enumerators' rule) anyway; "
         "without it such a price is refused with 422 naming it")
 
 
@@ -257,7 +257,7 @@ def publish_prices(request: Request, body: PricesIn, staff: PriceStaff):
 
 
 def _check_units_and_outliers(session: Session, rows, *, acknowledged: bool, tolerance: float) -> None:
-    """Units and kinds from the reference tables; prices far from the recent median (the rule
+    """Units and kinds from the reference tables; prices far from the reference price (the rule
     enumerators' reports pass) are refused unless acknowledged. A price already stored is not
     checked again, so that re-sending a batch stays idempotent."""
     units, kinds = corrections.active_codes(session, models.Unit), corrections.active_codes(session, models.PriceKind)
@@ -279,7 +279,7 @@ def _check_units_and_outliers(session: Session, rows, *, acknowledged: bool, tol
             session, crop_id=crop.id, market_id=market_id, price=item.price, unit=unit, today=item.date, tolerance=tolerance)
         if found:
             flagged.append(f"{item.crop} at {item.market} on {item.date}: {item.price} F/{unit} is "
-                           f"{found.ratio:.2g}x the recent median of {round(found.median)} F")
+                           f"{found.ratio:.2g}x the reference price of {round(found.median)} F")
     if flagged:
         raise HTTPException(422, "prices far from the usual (send \"acknowledge_outliers\": true if they are right): "
                             + "; ".join(flagged))
@@ -310,7 +310,7 @@ def correct_price(request: Request, price_id: DbId, body: CorrectionIn, staff: P
                                         ignore=old.id)
             if found and not body.acknowledge_outliers and old.status == "published":
                 raise corrections.CorrectionError(
-                    f"{body.price} F/{unit} is {found.ratio:.2g}x the recent median of {round(found.median)} F "
+                    f"{body.price} F/{unit} is {found.ratio:.2g}x the reference price of {round(found.median)} F "
                     "(send \"acknowledge_outliers\": true if it is right)")
             new = corrections.correct(session, staff, obs_id=price_id, price=body.price, unit=body.unit, kind=body.kind,
                                       reason=body.reason, now=now)
@@ -539,6 +539,10 @@ class ProducerIn(ApiModel):
     region: str = Field("", max_length=64)
     cluster: str = Field("", max_length=80)
     subscriptions: list[SubscriptionIn] = Field(default_factory=list, max_length=50)
+    role: Literal["producer", "enumerator"] | None = Field(
+        None, description="enumerator: may report market prices by SMS; producer: may not (unmakes an "
+                          "enumerator); absent: unchanged. Audited."
+    )
 
     @field_validator("phone")
     @classmethod
@@ -558,6 +562,7 @@ class ProducerOut(BaseModel):
     region: str
     cluster: str
     opted_out: bool
+    role: str
     subscriptions: list[SubscriptionIn]
 
 
@@ -572,12 +577,13 @@ def _producer_out(session: Session, p: models.Producer) -> ProducerOut:
         .order_by(s.id)
     ).all()
     return ProducerOut(id=p.id, phone=p.phone, name=p.name, language=p.language, village=p.village, region=p.region,
-                       cluster=p.cluster, opted_out=p.opted_out,
+                       cluster=p.cluster, opted_out=p.opted_out, role=p.role,
                        subscriptions=[SubscriptionIn(crop=c, market=m) for c, m in subs])
 
 
 @router.get("/producers", response_model=list[ProducerOut], summary="Find producers by phone or name")
 def list_producers(request: Request, staff: Editor, phone: str | None = None, q: str | None = None,
+                   role: Literal["producer", "enumerator"] | None = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     p = models.Producer
     with request.app.state.db.unit_of_work() as session:
@@ -589,6 +595,8 @@ def list_producers(request: Request, staff: Editor, phone: str | None = None, q:
                 raise HTTPException(422, f"phone: {exc}") from None
         if q:
             query = query.where(col(p.name).ilike(f"%{q}%"))
+        if role:
+            query = query.where(p.role == role)
         return [_producer_out(session, row) for row in session.exec(query)]
 
 
@@ -599,13 +607,15 @@ def upsert_producer(request: Request, body: ProducerIn, staff: Editor):
         pairs = [(_by_code(session, models.Crop, s.crop, "crop"), _by_code(session, models.Market, s.market, "market"))
                  for s in body.subscriptions]
         producer = ensure_producer(session, body.phone)
-        before = auth.snapshot(producer, ("name", "language", "village", "region", "cluster"))
+        before = auth.snapshot(producer, ("name", "language", "village", "region", "cluster", "role"))
         for name in ("name", "village", "region", "cluster"):
             value = getattr(body, name).strip()
             if value:
                 setattr(producer, name, value)
         if body.language:
             producer.language = body.language
+        if body.role:
+            set_role(session, producer, body.role, staff=staff, now=now, via="api")
         producer.updated_at = now.astimezone(dt.timezone.utc)
         session.add(producer)
         for crop_id, market_id in pairs:

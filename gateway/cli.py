@@ -329,19 +329,21 @@ def import_producers(
     skip_errors: Annotated[bool, _SKIP_ERRORS] = False,
 ) -> None:
     """Create or update producers from a CSV file: phone[, name, language, village, region,
-    cluster, subscriptions] (subscriptions: crop@market separated by ';' or '|')."""
+    cluster, subscriptions, role] (subscriptions: crop@market separated by ';' or '|'; role:
+    producer or enumerator, each change audited)."""
     from gateway import imports
 
     report, skipped = _run_import(
         file,
         skip_errors,
         parse=lambda text, crops, markets, now: imports.parse_producers_csv(text, crops=crops, markets=markets),
-        load=lambda session, rows, now: imports.import_producers(session, rows, now=now),
+        load=lambda session, rows, now: imports.import_producers(session, rows, now=now, source=f"cli:{file.name}"[:64]),
     )
     typer.echo(
         f"{file.name}: {report.rows} producers imported ({report.created} new, {report.updated} updated, "
         f"{report.unchanged} unchanged), {skipped} rows skipped; subscriptions: "
-        f"{report.subscriptions_added} added, {report.subscriptions_present} already present"
+        f"{report.subscriptions_added} added, {report.subscriptions_present} already present; "
+        f"roles changed: {report.roles_changed}"
     )
 
 

@@ -17,5 +17,6 @@ def engine_config(settings: Settings) -> menus.EngineConfig:
 
 def sms_config(settings: Settings) -> SmsConfig:
     return SmsConfig(
-        fold=settings.sms_fold, ussd_code=settings.ussd_code, report_tolerance=settings.price_report_tolerance
+        fold=settings.sms_fold, ussd_code=settings.ussd_code, report_tolerance=settings.price_report_tolerance,
+        reports_per_day=settings.max_reports_per_enumerator_per_day,
     )

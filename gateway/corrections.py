@@ -10,7 +10,6 @@ for everything to follow. Services never commit: the caller's unit of work does.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from sqlmodel import Session, col, select
 from gateway import auth, broadcast, models
 from gateway.content import overrides
 from gateway.settings import Settings
+from menus import pricecheck
 from menus.sms import MAX_REPORT_PRICE, REPORT_WINDOW_DAYS
 from messages import Catalog
 from messages.formatting import money, short_date
@@ -57,32 +57,28 @@ class Outlier:
     ratio: float  # price / median
 
     def describe(self, crop: str, market: str) -> str:
-        return (f"{crop} at {market}: {self.price} F/{self.unit} is {self.ratio:.2g}x the recent median "
+        return (f"{crop} at {market}: {self.price} F/{self.unit} is {self.ratio:.2g}x the reference price "
                 f"of {round(self.median)} F")
 
 
 def outlier(session: Session, *, crop_id: int, market_id: int, price: int, unit: str, today: dt.date,
             tolerance: float, ignore: int | None = None) -> Outlier | None:
-    """The price is above x or below 1/x of the median of the last weeks (this market, else the
-    crop everywhere, same unit). With too little history nothing is flagged: staff are the
-    reference then. `ignore`: an observation left out of the median (the one being corrected)."""
+    """The price is above x or below 1/x of the reference enumerators' reports are checked against
+    (menus.pricecheck: recent staff prices, else a median of earlier days that reports alone cannot
+    move; this market, else the crop everywhere, same unit). With too little history nothing is
+    flagged: staff are the reference then. `ignore`: an observation left out (the one being corrected)."""
     since = today - dt.timedelta(days=REPORT_WINDOW_DAYS)
     obs = models.PriceObservation
-    query = select(obs.price, obs.market_id).where(
+    query = select(obs.price, obs.market_id, obs.observed_on, obs.reported_by_id).where(
         obs.crop_id == crop_id, obs.unit == unit, obs.status == "published", obs.observed_on >= since
     )
     if ignore is not None:
         query = query.where(obs.id != ignore)
-    rows = session.exec(query).all()
-    history = [p for p, m in rows if m == market_id]
-    if len(history) < 2:
-        history = [p for p, _ in rows]
-    if len(history) < 2:
+    points = [pricecheck.PricePoint(*row) for row in session.exec(query).all()]
+    found = pricecheck.reference(points, market_id=market_id, today=today)
+    if found is None or not pricecheck.out_of_range(price, found.median, tolerance):
         return None
-    median = statistics.median(history)
-    if median <= 0 or median / tolerance <= price <= median * tolerance:
-        return None
-    return Outlier(crop_id, market_id, price, unit, float(median), price / median)
+    return Outlier(crop_id, market_id, price, unit, found.median, price / found.median)
 
 
 # -- correcting and withdrawing -----------------------------------------------------------------

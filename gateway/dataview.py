@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from gateway import models
 from menus import types as m
+from menus.pricecheck import PricePoint
 from messages import to_ussd
 
 
@@ -144,6 +145,21 @@ class SqlDataView:
             query = query.where(obs.market_id == market_id)
         return [tuple(row) for row in self.session.exec(query).all()]
 
+    def price_points(self, crop_id: int, unit: str, since: dt.date) -> Sequence[PricePoint]:
+        obs = models.PriceObservation
+        rows = self.session.exec(
+            select(obs.price, obs.market_id, obs.observed_on, obs.reported_by_id).where(
+                obs.crop_id == crop_id, obs.unit == unit, obs.status == "published", obs.observed_on >= since
+            )
+        ).all()
+        return [PricePoint(*row) for row in rows]
+
+    def reports_by(self, producer_id: int, day: dt.date) -> int:
+        obs = models.PriceObservation
+        return self.session.exec(
+            select(func.count()).select_from(obs).where(obs.reported_by_id == producer_id, obs.observed_on == day)
+        ).one()
+
     def services(self, category: str, region: str | None) -> Sequence[m.ServiceEntry]:
         s = models.Service
         query = select(s).where(s.category == category, s.active == True)  # noqa: E712
@@ -213,7 +229,7 @@ class ContentCache:
 
 
 class CachedDataView:
-    """SqlDataView through a ContentCache; price history (enumerator checks) is always fresh."""
+    """SqlDataView through a ContentCache; price history and the enumerators' checks are always fresh."""
 
     def __init__(self, session: Session, cache: ContentCache) -> None:
         self._sql = SqlDataView(session)
@@ -242,6 +258,12 @@ class CachedDataView:
 
     def price_history(self, crop_id: int, market_id: int | None, since: dt.date):
         return self._sql.price_history(crop_id, market_id, since)
+
+    def price_points(self, crop_id: int, unit: str, since: dt.date) -> Sequence[PricePoint]:
+        return self._sql.price_points(crop_id, unit, since)
+
+    def reports_by(self, producer_id: int, day: dt.date) -> int:
+        return self._sql.reports_by(producer_id, day)
 
     def services(self, category: str, region: str | None) -> Sequence[m.ServiceEntry]:
         return self._cache.get(

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gateway import models, replies
+from gateway import auth, models, replies
 from gateway.broadcast import publish_alerts
 from gateway.content import overrides
 from gateway.outbox import queue_sms
@@ -55,6 +55,22 @@ def ensure_producer(session: Session, phone: str) -> models.Producer:
     return producer
 
 
+def set_role(session: Session, producer: models.Producer, role: str, *, staff: auth.Staff | None,
+             now: dt.datetime, via: str) -> bool:
+    """Make or unmake an enumerator (who may report prices by SMS), audited; False when the
+    producer already had that role. `via`: console, api or the import's file name."""
+    if role not in models.PRODUCER_ROLES:
+        raise ValueError(f"role must be one of {', '.join(models.PRODUCER_ROLES)}, not {role!r}")
+    if producer.role == role:
+        return False
+    auth.audit(session, staff, action="role", entity="producer", entity_id=producer.phone,
+               before={"role": producer.role}, after={"role": role, "via": via}, now=now)
+    producer.role = role
+    producer.updated_at = now.astimezone(dt.timezone.utc)
+    session.add(producer)
+    return True
+
+
 def profile_of(session: Session, producer: models.Producer) -> m.Profile:
     subs = session.exec(
         select(models.Subscription.crop_id, models.Subscription.market_id)
@@ -71,6 +87,7 @@ def profile_of(session: Session, producer: models.Producer) -> m.Profile:
         subscriptions=tuple(m.Subscription(c, mk) for c, mk in subs),
         opted_out=producer.opted_out,
         role=producer.role,
+        producer_id=producer.id,
     )
 
 

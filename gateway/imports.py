@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
-from gateway import models
+from gateway import auth, models
 from gateway.broadcast import publish_alerts
-from gateway.effects import insert_ignore, producer_by_phone
+from gateway.effects import insert_ignore, producer_by_phone, set_role
 from gateway.phones import InvalidPhone, parse_phone
 from messages.ussd import to_ussd
 
@@ -75,6 +75,7 @@ PRODUCER_COLUMNS = {
     "region": "region",
     "cluster": "cluster", "groupement": "cluster",
     "subscriptions": "subscriptions", "abonnements": "subscriptions",
+    "role": "role",
 }
 PRODUCER_REQUIRED = ("phone",)
 # Producer text fields and their column widths (models.Producer).
@@ -132,6 +133,7 @@ class ProducerRow:
     region: str = ""
     cluster: str = ""
     subscriptions: tuple[tuple[int, int], ...] = ()  # (crop_id, market_id)
+    role: str | None = None  # producer | enumerator; None: leave as it is
 
 
 @dataclass
@@ -154,6 +156,7 @@ class ProducerImportReport:
     unchanged: int = 0
     subscriptions_added: int = 0
     subscriptions_present: int = 0
+    roles_changed: int = 0  # made or unmade enumerators (each audited)
 
 
 # -- names ------------------------------------------------------------------------------------------
@@ -986,7 +989,8 @@ def parse_producers_csv(
     text: str, *, crops: Sequence[Any], markets: Sequence[Any]
 ) -> tuple[list[ProducerRow], list[RowError]]:
     """Columns phone, and optionally name, language, village, region, cluster, subscriptions
-    (`crop@market` separated by `;` or `|`). Empty values leave what is stored unchanged.
+    (`crop@market` separated by `;` or `|`), role (producer or enumerator). Empty values leave
+    what is stored unchanged.
     Raises FileFormatError when the file cannot be read at all."""
     crop_lookup, market_lookup = crop_names(crops), market_names(markets)
     # A producer's region is one of the markets' (as the USSD profile offers), spelt as they are.
@@ -1032,18 +1036,24 @@ def parse_producers_csv(
             text_fields[name] = value
         subscriptions, problems = parse_subscriptions(values.get("subscriptions", ""), crop_lookup, market_lookup)
         found += problems
+        role = values.get("role", "").strip().lower() or None
+        if role is not None and role not in models.PRODUCER_ROLES:
+            found.append(f'role "{values["role"].strip()}": use {" or ".join(models.PRODUCER_ROLES)}')
         if found:
             errors += [RowError(line, reason) for reason in found]
             continue
         rows.append(
-            ProducerRow(line, phone, language=language, region=region, subscriptions=subscriptions, **text_fields)
+            ProducerRow(line, phone, language=language, region=region, subscriptions=subscriptions, role=role,
+                        **text_fields)
         )
     return rows, errors
 
 
-def import_producers(session: Session, rows: Sequence[ProducerRow], *, now: dt.datetime) -> ProducerImportReport:
+def import_producers(session: Session, rows: Sequence[ProducerRow], *, now: dt.datetime,
+                     staff: auth.Staff | None = None, source: str = "import") -> ProducerImportReport:
     """Create or update producers by phone (only non-empty fields are written) and add their
-    subscriptions (never removing any; an opted-out producer stays opted out)."""
+    subscriptions (never removing any; an opted-out producer stays opted out). A role makes or
+    unmakes an enumerator, each change audited in the name of `staff` (None: the command line)."""
     report = ProducerImportReport(rows=len(rows))
     for row in rows:
         producer = producer_by_phone(session, row.phone)
@@ -1060,6 +1070,9 @@ def import_producers(session: Session, rows: Sequence[ProducerRow], *, now: dt.d
             if value and getattr(producer, name) != value:
                 setattr(producer, name, value)
                 changed = True
+        if row.role is not None and set_role(session, producer, row.role, staff=staff, now=now, via=source):
+            report.roles_changed += 1
+            changed = True
         if changed:
             producer.updated_at = now
             session.add(producer)

@@ -143,6 +143,9 @@ class Demand(SQLModel, table=True):
     created_at: dt.datetime = _ts()
 
 
+PRODUCER_ROLES = ("producer", "enumerator")
+
+
 class Producer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=20, unique=True, description="E.164")
@@ -151,7 +154,7 @@ class Producer(SQLModel, table=True):
     village: str = Field(default="", max_length=80)
     region: str = Field(default="", max_length=64)
     cluster: str = Field(default="", max_length=80)
-    # "producer", or "enumerator": may report market prices by SMS.
+    # "producer", or "enumerator": may report market prices by SMS (PRODUCER_ROLES; staff set it).
     role: str = Field(default="producer", max_length=16)
     opted_out: bool = False
     created_at: dt.datetime = _ts()

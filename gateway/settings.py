@@ -121,7 +121,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(5_000_000, ge=1024, description="Largest request body for the console and API")
     ussd_hops_per_minute: int = Field(60, ge=1, description="Per phone and process; beyond, the session ends")
     price_report_tolerance: float = Field(
-        2.0, gt=1.0, description="Reports above x or below 1/x of the recent median are held for review"
+        2.0, gt=1.0, description="Reports above x or below 1/x of the reference price are held for review"
+    )
+    max_reports_per_enumerator_per_day: int = Field(
+        20, ge=1, description="Price reports an enumerator's number may publish a day; beyond, they are held"
     )
     retention_days: int = Field(
         400, ge=0, description="SMS and USSD session rows older than this many days are pruned daily (0: keep all)"

@@ -79,6 +79,10 @@ def receive(
         return None
     inbound = session.get(models.SmsInbound, inbound_id)
     producer = ensure_producer(session, message.phone)
+    if producer.role == "enumerator":
+        # One report per number at a time, so that the daily report limit counts every report
+        # before this one (PostgreSQL; SQLite's write lock, taken above, already does).
+        session.exec(select(models.Producer.id).where(models.Producer.id == producer.id).with_for_update())
     reply = respond(
         message.text,
         profile=profile_of(session, producer),

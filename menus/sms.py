@@ -7,14 +7,13 @@ the reply. Replies are composed to fit one SMS segment in the sender's language.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from dataclasses import dataclass
 
 from messages import Catalog
 from messages.formatting import long_date, money, short_date, signed_percent
 from messages.sms import measure, render_sms
 
-from menus import trends
+from menus import pricecheck, trends
 from menus.keywords import Parsed, parse
 from menus.types import (
     DataView,
@@ -30,7 +29,7 @@ from menus.types import (
 )
 
 SEGMENT = 160  # GSM-7 characters in one SMS
-REPORT_WINDOW_DAYS = 56
+REPORT_WINDOW_DAYS = pricecheck.WINDOW_DAYS
 MAX_REPORT_PRICE = 10_000_000
 
 
@@ -39,6 +38,7 @@ class SmsConfig:
     fold: bool = True
     ussd_code: str = "*123#"
     report_tolerance: float = 2.0
+    reports_per_day: int = 20  # per enumerator; beyond, reports wait for staff
 
 
 @dataclass(frozen=True)
@@ -300,22 +300,22 @@ class _Responder:
         return self.reply(parsed, "sms.report_published", (effect,), **params)
 
     def check_report(self, crop_id: int, market_id: int, price: int, unit: str, kind: str) -> str:
-        """Empty when the price is within the usual range, else why it waits for staff."""
+        """Empty when the report may be published at once, else why it waits for staff."""
+        reporter = self.profile.producer_id
+        limit = self.config.reports_per_day
+        # This report is not stored yet: the ones before it count.
+        if reporter is not None and self.data.reports_by(reporter, self.today) >= limit:
+            return self.t("sms.reason_daily_limit", limit=limit)
         since = self.today - dt.timedelta(days=REPORT_WINDOW_DAYS)
-        history = [p for p in self.data.price_history(crop_id, market_id, since) if p[1] == unit]
-        if len(history) < 2:
-            # Too little here: compare with the same crop everywhere.
-            history = [p for p in self.data.price_history(crop_id, None, since) if p[1] == unit]
-        if len(history) < 2:
+        found = pricecheck.reference(
+            self.data.price_points(crop_id, unit, since), market_id=market_id, today=self.today, reporter_id=reporter
+        )
+        if found is None:
             return self.t("sms.reason_no_reference")
-        median = statistics.median(p[0] for p in history)
-        tolerance = self.config.report_tolerance
-        if price > median * tolerance:
-            return self.t("sms.reason_high", median=money(median))
-        if price < median / tolerance:
-            return self.t("sms.reason_low", median=money(median))
-        return ""
-
+        if not pricecheck.out_of_range(price, found.median, self.config.report_tolerance):
+            return ""
+        key = "sms.reason_high" if price > found.median else "sms.reason_low"
+        return self.t(key, median=money(found.median))
 
 def respond(
     text: str,

@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+from menus.pricecheck import PricePoint
+
 LANGUAGES = ("fr", "bm")
 
 TIP_CATEGORIES = ("gap", "postharvest", "nutrition")
@@ -146,6 +148,7 @@ class Profile:
     subscriptions: tuple[Subscription, ...] = ()
     opted_out: bool = False
     role: str = "producer"  # or "enumerator": may report prices by SMS
+    producer_id: int | None = None  # the stored producer, when there is one (reports name it)
 
 
 class DataView(Protocol):
@@ -175,6 +178,15 @@ class DataView(Protocol):
         self, crop_id: int, market_id: int | None, since: dt.date
     ) -> Sequence[tuple[int, str, str, dt.date]]:
         """Published (price, unit, kind, day) since `since`, for one market or all (None)."""
+        ...
+
+    def price_points(self, crop_id: int, unit: str, since: dt.date) -> Sequence[PricePoint]:
+        """Published prices of a crop in one unit since `since`, every market, with who reported
+        them (menus.pricecheck: the reference enumerators' reports are checked against)."""
+        ...
+
+    def reports_by(self, producer_id: int, day: dt.date) -> int:
+        """Price reports (published, held or rejected) this enumerator sent for `day`."""
         ...
 
     def services(self, category: str, region: str | None) -> Sequence[ServiceEntry]:

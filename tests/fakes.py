@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from menus.pricecheck import PricePoint
 from menus.types import Crop, Demand, Market, PriceQuote, ServiceEntry, Tip
 
 TODAY = dt.date(2026, 11, 28)
@@ -42,6 +43,20 @@ class MemoryDataView:
                 if q.previous_price and q.previous_on:
                     points.append((q.previous_price, q.unit, q.kind, q.previous_on))
         return [p for p in points if p[3] >= since]
+
+    def price_points(self, crop_id, unit, since):
+        # The demo quotes stand for staff prices (no reporter).
+        return [PricePoint(price, market_id, day) for price, market_id, day in self._points(crop_id, unit) if day >= since]
+
+    def _points(self, crop_id, unit):
+        for q in self.quotes:
+            if q.crop_id == crop_id and q.unit == unit:
+                yield q.price, q.market_id, q.observed_on
+                if q.previous_price and q.previous_on:
+                    yield q.previous_price, q.market_id, q.previous_on
+
+    def reports_by(self, producer_id, day):
+        return 0
 
     def services(self, category, region):
         found = [s for s in self.service_list if s.category == category and region in (None, s.region)]

@@ -84,7 +84,8 @@ def test_typo_published_without_warning_and_second_price_added_instead_of_a_corr
         form = grid_form(b, price_1="1300")
         confirm = b.post("/admin/prices", form)
         assert confirm.status_code == 200 and 'class="outlier"' in confirm.text, confirm.text[-1500:]
-        assert "1300 F/basket" in confirm.text and "×0.0" in confirm.text  # the value and its ratio to the median
+        # The value, the reference (recent staff prices, menus.pricecheck) and the ratio to it.
+        assert "1300 F/basket" in confirm.text and "13000 F" in confirm.text and "×0.1" in confirm.text
         refused = b.post("/admin/prices", {**form, "confirm": "yes"})  # not acknowledged
         assert refused.status_code == 422 and "Tick each price" in refused.text
         assert published(db) == []

@@ -157,6 +157,7 @@ LONG = {
     "ussd": "*123*45#",
     "reason": "bien plus haut que d'habitude (1 250 000F)",
     "median": "1 250 000",
+    "limit": "1000",
     "quantity": "1 250 000",
     "wanted": "1 250 000",
     "direction": "a ma yɛlɛma",

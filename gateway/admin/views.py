@@ -36,7 +36,7 @@ from gateway.admin.charts import line_chart
 from gateway.configs import engine_config, sms_config
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
-from gateway.effects import insert_ignore
+from gateway.effects import insert_ignore, set_role
 from messages import default_catalog, placeholders, to_ussd
 from messages.catalog import LANGUAGES, load_file_catalog
 from messages.sms import measure, render_sms
@@ -881,15 +881,20 @@ async def sim_sms(request: Request, staff: AnyStaff, form: Form):
 @router.get("/producers", name="admin_producers")
 def producers_page(request: Request, staff: Editor):
     q = request.query_params.get("q", "").strip()
+    role = request.query_params.get("role", "")
+    role = role if role in models.PRODUCER_ROLES else ""
     p = models.Producer
     with db_of(request).unit_of_work() as session:
         query = select(p).order_by(col(p.id).desc()).limit(100)
         if q:
             like = f"%{q}%"
             query = query.where(or_(col(p.phone).like(like), col(p.name).ilike(like), col(p.village).ilike(like)))
+        if role:
+            query = query.where(p.role == role)
         rows = session.exec(query).all()
         total = session.exec(select(func.count()).select_from(p)).one()
-    return render(request, "producers.html", {"rows": rows, "q": q, "total": total})
+    return render(request, "producers.html", {"rows": rows, "q": q, "role": role, "roles": models.PRODUCER_ROLES,
+                                              "total": total})
 
 
 @router.get("/producers/{producer_id}", name="admin_producer")
@@ -911,7 +916,24 @@ def producer_page(request: Request, producer_id: DbId, staff: Editor):
         inbound = session.exec(select(models.SmsInbound).where(models.SmsInbound.phone == producer.phone)
                                .order_by(col(models.SmsInbound.id).desc()).limit(50)).all()
         offers = session.exec(select(models.Offer).where(models.Offer.producer_id == producer_id)).all()
-    return render(request, "producer.html", {"p": producer, "subs": subs, "messages": messages, "inbound": inbound, "offers": offers})
+    return render(request, "producer.html", {"p": producer, "subs": subs, "messages": messages, "inbound": inbound,
+                                             "offers": offers, "roles": models.PRODUCER_ROLES})
+
+
+@router.post("/producers/{producer_id}/role", name="admin_producer_role")
+def producer_role(request: Request, producer_id: DbId, staff: Editor, form: Form):
+    """Make or unmake an enumerator (who may report market prices by SMS); audited."""
+    role = form.get("role", "")
+    if role not in models.PRODUCER_ROLES:
+        raise HTTPException(400, f"The role is one of: {', '.join(models.PRODUCER_ROLES)}.")
+    with db_of(request).unit_of_work() as session:
+        producer = session.get(models.Producer, producer_id)
+        if producer is None:
+            raise HTTPException(404, "No such producer.")
+        changed = set_role(session, producer, role, staff=staff, now=now_of(request), via="console")
+        phone = producer.phone
+    flash(request, f"{phone} is {'now' if changed else 'already'} {'an enumerator' if role == 'enumerator' else 'a producer'}.")
+    return back_to(request, "admin_producer", producer_id=producer_id)
 
 
 @router.post("/producers/import", name="admin_producers_import")
@@ -942,9 +964,11 @@ async def producers_import(request: Request, staff: Editor):
             return back_to(request, "admin_producers")
         if errors and form.get("skip_errors") != "on":
             return render(request, "import_errors.html", {"errors": errors, "what": "producers"}, status_code=400)
-        report = imports.import_producers(session, rows, now=now)
-        auth.audit(session, staff, action="import", entity="producers", entity_id=getattr(upload, "filename", ""),
-                   after={"rows": report.rows, "skipped_lines": len({e.line for e in errors})}, now=now)
+        name = getattr(upload, "filename", "") or ""
+        report = imports.import_producers(session, rows, now=now, staff=staff, source=f"import:{name}"[:64])
+        auth.audit(session, staff, action="import", entity="producers", entity_id=name,
+                   after={"rows": report.rows, "skipped_lines": len({e.line for e in errors}),
+                          "roles_changed": report.roles_changed}, now=now)
     flash(request, f"{report.rows} producers imported ({report.created} new, {report.updated} updated); {len({e.line for e in errors})} rows skipped.")
     return back_to(request, "admin_producers")
 
