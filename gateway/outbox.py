@@ -233,11 +233,13 @@ def send_messages(db: Database, sender: SmsSender, ids: Sequence[int], clock: Ca
         return
     now = clock().astimezone(dt.timezone.utc)
     owner = new_owner()
+    checkpoint("before_claim")
     with db.unit_of_work() as session:
         rows = _claim(session, ids, now, owner)
         if not rows:
             return
         take_lease(session, owner, now)
+    checkpoint("claimed")
     send_claimed(db, sender, rows, clock)
 
 
