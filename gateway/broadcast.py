@@ -550,7 +550,8 @@ def worker_step(
     outbox.checkpoint("claimed")
     result.claimed = len(rows)
     if rows:
-        for error in outbox.send_claimed(db, sender, rows, clock, refund=refund, lease=lease):
+        for error in outbox.send_claimed(db, sender, rows, clock, refund=refund, lease=lease,
+                                         retry_base_s=settings.retry_backoff_s):
             if isinstance(error, Throttled):
                 result.pause_s = max(result.pause_s, error.retry_after or 5.0)
     finish_done(db, now)

@@ -78,8 +78,11 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    return dt.timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+RETRY_BASE_S = 30.0
+
+
+def backoff(attempts: int, base_s: float = RETRY_BASE_S) -> dt.timedelta:
+    return dt.timedelta(seconds=min(base_s * 2 ** max(attempts - 1, 0), 3600))
 
 
 def queue_sms(
@@ -244,7 +247,7 @@ def send_messages(db: Database, sender: SmsSender, ids: Sequence[int], clock: Ca
 
 
 def send_claimed(db: Database, sender: SmsSender, rows: list[Claimed], clock, *, refund: Refund | None = None,
-                 lease: dt.timedelta = LEASE) -> list[SendError]:
+                 lease: dt.timedelta = LEASE, retry_base_s: float = RETRY_BASE_S) -> list[SendError]:
     """Send claimed rows (one claimer's), one request per text and batch, renewing the lease
     meanwhile; then end the lease. Returns the requests' errors."""
     if not rows:
@@ -258,7 +261,7 @@ def send_claimed(db: Database, sender: SmsSender, rows: list[Claimed], clock, *,
         with keep_lease(db, owner, clock, lease):
             for text, group in by_text.items():
                 for batch in request_batches(group):
-                    error = send_group(db, sender, text, batch, clock, refund=refund)
+                    error = send_group(db, sender, text, batch, clock, refund=refund, retry_base_s=retry_base_s)
                     if error is not None:
                         errors.append(error)
     except Exception:
@@ -291,7 +294,8 @@ def request_batches(group: list[Claimed]) -> list[list[Claimed]]:
 
 
 def send_group(
-    db: Database, sender: SmsSender, text: str, group: list[Claimed], clock, *, refund: Refund | None = None
+    db: Database, sender: SmsSender, text: str, group: list[Claimed], clock, *, refund: Refund | None = None,
+    retry_base_s: float = RETRY_BASE_S,
 ) -> SendError | None:
     """Send one text to the claimed rows in one request and record every row's outcome (one
     executemany UPDATE: a broadcast records thousands of rows per request). Returns the request's
@@ -315,12 +319,12 @@ def send_group(
         values = {"_id": row.id, "provider": sender.name, "updated_at": now}
         values.update(_FRESH)
         if error is not None:
-            values.update(_after_error(row.attempts, error, now))
+            values.update(_after_error(row.attempts, error, now, retry_base_s))
         elif (result := by_phone.get(row.phone)) is None:
             # The request succeeded but said nothing of this number.
             values.update(status="unconfirmed", error_kind="ambiguous")
         else:
-            values.update(_after_result(row.attempts, result, now))
+            values.update(_after_result(row.attempts, result, now, retry_base_s))
             if result.blacklisted:
                 blacklisted.append(row.phone)
         updates.append(values)
@@ -380,12 +384,12 @@ _FRESH = {
 }
 
 
-def _after_error(attempts: int, error: SendError, now: dt.datetime) -> dict:
+def _after_error(attempts: int, error: SendError, now: dt.datetime, retry_base_s: float = RETRY_BASE_S) -> dict:
     values = {"error_kind": error.kind, "failure_reason": str(error)[:64]}
     if isinstance(error, TransportError) and error.reached:
         values["status"] = "unconfirmed"
     elif error.retryable and attempts < MAX_ATTEMPTS:
-        wait = backoff(attempts)
+        wait = backoff(attempts, retry_base_s)
         if isinstance(error, Throttled) and error.retry_after:
             wait = max(wait, dt.timedelta(seconds=error.retry_after))
         values.update(status="queued", next_attempt_at=now + wait)
@@ -399,7 +403,7 @@ def retry_later(row: models.SmsMessage, when: dt.datetime) -> None:
     row.next_attempt_at = when
 
 
-def _after_result(attempts: int, result, now: dt.datetime) -> dict:
+def _after_result(attempts: int, result, now: dt.datetime, retry_base_s: float = RETRY_BASE_S) -> dict:
     values = {"provider_status": result.provider_status[:32]}
     if result.outcome == ACCEPTED:
         values.update(
@@ -414,7 +418,7 @@ def _after_result(attempts: int, result, now: dt.datetime) -> dict:
             status="queued",
             error_kind="failed",
             failure_reason=result.provider_status[:64],
-            next_attempt_at=now + backoff(attempts),
+            next_attempt_at=now + backoff(attempts, retry_base_s),
         )
     else:
         values.update(
