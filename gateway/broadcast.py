@@ -370,6 +370,19 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
         skipped += not sends
         queued += sends
     del recipients, already, received
+    if kind == "broadcast" and _needs_approval(broadcast, queued, settings):
+        # The audience grew after creation (an import, new subscribers): past the threshold, a
+        # second staff member approves what will actually be sent.
+        broadcast.status = "awaiting_approval"
+        broadcast.hold_reason = (
+            f"{queued} recipients at sending time, over the approval threshold of "
+            f"{settings.broadcast_approval_threshold}: the audience grew after it was created"
+        )[:200]
+        broadcast.recipients = queued
+        broadcast.updated_at = stamp
+        session.add(broadcast)
+        log.warning("broadcast held for approval", extra={"broadcast": broadcast.id, "recipients": queued})
+        return 0
     # Rows of the same text get consecutive ids, so that a claimed batch groups into few
     # requests of up to 1,000 numbers (claims go in id order).
     pending.sort(key=lambda row: (row[0], row[1]))
@@ -402,6 +415,16 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     return queued
 
 
+def _needs_approval(broadcast: models.Broadcast, recipients: int, settings: Settings) -> bool:
+    """Staff broadcasts past the approval threshold need a second staff member's approval,
+    checked again here, when the audience is known for good. Corrections (to those who got a
+    wrong price) and operators' command-line broadcasts are not staff console broadcasts."""
+    return (
+        broadcast.kind == "custom" and not broadcast.approved_by and broadcast.created_by != "cli"
+        and recipients > settings.broadcast_approval_threshold
+    )
+
+
 def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Settings) -> int:
     stamp = now.astimezone(dt.timezone.utc)
     b = models.Broadcast
@@ -424,6 +447,8 @@ def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Se
                 continue
             broadcast = session.get(models.Broadcast, broadcast_id)
             n = expand(session, broadcast, now=now, catalog=catalog, settings=settings)
+            if broadcast.status == "awaiting_approval":
+                continue
             log.info("broadcast expanded", extra={"broadcast": broadcast_id, "recipients": n, "kind": broadcast.kind})
             expanded += 1
     return expanded

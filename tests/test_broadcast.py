@@ -585,3 +585,29 @@ def test_unsent_rows_give_their_budget_back(db, sender, fake_at, bsettings):
     run_until_idle(db, sender, bsettings, MORNING + dt.timedelta(minutes=5))
     with db.unit_of_work() as session:
         assert budgets.spent(session, broadcast.BUDGET_MESSAGES, budgets.day_period(MORNING, bsettings.tz)) == 10
+
+
+def test_finding_9_approval_threshold_rechecked_when_the_audience_grew(db, sender, fake_at, bsettings):
+    """Created for one recipient (under the threshold), the audience then grown by an import:
+    the worker does not send it unapproved; it waits, saying why, until another staff member
+    approves it."""
+    settings = bsettings.model_copy(update={"broadcast_approval_threshold": 5})
+    add_producer(db, "+22370009999", region="Kayes")
+    with db.unit_of_work() as session:
+        created = broadcast.create_broadcast(session, text_fr="Réunion", text_bm="", now=MORNING, created_by="editor@sugu.ml",
+                                             audience=broadcast.Audience(regions=["Kayes"]))
+        broadcast_id = created.id
+    with db.unit_of_work() as session:  # what a producers' CSV import adds
+        session.add_all(models.Producer(phone=f"+2237001{i:04d}", region="Kayes") for i in range(20))
+    run_until_idle(db, sender, settings, MORNING)
+    with db.unit_of_work() as session:
+        held = session.get(models.Broadcast, broadcast_id)
+    assert (held.status, held.recipients) == ("awaiting_approval", 21)
+    assert "21 recipients" in held.hold_reason and "threshold of 5" in held.hold_reason
+    assert fake_at.sent_messages() == [] and rows(db, broadcast_id=broadcast_id) == []
+    with db.unit_of_work() as session:
+        held = session.get(models.Broadcast, broadcast_id)
+        held.status, held.approved_by = "pending", "admin@sugu.ml"  # what the console's approval does
+        session.add(held)
+    run_until_idle(db, sender, settings, MORNING)
+    assert len(fake_at.sent_messages()) == 21
