@@ -12,7 +12,8 @@
    --hang-s late, past the worker's client timeout (--client-timeout-s; the fake has then
    accepted the recipients, as a real aggregator would have).
 3. The real `gateway worker` process (the installed command), killed with SIGKILL --kills times
-   at random moments while it has work (uniform in --kill-every-s), and restarted at once. Right
+   at random moments while it sends (a pause uniform in --kill-every-s once the first alerts
+   are sent, then between kills), and restarted at once. Right
    after each kill, the rows still `sending` are counted: the recipients of the request in
    flight at the kill (the only ones a kill may leave ambiguous).
 4. When the outbox is settled (nothing queued, claimed or sending), the worker is stopped and
@@ -163,6 +164,9 @@ def run_backend(args, url: str | None, tmp: Path) -> dict:
         worker = start()
         kills, in_flight = [], 0
         for k in range(args.kills):
+            # A random moment while it sends (a kill during the expansion only restarts it).
+            while not counts(db).get("sent") and time.monotonic() - t0 < args.max_s:
+                time.sleep(0.2)
             time.sleep(rng.uniform(*args.kill_every_s))
             state = counts(db)
             worker.send_signal(signal.SIGKILL)
@@ -219,6 +223,9 @@ def run_backend(args, url: str | None, tmp: Path) -> dict:
               f"{len(unconfirmed) - by_kill:,} answered past the client timeout ({figures['late_delivered']:,} of them in fact received)")
         print(f"  recipients of the requests in flight at the kills: {in_flight:,}")
         print(f"  final statuses {dict(statuses)}; settled in {wall:.0f} s")
+        failed = collections.Counter(reason for _, _, status, reason in rows if status in ("failed", "queued", "claimed"))
+        if failed:
+            print(f"  not sent, by reason: {dict(failed)}")
         print(f"  bar (duplicates 0, never sent 0, kills' ambiguous ≤ in flight, ≥ 3 kills): {'PASS' if ok else 'FAIL'}")
         db.dispose()
         return figures
@@ -236,10 +243,11 @@ def parse_args(argv=None):
     p.add_argument("--database-url", action="append", default=None,
                    help="a backend to run on (repeatable); default: a temporary SQLite file")
     p.add_argument("--kills", type=int, default=3)
-    p.add_argument("--kill-every-s", type=float, nargs=2, default=(1.0, 6.0), help="random pause before each kill")
+    p.add_argument("--kill-every-s", type=float, nargs=2, default=(0.5, 8.0),
+                   help="random pause before each kill, once sending has started")
     p.add_argument("--fail-rate", type=float, default=0.2)
-    p.add_argument("--hang-s", type=float, default=2.5, help="a late answer comes this late")
-    p.add_argument("--client-timeout-s", type=float, default=1.0)
+    p.add_argument("--hang-s", type=float, default=1.0, help="a late answer comes this late")
+    p.add_argument("--client-timeout-s", type=float, default=0.5)
     p.add_argument("--lease-s", type=int, default=10)
     p.add_argument("--backoff-s", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=5000)

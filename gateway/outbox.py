@@ -388,7 +388,9 @@ def _after_error(attempts: int, error: SendError, now: dt.datetime, retry_base_s
     values = {"error_kind": error.kind, "failure_reason": str(error)[:64]}
     if isinstance(error, TransportError) and error.reached:
         values["status"] = "unconfirmed"
-    elif error.retryable and attempts < MAX_ATTEMPTS:
+    elif isinstance(error, Throttled) or (error.retryable and attempts < MAX_ATTEMPTS):
+        # Throttled: nothing was tried, the aggregator asked us to wait; it never uses up the
+        # message's attempts (a busy hour must not write a broadcast off).
         wait = backoff(attempts, retry_base_s)
         if isinstance(error, Throttled) and error.retry_after:
             wait = max(wait, dt.timedelta(seconds=error.retry_after))

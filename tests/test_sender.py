@@ -225,3 +225,17 @@ def test_queued_rows_record_encoding(db, text, language, encoding, segments):
     with db.unit_of_work() as session:
         msg = outbox.queue_sms(session, phone=A, text=text, language=language, kind="reply", now=NOW)
     assert (msg.encoding, msg.segments) == (encoding, segments)
+
+
+@pytest.mark.db
+def test_throttling_never_uses_up_the_attempts(db, sender, fake_at):
+    """A busy aggregator (429) asks us to wait: the message is not written off, however long."""
+    fake_at.configure(fail_next=[429] * (outbox.MAX_ATTEMPTS + 2))
+    message_id = queue(db)
+    clock = NOW
+    for _ in range(outbox.MAX_ATTEMPTS + 3):
+        with db.unit_of_work() as session:
+            rows = broadcast.claim(session, now=clock, limit=10, kinds=["reply"])
+        outbox.send_claimed(db, sender, rows, lambda: clock)
+        clock += dt.timedelta(hours=2)
+    assert row(db, message_id).status == "sent"
