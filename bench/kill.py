@@ -162,7 +162,7 @@ def run_backend(args, url: str | None, tmp: Path) -> dict:
 
         t0 = time.monotonic()
         worker = start()
-        kills, in_flight = [], 0
+        kills, in_flight, in_flight_ids = [], 0, set()
         for k in range(args.kills):
             # A random moment while it sends (a kill during the expansion only restarts it).
             while not counts(db).get("sent") and time.monotonic() - t0 < args.max_s:
@@ -171,8 +171,13 @@ def run_backend(args, url: str | None, tmp: Path) -> dict:
             state = counts(db)
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            sending = counts(db).get("sending", 0)
-            in_flight += sending
+            # Rows still `sending` now: the request in flight (a row still leased from an
+            # earlier kill is counted once).
+            with db.unit_of_work() as session:
+                now_sending = set(session.exec(select(models.SmsMessage.id).where(models.SmsMessage.status == "sending")).all())
+            sending = len(now_sending - in_flight_ids)
+            in_flight_ids |= now_sending
+            in_flight = len(in_flight_ids)
             kills.append({"at_s": round(time.monotonic() - t0, 1), "in_flight": sending, "claimed": counts(db).get("claimed", 0),
                           "queued": state.get("queued", 0)})  # fmt: skip
             worker = start()  # at once
