@@ -178,7 +178,7 @@ def run_worker(spec_path: str) -> int:
 
         def remaining() -> tuple[int, int]:
             with db.unit_of_work() as session:
-                active = session.exec(select(func.count()).select_from(m).where(col(m.status).in_(("queued", "sending")))).one()
+                active = session.exec(select(func.count()).select_from(m).where(col(m.status).in_(("queued", "claimed", "sending")))).one()
                 pending = session.exec(
                     select(func.count()).select_from(b).where(col(b.status).in_(("pending", "expanding")))
                 ).one()

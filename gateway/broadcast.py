@@ -6,6 +6,11 @@ a worker that dies while expanding leaves it pending, never half-expanded. Rows 
 bulk by `worker_step` (one aggregator request per distinct text and up to 1,000 numbers), under
 the cost controls: quiet hours, a daily budget of messages and segments, a cap per producer per
 day, and never to anyone who opted out.
+
+The daily budgets are a ledger in the database (gateway.budgets), reserved in the claim's unit
+of work and refunded for what goes back unsent: any number of workers, in any number of
+processes, share one ceiling. Claims are leased (gateway.outbox): a killed worker's claimed rows
+return to the queue when its lease expires, and only its request in flight stays unconfirmed.
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import case, false, func, insert, or_, update
 from sqlmodel import Session, col, select
 
-from gateway import models
+from gateway import budgets, models, outbox
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.db import Database
-from gateway.outbox import Claimed, claimed_rows, mark_stale_unconfirmed, request_batches, send_group
+from gateway.outbox import Claimed, claimed_rows
 from gateway.sending import SmsSender, Throttled
 from gateway.settings import Settings
 from menus.types import PriceQuote
@@ -34,7 +40,10 @@ from messages.sms import measure, render_sms
 log = logging.getLogger("gateway.broadcast")
 
 BULK_KINDS = ("alert", "broadcast")
-ACTIVE = ("queued", "sending")
+ACTIVE = outbox.ACTIVE
+# The daily budgets' names in the ledger (gateway.budgets), per farmers' day.
+BUDGET_MESSAGES = "bulk_sms"
+BUDGET_SEGMENTS = "bulk_segments"
 SEGMENT = 160
 EXPAND_CHUNK = 1_000  # outbox rows inserted per statement while expanding
 
@@ -361,6 +370,19 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
         skipped += not sends
         queued += sends
     del recipients, already, received
+    if kind == "broadcast" and _needs_approval(broadcast, queued, settings):
+        # The audience grew after creation (an import, new subscribers): past the threshold, a
+        # second staff member approves what will actually be sent.
+        broadcast.status = "awaiting_approval"
+        broadcast.hold_reason = (
+            f"{queued} recipients at sending time, over the approval threshold of "
+            f"{settings.broadcast_approval_threshold}: the audience grew after it was created"
+        )[:200]
+        broadcast.recipients = queued
+        broadcast.updated_at = stamp
+        session.add(broadcast)
+        log.warning("broadcast held for approval", extra={"broadcast": broadcast.id, "recipients": queued})
+        return 0
     # Rows of the same text get consecutive ids, so that a claimed batch groups into few
     # requests of up to 1,000 numbers (claims go in id order).
     pending.sort(key=lambda row: (row[0], row[1]))
@@ -393,6 +415,16 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     return queued
 
 
+def _needs_approval(broadcast: models.Broadcast, recipients: int, settings: Settings) -> bool:
+    """Staff broadcasts past the approval threshold need a second staff member's approval,
+    checked again here, when the audience is known for good. Corrections (to those who got a
+    wrong price) and operators' command-line broadcasts are not staff console broadcasts."""
+    return (
+        broadcast.kind == "custom" and not broadcast.approved_by and broadcast.created_by != "cli"
+        and recipients > settings.broadcast_approval_threshold
+    )
+
+
 def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Settings) -> int:
     stamp = now.astimezone(dt.timezone.utc)
     b = models.Broadcast
@@ -415,6 +447,8 @@ def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Se
                 continue
             broadcast = session.get(models.Broadcast, broadcast_id)
             n = expand(session, broadcast, now=now, catalog=catalog, settings=settings)
+            if broadcast.status == "awaiting_approval":
+                continue
             log.info("broadcast expanded", extra={"broadcast": broadcast_id, "recipients": n, "kind": broadcast.kind})
             expanded += 1
     return expanded
@@ -433,24 +467,25 @@ def in_quiet_hours(now: dt.datetime, settings: Settings) -> bool:
 
 
 def bulk_allowance(session: Session, now: dt.datetime, settings: Settings) -> tuple[int, int]:
-    """(messages, segments) of alerts and broadcasts that may still go out today."""
-    since = local_midnight_utc(now, settings)
-    m = models.SmsMessage
-    attempted = or_(
-        m.sent_at >= since,
-        (col(m.status).in_(("sending", "unconfirmed"))) & (m.updated_at >= since),
+    """(messages, segments) of alerts and broadcasts that may still go out today, as the shared
+    ledger says (a glance, no lock: the claim reserves under the lock)."""
+    period = budgets.day_period(now, settings.tz)
+    return (
+        max(settings.daily_sms_budget - budgets.spent(session, BUDGET_MESSAGES, period), 0),
+        max(settings.daily_segment_budget - budgets.spent(session, BUDGET_SEGMENTS, period), 0),
     )
-    count, segments = session.exec(
-        select(func.count(), func.coalesce(func.sum(m.segments), 0)).where(col(m.kind).in_(BULK_KINDS), attempted)
-    ).one()
-    return max(settings.daily_sms_budget - count, 0), max(settings.daily_segment_budget - segments, 0)
 
 
-def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str]) -> list[Claimed]:
-    """Take up to `limit` due messages for this worker. FOR UPDATE SKIP LOCKED lets workers on
-    PostgreSQL claim side by side; SQLite has one writer at a time, which is as safe."""
+def claim(
+    session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str], owner: str | None = None,
+    lease: dt.timedelta = outbox.LEASE,
+) -> list[Claimed]:
+    """Take up to `limit` due messages for `owner` (a fresh claimer by default), under its lease.
+    FOR UPDATE SKIP LOCKED lets workers on PostgreSQL claim side by side; SQLite has one writer
+    at a time, which is as safe."""
     if limit <= 0 or not kinds:
         return []
+    owner = owner or outbox.new_owner()
     m = models.SmsMessage
     stamp = now.astimezone(dt.timezone.utc)
     due = (
@@ -467,10 +502,26 @@ def claim(session: Session, *, now: dt.datetime, limit: int, kinds: Sequence[str
     )
     ids = session.exec(
         update(m).where(col(m.id).in_(due.scalar_subquery())).values(
-            status="sending", attempts=m.attempts + 1, updated_at=stamp
+            status="claimed", lease_owner=owner, updated_at=stamp
         ).returning(m.id)
     ).all()
+    if not ids:
+        return []
+    outbox.take_lease(session, owner, stamp, lease)
     return claimed_rows(session, [i[0] for i in ids])
+
+
+def refund_bulk(session: Session, rows: Sequence[Claimed], now: dt.datetime, *, tz) -> None:
+    """Give the budget of bulk rows that went back unsent to the day they were claimed in."""
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r.kind in BULK_KINDS:
+            day = per_day[budgets.day_period(r.claimed_at, tz)]
+            day[0] += 1
+            day[1] += r.segments
+    for period, (messages, segments) in sorted(per_day.items()):
+        budgets.refund(session, BUDGET_MESSAGES, period, messages, now=now)
+        budgets.refund(session, BUDGET_SEGMENTS, period, segments, now=now)
 
 
 @dataclass
@@ -491,16 +542,22 @@ def worker_step(
     catalog: Catalog,
     settings: Settings,
     limit: int | None = None,
+    owner: str | None = None,
 ) -> StepResult:
-    """Expand due broadcasts, then claim and send one batch. Safe to run in many processes."""
+    """Expand due broadcasts, then claim and send one batch. Safe to run in many processes, and
+    to kill anywhere: each step claims under a lease of its own (`owner`, fresh by default)."""
     now = clock()
     expanded = expand_due(db, now=now, catalog=catalog, settings=settings)
     result = StepResult(quiet=in_quiet_hours(now, settings), expanded=expanded)
     limit = limit or settings.worker_batch_size
     # A sender that makes one request per number claims fewer rows per step (see its max_claim).
     limit = min(limit, getattr(sender, "max_claim", None) or limit)
+    owner = owner or outbox.new_owner()
+    lease = dt.timedelta(seconds=settings.worker_lease_s)
+    refund = partial(refund_bulk, tz=settings.tz)
+    outbox.checkpoint("before_claim")
     with db.unit_of_work() as session:
-        mark_stale_unconfirmed(session, now)
+        outbox.expire_leases(session, now, refund)
         kinds = ["reply"]
         bulk_limit = limit
         if not result.quiet:
@@ -512,47 +569,49 @@ def worker_step(
                 kinds += list(BULK_KINDS)
                 # Each message is at least one segment: never claim past either budget.
                 bulk_limit = min(limit, messages_left, segments_left)
-        rows = claim(session, now=now, limit=bulk_limit, kinds=kinds)
-        rows, released = _within_segment_budget(session, rows, now, settings)
-        rows, result.skipped = _drop_opted_out(session, rows, now)
+        rows = claim(session, now=now, limit=bulk_limit, kinds=kinds, owner=owner, lease=lease)
+        rows, released = _reserve_budget(session, rows, now, settings)
+        rows, result.skipped = _drop_opted_out(session, rows, now, refund)
+    outbox.checkpoint("claimed")
     result.claimed = len(rows)
-    by_text: dict[str, list[Claimed]] = defaultdict(list)
-    for row in rows:
-        by_text[row.text].append(row)
-    for text, group in by_text.items():
-        for batch in request_batches(group):
-            error = send_group(db, sender, text, batch, clock)
+    if rows:
+        for error in outbox.send_claimed(db, sender, rows, clock, refund=refund, lease=lease,
+                                         retry_base_s=settings.retry_backoff_s):
             if isinstance(error, Throttled):
                 result.pause_s = max(result.pause_s, error.retry_after or 5.0)
     finish_done(db, now)
     return result
 
 
-def _within_segment_budget(session, rows, now, settings):
-    """Put back what would overshoot today's segment budget (multi-part messages)."""
+def _reserve_budget(session, rows, now, settings):
+    """Reserve today's budget for the claimed bulk rows in the shared ledger, under its lock;
+    put back to the queue what it cannot pay for (the budget spent by other workers meanwhile,
+    or multi-part messages past the segment budget)."""
     bulk = [r for r in rows if r.kind in BULK_KINDS]
     if not bulk:
         return rows, []
-    _, segments_left = bulk_allowance(session, now, settings)
-    # The claimed rows are already `sending`, so they are counted: add them back.
-    segments_left += sum(r.segments for r in bulk)
-    keep, release, used = [], [], 0
+    period = budgets.day_period(now, settings.tz)
+    granted = budgets.reserve(session, BUDGET_MESSAGES, period, len(bulk), settings.daily_sms_budget, now=now)
+    wanted = sum(r.segments for r in bulk[:granted])
+    segments = budgets.reserve(session, BUDGET_SEGMENTS, period, wanted, settings.daily_segment_budget, now=now)
+    keep, release, used, paid = [], [], 0, 0
     for r in rows:
         if r.kind in BULK_KINDS:
-            if used + r.segments > segments_left:
+            if paid >= granted or used + r.segments > segments:
                 release.append(r.id)
                 continue
+            paid += 1
             used += r.segments
         keep.append(r)
+    budgets.refund(session, BUDGET_MESSAGES, period, granted - paid, now=now)
+    budgets.refund(session, BUDGET_SEGMENTS, period, segments - used, now=now)
     if release:
         m = models.SmsMessage
-        session.exec(
-            update(m).where(col(m.id).in_(release)).values(status="queued", attempts=m.attempts - 1)
-        )
+        session.exec(update(m).where(col(m.id).in_(release)).values(status="queued", lease_owner=None))
     return keep, release
 
 
-def _drop_opted_out(session, rows, now):
+def _drop_opted_out(session, rows, now, refund):
     """Someone who opted out after a broadcast was expanded gets nothing from it."""
     bulk_ids = {r.producer_id for r in rows if r.kind in BULK_KINDS and r.producer_id}
     if not bulk_ids:
@@ -567,7 +626,9 @@ def _drop_opted_out(session, rows, now):
         update(m).where(col(m.id).in_(dropped)).values(status="skipped", failure_reason="opted_out",
                                                        updated_at=now.astimezone(dt.timezone.utc))
     )
-    return [r for r in rows if r.id not in set(dropped)], len(dropped)
+    dropped = set(dropped)
+    refund(session, [r for r in rows if r.id in dropped], now)
+    return [r for r in rows if r.id not in dropped], len(dropped)
 
 
 def finish_done(db: Database, now: dt.datetime) -> None:

@@ -538,6 +538,10 @@ def _send_with_progress(db, settings, broadcast_id: int) -> None:
                 progress.update(task, total=stats["total"] or None, completed=stats["finished"])
                 if status == "done":
                     break
+                if status == "awaiting_approval":
+                    progress.stop()
+                    typer.echo("waits for a staff member's approval in the console")
+                    break
                 if result.quiet or result.budget_exhausted:
                     reason = "quiet hours" if result.quiet else "today's budget is spent"
                     progress.stop()
@@ -576,6 +580,8 @@ def broadcast_status(
                 rows = session.exec(select(models.Broadcast).order_by(models.Broadcast.id.desc()).limit(10)).all()
             for b in rows:
                 typer.echo(f"#{b.id} {b.kind} {b.status}: {b.title} ({b.recipients} recipients, {b.skipped} skipped)")
+                if b.status == "awaiting_approval" and b.hold_reason:
+                    typer.echo(f"  waits for approval in the console: {b.hold_reason}")
                 _print_stats(broadcast.stats(session, b.id))
     finally:
         db.dispose()

@@ -278,6 +278,8 @@ class Broadcast(SQLModel, table=True):
     # Large broadcasts wait in "awaiting_approval" for a second staff member.
     approved_by: str = Field(default="", max_length=120)
     approved_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Why a broadcast waits (its audience grew past the approval threshold after creation).
+    hold_reason: str = Field(default="", max_length=200)
     recipients: int = 0
     skipped: int = 0
     created_at: dt.datetime = _ts()
@@ -306,7 +308,8 @@ class SmsMessage(SQLModel, table=True):
     text: str = Field(sa_type=Text)
     encoding: str = Field(max_length=8)  # GSM-7 | UCS-2
     segments: int
-    # queued → sending → sent → delivered, or failed / undeliverable
+    # queued → claimed (a worker's, under lease) → sending (its request is leaving) → sent →
+    # delivered, or failed / undeliverable; unconfirmed: in flight when its sender died
     status: str = Field(default="queued", max_length=16, index=True)
     provider: str = Field(default="", max_length=16)
     provider_message_id: str | None = Field(default=None, max_length=100, index=True)
@@ -325,6 +328,22 @@ class SmsMessage(SQLModel, table=True):
     # with the table: 294 ms at a million rows, measured by the soak).
     sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
     delivered_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Who claimed the row (a WorkerLease owner: the lease's expiry lives there, renewed while the
+    # claimer lives). Its lease gone, a claimed row goes back to the queue and a `sending` one
+    # (its request was leaving) becomes unconfirmed.
+    lease_owner: str | None = Field(default=None, max_length=64)
+
+
+class WorkerLease(SQLModel, table=True):
+    """A sender's claim on outbox rows (a worker step, a reply being sent): live while
+    `expires_at` is ahead, renewed while its process lives. Rows of an owner with no live lease
+    were left by a dead process: a worker puts them back (see gateway.outbox.expire_leases)."""
+
+    __tablename__ = "worker_lease"
+
+    owner: str = Field(primary_key=True, max_length=64)
+    expires_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    created_at: dt.datetime = _ts()
 
 
 class StaffUser(SQLModel, table=True):

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     worker_in_process: bool = Field(True, description="`gateway serve` also runs a broadcaster")
     worker_batch_size: int = Field(5000, ge=1, description="Messages claimed per worker step")
     worker_poll_s: float = Field(1.0, gt=0, description="Idle worker's pause between looks at the outbox")
+    retry_backoff_s: float = Field(
+        30.0, gt=0, description="First wait before resending an SMS that failed before it left (doubles each time, at most 1 h)"
+    )
+    worker_lease_s: int = Field(
+        60, ge=2, le=60,
+        description="A killed worker's claimed SMS go back to the queue after this many seconds (renewed while it lives)",
+    )
     # Hardening. Outside development mode the server refuses to start without a webhook secret (or
     # an allow-list of the aggregator's networks): a forged callback could publish prices, opt
     # farmers out or make the service text any number.

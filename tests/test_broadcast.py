@@ -528,3 +528,86 @@ def test_request_batches(n, duplicates, expected):
     batches = request_batches(group)
     assert [len(b) for b in batches] == expected
     assert all(len({r.phone for r in b}) == len(b) for b in batches)
+
+
+# -- budgets across workers (issue 14) -----------------------------------------------------------
+
+
+def test_finding_5_daily_budget_is_shared_by_five_workers(settings, db, fake_at, bsettings):
+    """With 50 left of today's budget, five workers started at once send 50 between them, not
+    50 each: the budget is reserved in the database under a lock, at claim."""
+    from gateway import budgets
+
+    phones = many_producers(db, 400)
+    publish(db, ("tomato", "sikasso"))
+    broadcast.expand_due(db, now=MORNING, catalog=CATALOG, settings=bsettings)
+    settings = bsettings.model_copy(update={"daily_sms_budget": 60, "worker_batch_size": 100})
+    with db.unit_of_work() as session:  # ten already spent today
+        budgets.reserve(session, broadcast.BUDGET_MESSAGES, budgets.day_period(MORNING, settings.tz), 10, 60, now=MORNING)
+    start, errors = threading.Barrier(5), []
+
+    def worker(n):
+        own_db = Database.from_settings(settings)
+        own_sender = AfricasTalkingSender(username="sugu", api_key="test-key", base_url=fake_at.url)
+        try:
+            start.wait()
+            for _ in range(10):
+                if not broadcast.worker_step(own_db, own_sender, clock=lambda: MORNING, catalog=CATALOG, settings=settings).claimed:
+                    break
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            own_sender.close()
+            own_db.dispose()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert len(fake_at.sent_messages()) == 50
+    assert len(rows(db, status="sent")) == 50 and len(rows(db, status="queued")) == len(phones) - 50
+    with db.unit_of_work() as session:
+        assert budgets.spent(session, broadcast.BUDGET_MESSAGES, budgets.day_period(MORNING, settings.tz)) == 60
+
+
+def test_unsent_rows_give_their_budget_back(db, sender, fake_at, bsettings):
+    """Throttled, or failed before the request left: back to the queue, and to the budget."""
+    from gateway import budgets
+
+    many_producers(db, 10, mixed=False)
+    publish(db, ("tomato", "sikasso"))
+    fake_at.configure(fail_next=[429])
+    broadcast.worker_step(db, sender, clock=lambda: MORNING, catalog=CATALOG, settings=bsettings)
+    with db.unit_of_work() as session:
+        assert budgets.spent(session, broadcast.BUDGET_MESSAGES, budgets.day_period(MORNING, bsettings.tz)) == 0
+    run_until_idle(db, sender, bsettings, MORNING + dt.timedelta(minutes=5))
+    with db.unit_of_work() as session:
+        assert budgets.spent(session, broadcast.BUDGET_MESSAGES, budgets.day_period(MORNING, bsettings.tz)) == 10
+
+
+def test_finding_9_approval_threshold_rechecked_when_the_audience_grew(db, sender, fake_at, bsettings):
+    """Created for one recipient (under the threshold), the audience then grown by an import:
+    the worker does not send it unapproved; it waits, saying why, until another staff member
+    approves it."""
+    settings = bsettings.model_copy(update={"broadcast_approval_threshold": 5})
+    add_producer(db, "+22370009999", region="Kayes")
+    with db.unit_of_work() as session:
+        created = broadcast.create_broadcast(session, text_fr="Réunion", text_bm="", now=MORNING, created_by="editor@sugu.ml",
+                                             audience=broadcast.Audience(regions=["Kayes"]))
+        broadcast_id = created.id
+    with db.unit_of_work() as session:  # what a producers' CSV import adds
+        session.add_all(models.Producer(phone=f"+2237001{i:04d}", region="Kayes") for i in range(20))
+    run_until_idle(db, sender, settings, MORNING)
+    with db.unit_of_work() as session:
+        held = session.get(models.Broadcast, broadcast_id)
+    assert (held.status, held.recipients) == ("awaiting_approval", 21)
+    assert "21 recipients" in held.hold_reason and "threshold of 5" in held.hold_reason
+    assert fake_at.sent_messages() == [] and rows(db, broadcast_id=broadcast_id) == []
+    with db.unit_of_work() as session:
+        held = session.get(models.Broadcast, broadcast_id)
+        held.status, held.approved_by = "pending", "admin@sugu.ml"  # what the console's approval does
+        session.add(held)
+    run_until_idle(db, sender, settings, MORNING)
+    assert len(fake_at.sent_messages()) == 21

@@ -190,7 +190,7 @@ def test_retry_waits_for_backoff_and_gives_up_after_max_attempts(db, sender, fak
         with db.unit_of_work() as session:
             rows = broadcast.claim(session, now=clock, limit=10, kinds=["reply"])
         assert [r.id for r in rows] == [message_id]
-        outbox.send_group(db, sender, rows[0].text, rows, lambda: clock)
+        outbox.send_claimed(db, sender, rows, lambda: clock)
         assert due(db, clock) == []  # not before its backoff
         clock += outbox.backoff(attempt) + dt.timedelta(seconds=1)
     assert row(db, message_id).status == "failed"
@@ -198,15 +198,16 @@ def test_retry_waits_for_backoff_and_gives_up_after_max_attempts(db, sender, fak
 
 
 @pytest.mark.db
-def test_stuck_sending_becomes_unconfirmed(db):
+def test_stuck_sending_without_a_lease_becomes_unconfirmed(db):
+    """A row left `sending` by a version without leases (no owner): the old five minutes."""
     message_id = queue(db)
     with db.unit_of_work() as session:
         msg = session.get(models.SmsMessage, message_id)
         msg.status = "sending"
         session.add(msg)
     with db.unit_of_work() as session:
-        assert outbox.mark_stale_unconfirmed(session, NOW + dt.timedelta(minutes=1)) == 0
-        assert outbox.mark_stale_unconfirmed(session, NOW + dt.timedelta(minutes=10)) == 1
+        assert outbox.expire_leases(session, NOW + dt.timedelta(minutes=1)) == (0, 0)
+        assert outbox.expire_leases(session, NOW + dt.timedelta(minutes=10)) == (0, 1)
     assert row(db, message_id).status == "unconfirmed"
 
 
@@ -224,3 +225,17 @@ def test_queued_rows_record_encoding(db, text, language, encoding, segments):
     with db.unit_of_work() as session:
         msg = outbox.queue_sms(session, phone=A, text=text, language=language, kind="reply", now=NOW)
     assert (msg.encoding, msg.segments) == (encoding, segments)
+
+
+@pytest.mark.db
+def test_throttling_never_uses_up_the_attempts(db, sender, fake_at):
+    """A busy aggregator (429) asks us to wait: the message is not written off, however long."""
+    fake_at.configure(fail_next=[429] * (outbox.MAX_ATTEMPTS + 2))
+    message_id = queue(db)
+    clock = NOW
+    for _ in range(outbox.MAX_ATTEMPTS + 3):
+        with db.unit_of_work() as session:
+            rows = broadcast.claim(session, now=clock, limit=10, kinds=["reply"])
+        outbox.send_claimed(db, sender, rows, lambda: clock)
+        clock += dt.timedelta(hours=2)
+    assert row(db, message_id).status == "sent"
