@@ -19,7 +19,7 @@ from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.metrics import Metrics
-from gateway.middleware import BodyLimit, RequestId, SecurityHeaders, WebhookGuard
+from gateway.middleware import BodyLimit, RejectNul, RequestId, SecurityHeaders, WebhookGuard
 from gateway.sending import SmsSender
 from gateway.settings import Settings
 from messages import default_catalog
@@ -114,7 +114,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.include_router(api_reference.router)
     admin.install(app, settings)
-    # Outermost last: request id, body limits, webhook guard, console headers, then the app.
+    # Outermost last: request id, body limits, webhook guard, console headers, NUL guard, the app.
+    app.add_middleware(RejectNul, prefixes=("/admin",))
     app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))
     app.add_middleware(
         WebhookGuard,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         BodyLimit,
         default=settings.max_body_bytes,
         by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes},
+        timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(RequestId)
 
