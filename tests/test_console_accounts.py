@@ -391,3 +391,68 @@ def test_finding12_slow_body_gets_408(settings):
     scope = {"type": "http", "path": "/admin/login", "headers": [(b"content-length", b"100")]}
     asyncio.run(guard(scope, receive, send))
     assert sent[0]["status"] == 408
+
+
+# -- finding 6: argon2 off the event loop ---------------------------------------------------------
+
+
+def test_finding6_anonymous_sign_ins_do_not_delay_ussd(settings, staff, monkeypatch):
+    """Against a real server: hop latency alone, then while 8 clients send bad sign-ins as fast
+    as they can (throttling lifted, so that every attempt costs an argon2 check)."""
+    import statistics
+    import threading
+    import time
+
+    import httpx
+
+    from gateway.aggregators.fake_at import serve_in_thread
+
+    monkeypatch.setattr(auth, "MAX_FAILURES_PER_ADDRESS", 10**6)
+    monkeypatch.setattr(auth, "MAX_FAILURES_PER_ACCOUNT", 10**6)
+
+    def hops(base: str, n: int) -> list[float]:
+        took = []
+        hops.calls = getattr(hops, "calls", 0) + 1  # another caller each round: the per-phone limit stays out of it
+        with httpx.Client(base_url=base, timeout=30) as c:
+            for i in range(n):
+                started = time.perf_counter()
+                r = c.post("/webhooks/at/ussd", data={"sessionId": f"ATUid_f6_{i}_{time.time_ns()}", "serviceCode": "*123#",
+                                                      "phoneNumber": f"+2237{hops.calls:03d}{i:04d}", "networkCode": "61002", "text": "1"})
+                took.append(time.perf_counter() - started)
+                assert r.status_code == 200 and r.text.startswith("CON "), r.text
+                time.sleep(0.02)
+        return took
+
+    stop, logins = threading.Event(), []
+
+    def flood(base: str, n: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            token = csrf_of(c.get("/admin/login").text)
+            while not stop.is_set():
+                r = c.post("/admin/login", data={"email": f"nobody{n}@sugu.test", "password": "guess", "csrf_token": token})
+                logins.append(r.status_code)
+
+    from gateway.app import build_sender
+    from gateway.db import Database
+
+    app = create_app(settings)
+    app.state.db, app.state.sender = Database.from_settings(settings), build_sender(settings)  # what lifespan does
+    with serve_in_thread(app) as base:
+        hops(base, 5)  # warm up
+        alone = hops(base, 30)
+        threads = [threading.Thread(target=flood, args=(base, n)) for n in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        try:
+            loaded = hops(base, 30)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            app.state.db.dispose()
+    ms = lambda xs: f"p50 {statistics.median(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"  # noqa: E731
+    print(f"\nUSSD hop alone: {ms(alone)}; with 8 sign-in floods ({len(logins)} attempts, "
+          f"{logins.count(401)} checked, {logins.count(503)} busy): {ms(loaded)}")
+    assert logins.count(401) >= 8  # the floods really made argon2 work
+    assert statistics.median(loaded) < max(0.25, 5 * statistics.median(alone)), (alone, loaded)
