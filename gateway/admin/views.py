@@ -324,7 +324,12 @@ def message_page(request: Request, key: str, staff: Editor):
         ).all()
     texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
     reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
-    previews = {lang: preview(request, key, lang, texts[lang]) for lang in LANGUAGES}
+    settings = _settings(request)
+    previews = {
+        lang: {**preview(request, key, lang, texts[lang]),
+               "problem": check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)}
+        for lang in LANGUAGES
+    }
     return render(
         request,
         "message.html",
