@@ -219,9 +219,14 @@ def throttle(session: Session, *, address: str, account: str, device: str, now: 
             raise Throttled(THROTTLED)
 
 
+SESSIONS_KEPT = dt.timedelta(days=30)  # long after they expired: the account page lists live ones
+
+
 def record_attempt(session: Session, *, address: str, account: str, device: str, ok: bool, now: dt.datetime) -> None:
     a = models.LoginAttempt
     session.exec(delete(a).where(a.at < now - ATTEMPTS_KEPT))  # the table stays a day long
+    if ok:
+        session.exec(delete(models.StaffSession).where(models.StaffSession.created_at < now - SESSIONS_KEPT))
     session.add(a(at=now, address=address[:48], account=account[:120], device=device, ok=ok))
 
 
