@@ -19,8 +19,8 @@ from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.metrics import Metrics
+from gateway.middleware import BodyLimit, LoopbackOnly, RejectNul, RequestId, SecurityHeaders, WebhookGuard
 from gateway.replies import ReplyRules
-from gateway.middleware import BodyLimit, LoopbackOnly, RequestId, SecurityHeaders, WebhookGuard
 from gateway.sending import SmsSender
 from gateway.settings import Settings
 from gateway.startup import DEV_MODE_BANNER, check_production
@@ -130,7 +130,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.include_router(api_reference.router)
     admin.install(app, settings)
-    # Outermost last: request id, body limits, webhook guard, console headers, then the app.
+    # Outermost last: request id, body limits, webhook guard, console headers, NUL guard, the app.
+    app.add_middleware(RejectNul, prefixes=("/admin", "/api/", "/webhooks/"))
     app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))
     app.add_middleware(
         WebhookGuard,
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # The fakes take what the real APIs take: a 1,000-recipient bulk request is ~17 KiB.
         by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes,
                    FAKE_AT_PREFIX: FAKE_BODY_BYTES, FAKE_ORANGE_PREFIX: FAKE_BODY_BYTES},
+        timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(RequestId)
 

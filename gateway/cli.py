@@ -711,11 +711,39 @@ def staff_first_admin(
             if auth.staff_count(session):
                 return
             password = auth.one_time_password()
-            auth.create_staff(session, email=email, password=password, role="admin", name="Administrator")
+            auth.create_staff(session, email=email, password=password, role="admin", name="Administrator",
+                              must_change_password=True)
     finally:
         db.dispose()
     typer.echo(f"Staff console {settings.public_url}/admin: sign in as {email} with the one-time password {password}")
-    typer.echo("(shown only now; add accounts for the others under Staff)")
+    typer.echo("(shown only now, to be changed at the first sign-in; add accounts for the others under Staff)")
+
+
+@staff_app.command("reset-password")
+def staff_reset_password(
+    email: Annotated[str, typer.Argument(help="The account's e-mail")],
+) -> None:
+    """A one-time password for an account (printed once; to be changed at the next sign-in); its
+    console sessions end. For the administrator who cannot sign in any more."""
+    from sqlmodel import select
+
+    from gateway import auth, models
+    from gateway.db import Database
+
+    db = Database.from_settings(_settings())
+    password = auth.one_time_password()
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        with db.unit_of_work() as session:
+            user = session.exec(select(models.StaffUser).where(models.StaffUser.email == email.strip().lower())).first()
+            if user is None:
+                typer.echo(f"no account {email}", err=True)
+                raise typer.Exit(1)
+            auth.reset_password(session, user, auth.hash_password(password), now=now)
+            auth.audit(session, None, action="reset", entity="staff", entity_id=user.email, after={"via": "cli"}, now=now)
+    finally:
+        db.dispose()
+    typer.echo(f"{email}: one-time password {password} (shown only now; to be changed at the next sign-in)")
 
 
 def _show(text: str, kind: str) -> None:

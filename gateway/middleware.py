@@ -3,6 +3,7 @@ limits, security headers for the console, and the webhook guard (shared secret, 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import ipaddress
@@ -55,12 +56,15 @@ async def _plain(send: Send, status: int, text: str) -> None:
 
 
 class BodyLimit:
-    """413 for a body larger than the limit of its path: declared (Content-Length) or streamed."""
+    """413 for a body larger than the limit of its path, declared (Content-Length) or streamed;
+    408 for a body that does not arrive within `timeout_s` (a slow-loris client holding a
+    request open byte by byte: uvicorn has no body read timeout of its own, only keep-alive)."""
 
-    def __init__(self, app: ASGIApp, *, default: int, by_prefix: dict[str, int]) -> None:
+    def __init__(self, app: ASGIApp, *, default: int, by_prefix: dict[str, int], timeout_s: float = 30.0) -> None:
         self.app = app
         self.default = default
         self.by_prefix = sorted(by_prefix.items(), key=lambda kv: -len(kv[0]))
+        self.timeout_s = timeout_s
 
     def limit_for(self, path: str) -> int:
         return next((limit for prefix, limit in self.by_prefix if path.startswith(prefix)), self.default)
@@ -69,16 +73,22 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _plain(send, 413, f"request body larger than {limit} bytes")
-        if declared is not None and declared.isdigit():
-            return await self.app(scope, receive, send)  # the server enforces Content-Length
-        # Streamed without a length: read it all first (within the limit), then replay it, so
-        # that no application code can swallow the refusal.
+        if (declared is None or declared == b"0") and b"transfer-encoding" not in headers:
+            return await self.app(scope, receive, send)  # no body to wait for
+        # Read it all first, within the limit and the time allowed, then replay it: no
+        # application code waits on a slow client or can swallow the refusal.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         messages, seen = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return await _plain(send, 408, f"request body not received within {self.timeout_s:g} s")
             messages.append(message)
             if message["type"] != "http.request":
                 break
@@ -87,6 +97,50 @@ class BodyLimit:
                 return await _plain(send, 413, f"request body larger than {limit} bytes")
             if not message.get("more_body", False):
                 break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class RejectNul:
+    """400 for a NUL character in the path, query or body of the console and the aggregators'
+    callbacks (form or JSON): PostgreSQL refuses NUL
+    in text, which would surface as a 500 (and SQLite would store it). The API's models refuse
+    control characters themselves, field by field (422)."""
+
+    def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    @staticmethod
+    def _has_nul(data: bytes) -> bool:
+        return b"\x00" in data or b"%00" in data
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or self._has_nul(scope.get("raw_path") or b"") or self._has_nul(scope.get("query_string", b"")):
+            return await _plain(send, 400, "the request contains a NUL character")
+        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type not in (b"application/x-www-form-urlencoded", b"multipart/form-data", b"application/json"):
+            return await self.app(scope, receive, send)
+        messages = []
+        while True:  # BodyLimit, outside this, bounded its size and time
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if content_type == b"application/x-www-form-urlencoded":
+            nul = self._has_nul(body)
+        elif content_type == b"application/json":  # JSON writes NUL as \u0000 (callbacks: Orange)
+            nul = b"\x00" in body or b"\\u0000" in body
+        else:
+            nul = b"\x00" in body
+        if nul:
+            return await _plain(send, 400, "the request contains a NUL character (a file: save it as CSV UTF-8)")
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

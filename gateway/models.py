@@ -355,12 +355,48 @@ class StaffUser(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=16)  # admin | editor | reporter
     active: bool = True
-    failed_logins: int = 0
-    locked_until: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Set by a one-time password (first admin, reset by an administrator): the console lets the
+    # staff member do nothing else until they chose their own.
+    must_change_password: bool = False
     last_login_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     # SHA-256 of the staff member's API token (the token itself is shown once).
     api_token_hash: str | None = Field(default=None, max_length=64, unique=True)
     created_at: dt.datetime = _ts()
+
+
+class StaffSession(SQLModel, table=True):
+    """A console sign-in. The cookie carries a random id; only its SHA-256 is stored, so that a
+    copy of the database does not sign anyone in. Revoked rows stay revoked (logout, password
+    change, deactivation), which is what makes a copied cookie useless afterwards."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    staff_id: int = Field(foreign_key="staff_user.id", index=True)
+    created_at: dt.datetime = _ts()
+    last_seen_at: dt.datetime = _ts()
+    user_agent: str = Field(default="", max_length=120)
+    address: str = Field(default="", max_length=48)  # masked: the network, not the host
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Console sign-in attempts of the last day, shared by every process: the sliding windows
+    that throttle guessing per client address, per account and per trusted browser."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_address_at", "address", "at"),
+        Index("ix_login_attempt_account_at", "account", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = _ts(index=True)
+    address: str = Field(default="", max_length=48)
+    account: str = Field(default="", max_length=120)  # as typed (normalised), known or not
+    device: str = Field(default="", max_length=32)  # the trusted-browser cookie's nonce, if any
+    ok: bool = False
 
 
 class AuditLog(SQLModel, table=True):

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body for webhooks")
     max_upload_bytes: int = Field(5_000_000, ge=1024, description="Largest request body for the console and API")
+    body_timeout_s: float = Field(
+        20.0, gt=0, description="Seconds a client has to send a request's whole body (then 408: slow-loris)"
+    )
     ussd_hops_per_minute: int = Field(60, ge=1, description="Per phone and process; beyond, the session ends")
     price_report_tolerance: float = Field(
         2.0, gt=1.0, description="Reports above x or below 1/x of the reference price are held for review"

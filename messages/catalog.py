@@ -24,6 +24,52 @@ def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
+def template_problem(template: str) -> str | None:
+    """Why a staff text cannot be used as a template, or None. Only plain `{name}` placeholders:
+    a format spec (`{ussd:x>50000000}` builds a 50 MB string and froze every request), a
+    conversion (`{a!r}`), attribute or index access (`{a.b}`, `{a[0]}`) are refused."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return "Unbalanced { or }: write {{ and }} for a literal brace."
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion:
+            return (f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: write placeholders "
+                    "as {name} only, without a format (:) or conversion (!).")
+        if not name.isidentifier():
+            return f"{{{name}}}: a placeholder is a plain name such as {{crop}}, without dots, brackets or numbers."
+    return None
+
+
+# Limits every text is checked against when staff save it (with typical values in its
+# placeholders): the shipped catalogs meet them (tests/test_messages.py).
+SMS_SEGMENTS = 1  # every SMS the service sends is one segment: budgets and replies count on it
+SMS_KEY_PREFIXES = ("sms.", "alert.", "correction.", "linkage.", "services.sms")
+
+
+def is_sms_key(key: str) -> bool:
+    return key.startswith(SMS_KEY_PREFIXES)
+
+
+def limit_problem(key: str, language: str, sample: str, *, ussd_max_chars: int, fold: bool = True) -> str | None:
+    """Whether a text, rendered with typical values, is too long for its channel: more than
+    SMS_SEGMENTS for an SMS, more than a screen for USSD text."""
+    from messages.sms import measure, render_sms
+    from messages.ussd import to_ussd
+
+    if is_sms_key(key):
+        segments = measure(render_sms(sample, language, fold=fold)).segments
+        if segments > SMS_SEGMENTS:
+            return f"Too long for one SMS: {segments} segments once sent (at most {SMS_SEGMENTS})."
+        return None
+    chars = len(to_ussd(sample))
+    if chars > ussd_max_chars:
+        return f"Too long for a USSD screen: {chars} characters (at most {ussd_max_chars})."
+    return None
+
+
 def _flatten(table: Mapping[str, object], prefix: str = "") -> dict[str, str]:
     flat: dict[str, str] = {}
     for key, value in table.items():
@@ -49,7 +95,9 @@ class Catalog:
         overrides: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self._base = base
-        self._overrides = dict(overrides or {})
+        # An override saved before templates were checked (or written by SQL) that is not a plain
+        # template is ignored: the file's text is used.
+        self._overrides = {k: v for k, v in (overrides or {}).items() if template_problem(v) is None}
 
     def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> "Catalog":
         return Catalog(self._base, overrides)

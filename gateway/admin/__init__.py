@@ -12,7 +12,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from gateway.admin.core import SESSION_MAX_AGE_S, LoginRequired, render
+from urllib.parse import urlencode
+
+from gateway.admin.core import SESSION_MAX_AGE_S, LoginRequired, PasswordChangeRequired, path_for, render
 from gateway.settings import Settings
 
 
@@ -36,9 +38,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     from gateway.admin.price_import import router as price_import_router
     from gateway.admin.views import router
 
+    key = secret_key(settings)
+    app.state.admin_secret = key  # also signs the trusted-browser cookies of sign-in throttling
     app.add_middleware(
         SessionMiddleware,
-        secret_key=secret_key(settings),
+        secret_key=key,
         session_cookie="sugu_admin",
         max_age=SESSION_MAX_AGE_S,
         path="/admin",
@@ -58,8 +62,12 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired):
-        target = request.url_for("admin_login").include_query_params(next=request.url.path)
-        return RedirectResponse(str(target), status_code=303)
+        target = path_for(request, "admin_login") + "?" + urlencode({"next": request.url.path})
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def to_password(request: Request, _exc: PasswordChangeRequired):
+        return RedirectResponse(path_for(request, "admin_account"), status_code=303)
 
     default_http = app.exception_handlers.get(HTTPException)
 

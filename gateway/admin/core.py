@@ -9,11 +9,21 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from gateway import auth
 from gateway.db import Database
 
 TEMPLATES = Jinja2Templates(directory=str(resources.files("gateway.admin").joinpath("templates")))
+
+
+@pass_context
+def _url_for(context: dict, name: str, /, **path_params: Any) -> str:
+    return path_for(context["request"], name, **path_params)
+
+
+# Links in pages are paths (see path_for), not URLs built from the Host header.
+TEMPLATES.env.globals["url_for"] = _url_for
 
 # (label, route name, roles allowed besides admin)
 NAV = [
@@ -40,6 +50,15 @@ class LoginRequired(Exception):
     """Raised by `staff_required`; answered with a redirect to the login page."""
 
 
+class PasswordChangeRequired(Exception):
+    """Raised by `staff_required` while the account has a one-time password; answered with a
+    redirect to the account page, the only one such a session may use."""
+
+
+# Routes a session with a one-time password may use: choose a password, or sign out.
+ONE_TIME_PASSWORD_ROUTES = {"admin_account", "admin_password_change", "admin_logout"}
+
+
 def db_of(request: Request) -> Database:
     return request.app.state.db
 
@@ -49,16 +68,19 @@ def now_of(request: Request) -> dt.datetime:
 
 
 def current_staff(request: Request) -> auth.Staff | None:
-    data = request.session
-    staff_id = data.get("staff_id")
-    if staff_id is None:
-        return None
-    started = data.get("login_at", 0)
-    if now_of(request).timestamp() - started > SESSION_MAX_AGE_S:
-        data.clear()
+    """The staff member of the request's console session: the signed cookie holds only a random
+    session id, checked against the staff_session table on every request (logout, deactivation
+    and password changes end sessions there)."""
+    if "staff" in request.scope.get("state", {}):
+        return request.state.staff
+    token = request.session.get("sid")
+    if not token:
         return None
     with db_of(request).unit_of_work() as session:
-        return auth.staff_by_id(session, staff_id)
+        staff = auth.staff_by_session(session, token, now=now_of(request), max_age=dt.timedelta(seconds=SESSION_MAX_AGE_S))
+    if staff is None:
+        request.session.clear()
+    return staff
 
 
 def staff_required(request: Request) -> auth.Staff:
@@ -66,7 +88,30 @@ def staff_required(request: Request) -> auth.Staff:
     if staff is None:
         raise LoginRequired()
     request.state.staff = staff
+    route = request.scope.get("route")
+    if staff.must_change_password and getattr(route, "name", None) not in ONE_TIME_PASSWORD_ROUTES:
+        raise PasswordChangeRequired()
     return staff
+
+
+DB_INT_MAX = 2_147_483_647  # PostgreSQL's integer: beyond, the query itself fails
+
+
+def int_param(raw: str | None, what: str, default: int | None = None) -> int:
+    """A number from a query string or form: 400 with a clear message when it is not one (the
+    console answered 500 for ?market=abc), the default when it is absent."""
+    raw = (raw or "").strip()
+    if not raw and default is not None:
+        return default
+    if not raw.isdigit() or int(raw) > DB_INT_MAX:
+        raise HTTPException(status_code=400, detail=f"{what}: expected a number, got {raw[:20]!r}.")
+    return int(raw)
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server saw it (behind a proxy: run uvicorn with
+    --proxy-headers and --forwarded-allow-ips so that this is the real client)."""
+    return request.client.host if request.client else ""
 
 
 def roles(*allowed: str):
@@ -105,7 +150,7 @@ def flash(request: Request, text: str, kind: str = "ok") -> None:
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
-    staff = getattr(request.state, "staff", None) or current_staff(request)
+    staff = current_staff(request)
     flashes = request.session.pop("flashes", [])
     base = {
         "request": request,
@@ -119,5 +164,17 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     return TEMPLATES.TemplateResponse(request, template, base, status_code=status_code)
 
 
+def path_for(request: Request, name: str, /, **params: Any) -> str:
+    """A route's path, never an absolute URL: the Host header a client sends must not end up in
+    a Location header or a link (cache poisoning, phishing links). Browsers resolve it against
+    the page they are on; absolute URLs, where one is needed, come from GATEWAY_PUBLIC_URL."""
+    return request.scope.get("root_path", "") + str(request.app.url_path_for(name, **params))
+
+
+def public_url(request: Request, path: str) -> str:
+    """An absolute URL for links that leave the console (e-mails, exports): GATEWAY_PUBLIC_URL."""
+    return request.app.state.settings.public_url.rstrip("/") + path
+
+
 def back_to(request: Request, name: str, **params: Any) -> RedirectResponse:
-    return RedirectResponse(str(request.url_for(name, **params)), status_code=303)
+    return RedirectResponse(path_for(request, name, **params), status_code=303)

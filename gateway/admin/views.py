@@ -3,12 +3,10 @@ simulators, producers, demands, tips, staff and the audit log."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import string
 from collections import defaultdict
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -21,15 +19,21 @@ from gateway import auth, broadcast, corrections, linkage, models, outbox
 from gateway import reference
 from gateway import replies
 from gateway.admin.core import (
+    DB_INT_MAX,
+    SESSION_MAX_AGE_S,
     Admin,
     AnyStaff,
     Editor,
     Form,
     PriceStaff,
     back_to,
+    client_address,
+    current_staff,
     db_of,
     flash,
+    int_param,
     now_of,
+    path_for,
     render,
 )
 from gateway.admin.charts import line_chart
@@ -37,8 +41,9 @@ from gateway.configs import engine_config, sms_config
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.effects import insert_ignore, set_role
+from gateway.spreadsheets import csv_text
 from messages import default_catalog, placeholders, to_ussd
-from messages.catalog import LANGUAGES, load_file_catalog
+from messages.catalog import LANGUAGES, limit_problem, load_file_catalog, template_problem
 from messages.sms import measure, render_sms
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -65,26 +70,78 @@ def login_page(request: Request):
 
 @router.post("/login", name="admin_login_post")
 async def login(request: Request, form: Form):
-    with db_of(request).unit_of_work() as session:
-        # The failure is committed too: that is what counts attempts and locks.
-        try:
-            staff = auth.authenticate(session, email=form.get("email", ""), password=form.get("password", ""), now=now_of(request))
-        except auth.AuthError as exc:
-            staff, error = None, str(exc)
-    if staff is None:
-        return render(request, "login.html", {"error": error, "email": form.get("email", ""), "next": form.get("next", "")}, status_code=401)
+    settings = _settings(request)
+    try:
+        signed = await auth.sign_in(
+            db_of(request), email=form.get("email", ""), password=form.get("password", ""),
+            address=client_address(request), user_agent=request.headers.get("user-agent", ""),
+            device_cookie=request.cookies.get(auth.DEVICE_COOKIE), secret=request.app.state.admin_secret,
+            now=now_of(request),
+        )
+    except auth.AuthError as exc:
+        return render(request, "login.html", {"error": str(exc), "email": form.get("email", ""), "next": form.get("next", "")},
+                      status_code=exc.status)
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
-    request.session.update(staff_id=staff.id, login_at=now_of(request).timestamp())
+    request.session["sid"] = signed.session_token
     target = form.get("next", "")
-    if not target.startswith("/admin") or target.startswith("//"):
-        target = str(request.url_for("admin_dashboard"))
-    return RedirectResponse(target, status_code=303)
+    if not target.startswith("/admin") or target.startswith("//") or "\\" in target:
+        target = path_for(request, "admin_dashboard")
+    if signed.staff.must_change_password:
+        target = path_for(request, "admin_account")
+    response = RedirectResponse(target, status_code=303)
+    if signed.device_cookie:
+        response.set_cookie(auth.DEVICE_COOKIE, signed.device_cookie, max_age=auth.DEVICE_MAX_AGE_S, path="/admin",
+                            httponly=True, samesite="lax", secure=settings.public_url.startswith("https://"))
+    return response
 
 
 @router.post("/logout", name="admin_logout")
 async def logout(request: Request, form: Form):
+    staff = current_staff(request)
+    if staff is not None and staff.session_id is not None:
+        with db_of(request).unit_of_work() as session:
+            auth.revoke_sessions(session, staff.id, only=staff.session_id, now=now_of(request))
     request.session.clear()
     return back_to(request, "admin_login")
+
+
+# -- your account: password and sessions -----------------------------------------------------------
+
+
+def _account_page(request: Request, staff, *, error: str = "", status_code: int = 200):
+    with db_of(request).unit_of_work() as session:
+        sessions = auth.live_sessions(session, staff.id, now=now_of(request), max_age=dt.timedelta(seconds=SESSION_MAX_AGE_S))
+    return render(request, "account.html", {"sessions": sessions, "current": staff.session_id, "error": error,
+                                            "min_password": auth.MIN_PASSWORD}, status_code=status_code)
+
+
+@router.get("/account", name="admin_account")
+def account_page(request: Request, staff: AnyStaff):
+    return _account_page(request, staff)
+
+
+@router.post("/account/password", name="admin_password_change")
+async def password_change(request: Request, staff: AnyStaff, form: Form):
+    try:
+        await auth.change_password(db_of(request), staff, current=form.get("current", ""), new=form.get("new", ""),
+                                   repeat=form.get("repeat", ""), now=now_of(request))
+    except auth.AuthError as exc:
+        return _account_page(request, staff, error=str(exc), status_code=400 if exc.status == 401 else exc.status)
+    flash(request, "Password changed. Your other sessions are signed out.")
+    return back_to(request, "admin_account")
+
+
+@router.post("/account/sessions/{session_id}/revoke", name="admin_session_revoke")
+async def session_revoke(request: Request, session_id: DbId, staff: AnyStaff, form: Form):
+    with db_of(request).unit_of_work() as session:
+        ended = auth.revoke_sessions(session, staff.id, only=session_id, now=now_of(request))
+    if not ended:
+        raise HTTPException(404, "No such session.")
+    if session_id == staff.session_id:
+        request.session.clear()
+        return back_to(request, "admin_login")
+    flash(request, "Session signed out.")
+    return back_to(request, "admin_account")
 
 
 # -- dashboard -------------------------------------------------------------------------------------
@@ -232,10 +289,7 @@ def preview(request: Request, key: str, language: str, text: str) -> dict[str, A
     data) and, for SMS texts, the encoding and segments."""
     settings = _settings(request)
     result: dict[str, Any] = {"ussd_limit": settings.ussd_max_chars}
-    try:
-        sample = text.format_map(defaultdict(str, SAMPLES))
-    except (ValueError, IndexError):
-        sample = text
+    sample = _sample(text) if template_problem(text) is None else text
     sms_text = render_sms(sample, language, fold=settings.sms_fold)
     encoding = measure(sms_text)
     result.update(sms=sms_text, encoding=encoding.encoding, segments=encoding.segments, units=encoding.units)
@@ -303,7 +357,12 @@ def message_page(request: Request, key: str, staff: Editor):
         ).all()
     texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
     reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
-    previews = {lang: preview(request, key, lang, texts[lang]) for lang in LANGUAGES}
+    settings = _settings(request)
+    previews = {
+        lang: {**preview(request, key, lang, texts[lang]),
+               "problem": check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)}
+        for lang in LANGUAGES
+    }
     return render(
         request,
         "message.html",
@@ -317,7 +376,16 @@ async def message_preview(request: Request, key: str, staff: Editor, form: Form)
     language = form.get("language", "fr")
     if language not in LANGUAGES:
         raise HTTPException(400, "unknown language")
-    return JSONResponse(preview(request, key, language, form.get("text", "")))
+    if key not in load_file_catalog("fr"):
+        raise HTTPException(404, "No such message.")
+    text = form.get("text", "")
+    # Checked before anything renders it: a format spec in a placeholder can cost seconds of CPU
+    # and memory (finding 8); a text over its limits is shown, with the problem.
+    settings = _settings(request)
+    problem = check_message(key, text, language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
+    if problem and (template_problem(text) or len(text) > MAX_MESSAGE_CHARS or not text.strip()):
+        return JSONResponse({"error": problem}, status_code=400)
+    return JSONResponse({**preview(request, key, language, text), "problem": problem})
 
 
 def _save_message(session, staff, key: str, language: str, text: str, reviewed: bool, now: dt.datetime) -> None:
@@ -334,18 +402,29 @@ def _save_message(session, staff, key: str, language: str, text: str, reviewed: 
                after={"text": text, "reviewed": reviewed}, now=now)
 
 
-def check_message(key: str, text: str) -> str | None:
+MAX_MESSAGE_CHARS = 1000
+
+
+def _sample(text: str) -> str:
+    """The text with typical values in its placeholders (only for texts template_problem passed)."""
+    return text.format_map(defaultdict(str, SAMPLES))
+
+
+def check_message(key: str, text: str, language: str = "fr", *, ussd_max_chars: int = 160, fold: bool = True) -> str | None:
+    """Why staff's text for a key cannot be saved or previewed, or None: only the key's own plain
+    placeholders, and within the limits of its channel (one SMS, one USSD screen)."""
     expected = placeholders(load_file_catalog("fr")[key])
     if not text.strip():
         return "The text cannot be empty."
-    try:
-        found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError:
-        return "Unbalanced { or }: write {{ and }} for a literal brace."
-    unknown = found - expected
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"The text is longer than {MAX_MESSAGE_CHARS} characters."
+    problem = template_problem(text)
+    if problem:
+        return problem
+    unknown = placeholders(text) - expected
     if unknown:
         return f"Unknown placeholder(s): {', '.join('{' + n + '}' for n in sorted(unknown))}. Allowed: {', '.join('{' + n + '}' for n in sorted(expected)) or 'none'}."
-    return None
+    return limit_problem(key, language, _sample(text), ussd_max_chars=ussd_max_chars, fold=fold)
 
 
 @router.post("/messages/{key}", name="admin_message_save")
@@ -353,6 +432,7 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
     if key not in load_file_catalog("fr"):
         raise HTTPException(404, "No such message.")
     now = now_of(request).astimezone(UTC)
+    settings = _settings(request)
     problems = []
     changes = []
     with db_of(request).unit_of_work() as session:
@@ -360,7 +440,7 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
         for lang in LANGUAGES:
             text = form.get(f"text_{lang}", "").strip()
             reviewed = form.get(f"reviewed_{lang}") == "on"
-            problem = check_message(key, text)
+            problem = check_message(key, text, lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold) if text else check_message(key, text)
             if problem:
                 problems.append(f"{lang}: {problem}")
                 continue
@@ -387,6 +467,11 @@ async def message_revert(request: Request, key: str, revision_id: DbId, staff: E
         rev = session.get(models.MessageRevision, revision_id)
         if rev is None or rev.key != key:
             raise HTTPException(404, "No such revision.")
+        settings = _settings(request)
+        problem = check_message(key, rev.text, rev.language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
+        if problem:  # an old version may predate today's checks
+            flash(request, f"This version cannot be restored: {problem}", "error")
+            return back_to(request, "admin_message", key=key)
         _save_message(session, staff, key, rev.language, rev.text, rev.reviewed, now)
     _clear_cache(request)
     flash(request, f"Reverted {rev.language} to the version of {rev.at:%Y-%m-%d %H:%M}.")
@@ -417,7 +502,7 @@ def prices_page(request: Request, staff: PriceStaff):
     day = _day(request.query_params.get("date"), today)
     with db_of(request).unit_of_work() as session:
         markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
-        market_id = int(request.query_params.get("market") or markets[0].id)
+        market_id = int_param(request.query_params.get("market"), "market", markets[0].id)
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
         obs = models.PriceObservation
         entered = {
@@ -464,11 +549,11 @@ async def prices_save(request: Request, staff: PriceStaff, form: Form):
     settings = _settings(request)
     today = now_of(request).date()
     day = _day(form.get("date"), today)
-    grid = str(request.url_for("admin_prices").include_query_params(market=form.get("market", ""), date=day.isoformat()))
+    grid = path_for(request, "admin_prices") + "?" + urlencode({"market": form.get("market", ""), "date": day.isoformat()})
     if day > today:
         flash(request, "Prices cannot be dated in the future.", "error")
-        return RedirectResponse(str(request.url_for("admin_prices")), status_code=303)
-    market_id = int(form.get("market", "0"))
+        return RedirectResponse(path_for(request, "admin_prices"), status_code=303)
+    market_id = int_param(form.get("market"), "market")
     now = now_of(request).astimezone(UTC)
     with db_of(request).unit_of_work() as session:
         market = session.get(models.Market, market_id)
@@ -569,8 +654,8 @@ async def price_review(request: Request, obs_id: DbId, staff: PriceStaff, form: 
 @router.get("/prices/history", name="admin_price_history")
 def price_history(request: Request, staff: PriceStaff):
     with db_of(request).unit_of_work() as session:
-        crop = session.get(models.Crop, int(request.query_params.get("crop", "0") or 0))
-        market = session.get(models.Market, int(request.query_params.get("market", "0") or 0))
+        crop = session.get(models.Crop, int_param(request.query_params.get("crop"), "crop", 0))
+        market = session.get(models.Market, int_param(request.query_params.get("market"), "market", 0))
         if crop is None or market is None:
             raise HTTPException(404, "Choose a crop and a market.")
         obs = models.PriceObservation
@@ -812,10 +897,13 @@ def _sim_phone(request: Request, form: dict) -> str | None:
 
 @router.post("/simulators/ussd", name="admin_sim_ussd")
 async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
-    """The same engine and data as real calls, through the webhook's own service."""
-    from gateway import ussd as ussd_service
-    from gateway.aggregators.africastalking import UssdHop
+    """The real engine and data, on a throw-away copy of the caller: the profile is read from
+    the number's producer row, the menus replay the path, and what a real call would change
+    (opt-out, offers, subscriptions, SMS) is listed, never applied (finding 10: a reporter opted
+    a real farmer out and sent SMS abroad from here). Nothing is written, nothing is sent."""
     from gateway.content import current_catalog
+    from gateway.effects import producer_by_phone
+    from gateway.ussd import profile_from_snapshot, snapshot
 
     phone = _sim_phone(request, form)
     if phone is None:
@@ -824,27 +912,26 @@ async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
     path = form.get("path", "")
     entry = form.get("input", "")
     if form.get("restart"):
-        path, session_id = "", f"sim-{now_of(request).timestamp():.0f}"
-    else:
-        session_id = form.get("session") or f"sim-{now_of(request).timestamp():.0f}"
-        if form.get("sent"):
-            path = f"{path}*{entry}" if path else entry
-    if form.get("language") in LANGUAGES and not path and form.get("set_language"):
-        with db_of(request).unit_of_work() as session:
-            from gateway.effects import ensure_producer
-
-            producer = ensure_producer(session, phone)
-            producer.language = form["language"]
-            session.add(producer)
-    hop = UssdHop(session_id, settings.ussd_code, phone, "sim", tuple(path.split("*")) if path else ())
+        path = ""
+    elif form.get("sent"):
+        path = f"{path}*{entry}" if path else entry
+    if len(path) > 400:
+        raise HTTPException(400, "The path is too long.")
+    language = form.get("language") if form.get("language") in LANGUAGES else ""
     with db_of(request).unit_of_work() as session:
-        screen = ussd_service.handle_hop(
-            session, hop=hop, now=now_of(request), catalog=current_catalog(session, request.app.state.content_cache),
-            config=engine_config(settings), fold=settings.sms_fold,
+        copy = snapshot(session, producer_by_phone(session, phone))
+        if language:
+            copy["language"] = language  # the copy only: the producer keeps theirs
+        screen = menus.run(
+            tuple(path.split("*")) if path else (), profile=profile_from_snapshot(phone, copy), data=SqlDataView(session),
+            catalog=current_catalog(session, request.app.state.content_cache), now=now_of(request),
+            config=engine_config(settings),
         )
+        session.rollback()  # reads only; rolled back all the same
     reply = ("END " if screen.end else "CON ") + screen.text
     return render(request, "simulators.html", {"ussd": reply, "end": screen.end, "phone": phone, "path": path,
-                                               "session": session_id, "sms": None, "chars": len(screen.text)})
+                                               "language": language, "sms": None, "chars": len(screen.text),
+                                               "effects": [type(e).__name__ for e in screen.effects]})
 
 
 @router.post("/simulators/sms", name="admin_sim_sms")
@@ -1000,6 +1087,8 @@ def _demand_values(form: dict, units: list[str]) -> tuple[dict | None, str | Non
         }
     except (KeyError, ValueError):
         return None, "Fill every field: numbers for quantity and price, a date for the deadline."
+    if not all(0 < values[k] <= DB_INT_MAX for k in ("buyer_id", "crop_id", "quantity_kg", "price")):
+        return None, "Quantity and price must be positive numbers (and not absurdly large)."
     if values["quantity_kg"] <= 0 or values["price"] <= 0 or not values["place"] or values["unit"] not in units:
         return None, "Quantity and price must be positive, the place given and the unit known."
     return values, None
@@ -1094,13 +1183,12 @@ def demand_export(request: Request, demand_id: DbId, staff: Editor):
         rows = session.exec(
             select(o, p).join(p, p.id == o.producer_id).where(o.demand_id == demand_id).order_by(p.cluster, o.id)
         ).all()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["offer", "date", "phone", "name", "village", "region", "cluster", "quantity_kg", "status"])
-    for offer, producer in rows:
-        writer.writerow([offer.id, offer.created_at.date().isoformat(), producer.phone, producer.name, producer.village,
-                         producer.region, producer.cluster, offer.quantity_kg, offer.status])
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+    text = csv_text(  # farmers' names and villages come from SMS and USSD: no formulas (finding 12)
+        ["offer", "date", "phone", "name", "village", "region", "cluster", "quantity_kg", "status"],
+        ([offer.id, offer.created_at.date().isoformat(), producer.phone, producer.name, producer.village,
+          producer.region, producer.cluster, offer.quantity_kg, offer.status] for offer, producer in rows),
+    )
+    return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="demand-{demand_id}-offers.csv"'})
 
 
@@ -1171,7 +1259,9 @@ async def tip_save(request: Request, tip_id: DbId, staff: Editor, form: Form):
         for k, v in values.items():
             setattr(tip, k, v)
         tip.category = category
-        tip.crop_id = int(crop_raw) if crop_raw.isdigit() else None
+        tip.crop_id = int_param(crop_raw, "crop") if crop_raw.strip() else None
+        if tip.crop_id is not None and session.get(models.Crop, tip.crop_id) is None:
+            raise HTTPException(400, "Unknown crop.")
         tip.active = form.get("active") == "on"
         session.add(tip)
         session.flush()
@@ -1186,19 +1276,24 @@ async def tip_save(request: Request, tip_id: DbId, staff: Editor, form: Form):
 # -- staff and audit -------------------------------------------------------------------------------
 
 
-@router.get("/staff", name="admin_staff")
-def staff_page(request: Request, staff: Admin):
+def _staff_page(request: Request, status_code: int = 200, **shown: Any):
     with db_of(request).unit_of_work() as session:
         rows = session.exec(select(models.StaffUser).order_by(models.StaffUser.email)).all()
-    return render(request, "staff.html", {"rows": rows, "roles": auth.ROLES, "token": request.session.pop("new_token", None)})
+    return render(request, "staff.html", {"rows": rows, "roles": auth.ROLES, **shown}, status_code=status_code)
+
+
+@router.get("/staff", name="admin_staff")
+def staff_page(request: Request, staff: Admin):
+    return _staff_page(request)
 
 
 @router.post("/staff", name="admin_staff_create")
 async def staff_create(request: Request, staff: Admin, form: Form):
     now = now_of(request)
     try:
+        password_hash = await auth.hash_password_async(form.get("password", ""))
         with db_of(request).unit_of_work() as session:
-            user = auth.create_staff(session, email=form.get("email", ""), password=form.get("password", ""),
+            user = auth.create_staff(session, email=form.get("email", ""), password="", password_hash=password_hash,
                                      role=form.get("role", ""), name=form.get("name", ""))
             auth.audit(session, staff, action="create", entity="staff", entity_id=user.email, after={"role": user.role}, now=now)
     except auth.AuthError as exc:
@@ -1210,27 +1305,39 @@ async def staff_create(request: Request, staff: Admin, form: Form):
 
 @router.post("/staff/{user_id}/{action}", name="admin_staff_action")
 async def staff_action(request: Request, user_id: DbId, action: str, staff: Admin, form: Form):
-    if action not in ("deactivate", "activate", "token", "role"):
+    """Secrets made here (API token, one-time password) are shown once, in this response: never
+    kept in the session cookie, which is signed but readable by whoever holds it."""
+    if action not in ("deactivate", "activate", "token", "role", "reset"):
         raise HTTPException(404)
     now = now_of(request)
+    shown: dict[str, str] = {}
+    one_time = auth.one_time_password() if action == "reset" else None
+    one_time_hash = await auth.hash_password_async(one_time) if one_time else None
     with db_of(request).unit_of_work() as session:
         user = session.get(models.StaffUser, user_id)
         if user is None:
             raise HTTPException(404, "No such account.")
-        if user.id == staff.id and action in ("deactivate", "role"):
-            raise HTTPException(409, "You cannot do that to your own account.")
+        if user.id == staff.id and action in ("deactivate", "role", "reset"):
+            raise HTTPException(409, "You cannot do that to your own account (change your password on your account page).")
         before = {"active": user.active, "role": user.role}
         if action == "token":
-            request.session["new_token"] = auth.issue_api_token(session, user)
+            shown = {"token": auth.issue_api_token(session, user), "token_for": user.email}
+        elif action == "reset":
+            auth.reset_password(session, user, one_time_hash, now=now)
+            shown = {"one_time": one_time, "one_time_for": user.email}
         elif action == "role":
             if form.get("role") not in auth.ROLES:
                 raise HTTPException(400, "Unknown role.")
             user.role = form["role"]
         else:
             user.active = action == "activate"
+            # Deactivation ends every session; re-activation does not bring them back.
+            auth.revoke_sessions(session, user.id, now=now)
         session.add(user)
         auth.audit(session, staff, action=action, entity="staff", entity_id=user.email, before=before,
                    after={"active": user.active, "role": user.role}, now=now)
+    if shown:
+        return _staff_page(request, **shown)
     return back_to(request, "admin_staff")
 
 

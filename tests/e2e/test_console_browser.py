@@ -67,6 +67,9 @@ def test_sign_in_leads_back_to_the_page_asked_for(page, staff):
 # -- b. a Bambara message and its live phone preview -----------------------------------------------------
 
 
+BM_SHORT = "Sugu - sɔngɔ kura ni laadilikan"
+
+
 def test_bambara_edit_updates_the_ussd_preview_and_segments_then_saves(page, staff):
     signed_in(page)
     open_section(page, "Messages")
@@ -99,13 +102,19 @@ def test_bambara_edit_updates_the_ussd_preview_and_segments_then_saves(page, sta
     # The French side did not move.
     expect(page.locator("#preview_fr pre.ussd")).to_contain_text("CON Sugu - prix et conseils")
 
+    # Longer than a USSD screen: the preview says so, and saving is refused (issue 14, finding 8).
+    expect(preview.locator(".preview-problem")).to_contain_text("Too long for a USSD screen")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash.error").first).to_contain_text("bm: Too long for a USSD screen")
+    area = page.locator("#text_bm")
+    area.fill(BM_SHORT)
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".flash")).to_have_text("Saved: the next USSD hop and SMS use it.")
-    expect(page.locator("#text_bm")).to_have_value(BM_LONG)
-    expect(segments).to_have_text("2")  # rendered by the server this time
+    expect(page.locator("#text_bm")).to_have_value(BM_SHORT)
+    expect(segments).to_have_text("1")  # rendered by the server this time
     history = page.locator("table").filter(has_text="Revert to this")
     expect(history.locator("tr", has_text=EDITOR)).to_have_count(1)
-    expect(history).to_contain_text(BM_LONG)
+    expect(history).to_contain_text(BM_SHORT)
 
 
 # -- c. a price, from the grid to the phone -----------------------------------------------------------------
