@@ -1,7 +1,7 @@
 """server-side console sessions, sign-in attempts (throttling), forced password change
 
 Revision ID: 0009
-Revises: 0007 (integrator: 0008)
+Revises: 0008
 Create Date: 2026-12-02 10:00:00
 """
 from typing import Sequence, Union

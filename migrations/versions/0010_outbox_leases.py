@@ -2,7 +2,7 @@
 it waits for approval
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 09:00:00
 """
 from typing import Sequence, Union
@@ -13,8 +13,7 @@ import sqlmodel
 
 
 revision: str = '0010'
-# integrator: may rechain after 0009
-down_revision: Union[str, None] = '0008'
+down_revision: Union[str, None] = '0009'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
