@@ -358,6 +358,25 @@ def test_orange_nested_json_is_400(settings, db, path, body):
     assert state_of(db) == before
 
 
+@pytest.mark.parametrize(
+    "path, body, content_type",
+    [
+        pytest.param("/webhooks/at/sms", "from=%2B22370000001&to=36123&text=aide&id=nul%00id&date=2026-11-28", "application/x-www-form-urlencoded", id="at-sms-id"),
+        pytest.param("/webhooks/at/sms", "from=%2B22370000001&to=36123&text=ai%00de&id=nul-2&date=2026-11-28", "application/x-www-form-urlencoded", id="at-sms-text"),
+        pytest.param("/webhooks/at/ussd", "sessionId=s%00&phoneNumber=%2B22370000001&serviceCode=*123%23&text=", "application/x-www-form-urlencoded", id="at-ussd"),
+        pytest.param("/webhooks/orange/sms", '{"inboundSMSMessageNotification": {"inboundSMSMessage": {"senderAddress": "tel:+22370000001", "message": "ai\\u0000de", "messageId": "o-nul"}}}', "application/json", id="orange-json"),
+    ],
+)
+def test_nul_byte_in_a_callback_is_400_not_500(settings, db, path, body, content_type):
+    """Found by the fuzz test on PostgreSQL, which refuses NUL in text: a NUL in an inbound SMS id
+    or text was a 500. Refused with 400 at the edge, on both backends, and nothing stored."""
+    before = state_of(db)
+    with TestClient(create_app(settings, clock=lambda: NOW), raise_server_exceptions=False) as client:
+        response = client.post(path, content=body.encode(), headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert state_of(db) == before
+
+
 # -- the dashboard ---------------------------------------------------------------------------------
 
 
