@@ -13,67 +13,22 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from gateway import admin, api, api_reference, housekeeping, logs, migrate, webhooks, webhooks_orange
-from gateway.aggregators.africastalking import AfricasTalkingSender
-from gateway.aggregators.orange import OrangeSender
 from gateway.dataview import ContentCache
 from gateway.db import Database
 from gateway.deps import Clock
 from gateway.metrics import Metrics
 from gateway.middleware import BodyLimit, LoopbackOnly, RejectNul, RequestId, SecurityHeaders, WebhookGuard
 from gateway.replies import ReplyRules
-from gateway.sending import SmsSender
+from gateway.senders import FAKE_AT_PREFIX, FAKE_ORANGE_PREFIX, build_sender, sends_to_a_fake
 from gateway.settings import Settings
 from gateway.startup import DEV_MODE_BANNER, check_production
 from messages import default_catalog
 
 log = logging.getLogger("gateway.app")
 
-FAKE_AT_PREFIX = "/fake-at"
-FAKE_ORANGE_PREFIX = "/fake-orange"
-FAKE_ORANGE_SENDER = "tel:+2230000"
 # Africa's Talking documents no body limit; the adapter sends up to MAX_RECIPIENTS (1,000) numbers
 # with a text of up to 10 segments, about 20 KiB form-encoded. 1 MiB leaves room for any of it.
 FAKE_BODY_BYTES = 1 << 20
-
-
-def build_sender(settings: Settings) -> SmsSender:
-    """The sender of the aggregator chosen by GATEWAY_SMS_PROVIDER (replies, alerts, broadcasts)."""
-    if settings.sms_provider == "orange":
-        if settings.orange_uses_fake:
-            # No credentials: development, against the fake mounted on this app (or the one named
-            # by GATEWAY_ORANGE_BASE_URL), which accepts any.
-            base = settings.orange_base_url or settings.public_url.rstrip("/") + FAKE_ORANGE_PREFIX
-            sender, client_id, secret = settings.orange_sender_address or FAKE_ORANGE_SENDER, "fake", "fake"
-        else:
-            base, sender = settings.orange_base_url, settings.orange_sender_address
-            client_id, secret = settings.orange_client_id, settings.orange_client_secret.get_secret_value()
-        return OrangeSender(
-            client_id=client_id,
-            client_secret=secret,
-            sender_address=sender,
-            sender_name=settings.orange_sender_name,
-            base_url=base,
-            timeout_s=settings.orange_timeout_s,
-        )
-    if settings.sms_uses_fake:
-        # No credentials: development. SMS go to the fake server mounted on this app (or the
-        # one named by GATEWAY_AT_BASE_URL), where they can be read.
-        base = settings.at_base_url or settings.public_url.rstrip("/") + FAKE_AT_PREFIX
-        return AfricasTalkingSender(username="sandbox", api_key="fake", base_url=base, timeout_s=settings.at_timeout_s)
-    return AfricasTalkingSender(
-        username=settings.at_username,
-        api_key=settings.at_api_key.get_secret_value(),
-        sender_id=settings.at_sender_id,
-        base_url=settings.at_base_url,
-        timeout_s=settings.at_timeout_s,
-        trust_env=settings.at_trust_env,
-    )
-
-
-def _sends_to_a_fake(settings: Settings) -> bool:
-    if settings.sms_provider == "orange":
-        return settings.orange_uses_fake and not settings.orange_base_url
-    return settings.sms_uses_fake and not settings.at_base_url
 
 
 async def _worker_loop(app: FastAPI) -> None:
@@ -102,7 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.sender = build_sender(settings)
         if settings.dev_mode:
             log.warning(DEV_MODE_BANNER)
-        elif _sends_to_a_fake(settings):
+        elif sends_to_a_fake(settings):
             log.warning("no aggregator credentials: SMS cannot be sent (the built-in fakes run only with GATEWAY_DEV_MODE=true)")
         worker = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
         try:

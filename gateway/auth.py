@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -44,8 +45,14 @@ WRONG = "wrong e-mail or password"
 SESSION_TOUCH = dt.timedelta(minutes=1)  # last_seen_at is written at most this often
 
 _hasher = PasswordHash.recommended()
-# Verified when the e-mail is unknown, so that timing does not tell which accounts exist.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the e-mail is unknown, so that timing does not tell which accounts exist.
+    Made on first use, not at import: argon2 costs ~0.4 s, which every CLI command and worker
+    start would otherwise pay."""
+    return _hasher.hash("not a real password, only for timing")
 
 # argon2 costs tens of milliseconds of CPU and memory by design: it runs in a small pool of its
 # own, never on the event loop (where 8 anonymous sign-ins delayed every USSD hop by seconds),
@@ -256,9 +263,12 @@ async def sign_in(
     with db.unit_of_work() as session:
         throttle(session, address=address, account=account, device=device, now=now)
         user = session.exec(select(models.StaffUser).where(models.StaffUser.email == account)).first() if account else None
-        stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
+        known = user is not None and user.active
+        stored = user.password_hash if known else None
+    if stored is None:
+        stored = await off_loop(_dummy_hash)  # the first time only; the same pool as any hash
     valid, new_hash = await off_loop(_hasher.verify_and_update, (password or "")[:1024], stored)
-    valid = valid and stored is not _DUMMY_HASH
+    valid = valid and known
     with db.unit_of_work() as session:
         record_attempt(session, address=address, account=account, device=device, ok=valid, now=now)
         if not valid:
@@ -295,7 +305,7 @@ def authenticate(session: Session, *, email: str, password: str, now: dt.datetim
         raise AuthError(WRONG) from None
     user = session.exec(select(models.StaffUser).where(models.StaffUser.email == email)).first()
     if user is None or not user.active:
-        _hasher.verify(password or "", _DUMMY_HASH)
+        _hasher.verify(password or "", _dummy_hash())
         raise AuthError(WRONG)
     if not _hasher.verify(password or "", user.password_hash):
         raise AuthError(WRONG)

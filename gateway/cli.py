@@ -356,7 +356,7 @@ def worker(
     import time
 
     from gateway import housekeeping, logs
-    from gateway.app import build_sender
+    from gateway.senders import build_sender
     from gateway.db import Database
     from messages import default_catalog
 
@@ -522,7 +522,7 @@ def _send_with_progress(db, settings, broadcast_id: int) -> None:
     from rich.progress import Progress
 
     from gateway import broadcast, models
-    from gateway.app import build_sender
+    from gateway.senders import build_sender
     from messages import default_catalog
 
     sender, catalog = build_sender(settings), default_catalog()

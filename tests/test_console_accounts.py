@@ -436,7 +436,7 @@ def test_finding6_anonymous_sign_ins_do_not_delay_ussd(settings, staff, monkeypa
                 r = c.post("/admin/login", data={"email": f"nobody{n}@sugu.test", "password": "guess", "csrf_token": token})
                 logins.append(r.status_code)
 
-    from gateway.app import build_sender
+    from gateway.senders import build_sender
     from gateway.db import Database
 
     app = create_app(settings)

@@ -23,7 +23,8 @@ from gateway import auth, models, outbox
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.aggregators.fake_orange import delivery_notification, inbound_notification
 from gateway.aggregators.orange import OrangeSender, message_id, normalize_sender, outbound_body, outbound_path
-from gateway.app import build_sender, create_app
+from gateway.app import create_app
+from gateway.senders import build_sender
 from gateway.sending import ACCEPTED, ACCOUNT, FAILED, REJECTED
 from gateway.sending import AccountProblem, SendError, Throttled, TransportError
 from gateway.settings import Settings
