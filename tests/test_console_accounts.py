@@ -338,6 +338,8 @@ def test_finding12_new_api_token_is_never_in_the_session_cookie(browser, db):
         pytest.param("GET", "/admin/prices?market=99999999999", None, id="prices-market-huge"),
         pytest.param("GET", "/admin/prices/history?crop=x&market=1", None, id="history-crop-word"),
         pytest.param("POST", "/admin/prices", {"market": "abc", "date": "2026-11-28", "price_1": "15000"}, id="grid-market-word"),
+        pytest.param("GET", "/admin/?crop=abc", None, id="dashboard-crop-word"),
+        pytest.param("GET", "/admin/?market=1e3", None, id="dashboard-market-word"),
         pytest.param("GET", "/admin/messages?q=a%00b", None, id="nul-in-query"),
         pytest.param("POST", "/admin/tips/0", {"category": "gap", "title_fr": "T\x00", "text_fr": "x"}, id="nul-in-form"),
         pytest.param("POST", "/admin/tips/0", {"category": "gap", "title_fr": "T", "text_fr": "x", "crop_id": "99999999999"}, id="tip-crop-huge"),

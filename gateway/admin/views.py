@@ -216,8 +216,8 @@ def dashboard(request: Request, staff: AnyStaff):
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
         markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
         reply_today = replies.today(session, now, settings.tz)
-        crop_id = int(request.query_params.get("crop") or (crops[0].id if crops else 0))
-        market_id = int(request.query_params.get("market") or (markets[0].id if markets else 0))
+        crop_id = int_param(request.query_params.get("crop"), "crop", crops[0].id if crops else 0)
+        market_id = int_param(request.query_params.get("market"), "market", markets[0].id if markets else 0)
         series = session.exec(
             select(obs.observed_on, obs.price).where(
                 obs.crop_id == crop_id, obs.market_id == market_id, obs.status == "published",
