@@ -210,3 +210,16 @@ def screenshot(page, backend, name: str) -> Path:
     path = folder / f"{name}-{page.viewport_size['width']}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory, request):
+    """A folder for this test module's screenshots (printed with -s), to look at after a run."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    print(f"\nscreenshots in {folder}")
+    return folder
+
+
+def fits_the_width(page) -> bool:
+    """Nothing makes the page scroll sideways (tables scroll inside themselves)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")

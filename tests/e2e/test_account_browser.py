@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.browser import EDITOR, PASSWORD, PHONE, expect, sign_in, signed_in
+from tests.e2e.browser import EDITOR, PASSWORD, PHONE, expect, fits_the_width, sign_in, signed_in
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -15,15 +15,6 @@ LAPTOP = {"width": 1280, "height": 800}
 NEW_PASSWORD = "a longer new passphrase"
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("account-screens")
-    print(f"\nscreenshots in {folder}")
-    return folder
-
-
-def fits_the_width(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 @pytest.mark.parametrize("viewport", [pytest.param(PHONE, id="phone"), pytest.param(LAPTOP, id="laptop")])

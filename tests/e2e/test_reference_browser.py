@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.browser import EDITOR, PHONE, expect, signed_in
+from tests.e2e.browser import EDITOR, PHONE, expect, fits_the_width, signed_in
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
 LAPTOP = {"width": 1280, "height": 800}
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reference-screens")
-    print(f"\nscreenshots in {folder}")
-    return folder
-
-
-def fits_the_width(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 @pytest.mark.parametrize("viewport", [pytest.param(PHONE, id="phone"), pytest.param(LAPTOP, id="laptop")])
