@@ -118,16 +118,33 @@ class _Responder:
         return self.reply(parsed, "sms.language_set", (SetLanguage(parsed.language),))
 
     def on_stop(self, parsed: Parsed) -> SmsReply:
-        if parsed.crop_id is not None:
-            subs = [
-                s for s in self.profile.subscriptions
-                if s.crop_id == parsed.crop_id and parsed.market_id in (None, s.market_id)
-            ]
-            if subs:
-                effects = tuple(Unsubscribe(s.crop_id, s.market_id) for s in subs)
-                where = self.market(subs[0].market_id) if len(subs) == 1 else self.t("sms.all_markets")
-                return self.reply(parsed, "sms.unsubscribed", effects, crop=self.crop(parsed.crop_id), market=where)
-        return self.reply(parsed, "sms.stopped", (StopAlerts(),))
+        """STOP alone stops every SMS. STOP with a crop and/or market stops only those alerts;
+        when the caller has none such, it says so and lists theirs instead of stopping all."""
+        if parsed.crop_id is None and parsed.market_id is None:
+            return self.reply(parsed, "sms.stopped", (StopAlerts(),))
+        subs = [
+            s for s in self.profile.subscriptions
+            if parsed.crop_id in (None, s.crop_id) and parsed.market_id in (None, s.market_id)
+        ]
+        if subs:
+            effects = tuple(Unsubscribe(s.crop_id, s.market_id) for s in subs)
+            crops = {s.crop_id for s in subs}
+            crop = self.crop(subs[0].crop_id) if len(crops) == 1 else self.t("sms.all_crops")
+            where = self.market(subs[0].market_id) if len({s.market_id for s in subs}) == 1 else self.t("sms.all_markets")
+            return self.reply(parsed, "sms.unsubscribed", effects, crop=crop, market=where)
+        what = " ".join(
+            name for name in (
+                self.crop(parsed.crop_id) if parsed.crop_id is not None else "",
+                self.market(parsed.market_id) if parsed.market_id is not None else "",
+            ) if name
+        )  # fmt: skip
+        if not self.profile.subscriptions:
+            return self.reply(parsed, "sms.stop_no_alerts", what=what)
+        alerts = ", ".join(f"{self.crop(s.crop_id)} {self.market(s.market_id)}" for s in self.profile.subscriptions)
+        text = self.t("sms.stop_not_subscribed", what=what, alerts=alerts)
+        if not self.fits(text):
+            text = self.t("sms.stop_not_subscribed", what=what, alerts=self.t("sms.stop_alerts_count", count=len(self.profile.subscriptions)))
+        return SmsReply(parsed.intent, self.lang, text)
 
     def on_start(self, parsed: Parsed) -> SmsReply:
         if parsed.crop_id is not None and parsed.market_id is not None:

@@ -108,7 +108,13 @@ REPLIES = [
     pytest.param("STOP", "fr", {"subscriptions": SUBS}, ["Vous ne recevrez plus d'alertes Sugu. START pour reprendre."], (StopAlerts(),), id="stop"),
     pytest.param("dabila", "bm", {}, ["Sugu kunnafoni tèna ci i ma tun."], (StopAlerts(),), id="bm-stop"),
     pytest.param("STOP TOMATE", "fr", {"subscriptions": SUBS}, ["Alertes Tomate (Sikasso) arretées."], (Unsubscribe(1, 1),), id="stop-one"),
-    pytest.param("STOP CHOU", "fr", {"subscriptions": SUBS}, ["Vous ne recevrez plus"], (StopAlerts(),), id="stop-unknown-crop-stops-all"),
+    # Finding (issue 15): "STOP CAROTTE" without a carrot alert, or "STOP SIKASO", stopped every SMS.
+    pytest.param("STOP ECHALOTE", "fr", {"subscriptions": SUBS}, ["Vous n'avez pas d'alerte Échalote; rien n'est arreté. Vos alertes: Tomate Sikasso, Oignon Mopti. STOP seul"], (), id="stop-crop-without-alert-explains-and-stops-nothing"),
+    pytest.param("STOP TOMATE MOPTI", "fr", {"subscriptions": SUBS}, ["Vous n'avez pas d'alerte Tomate Mopti; rien n'est arreté."], (), id="stop-crop-market-without-alert-stops-nothing"),
+    pytest.param("STOP SIKASO", "fr", {"subscriptions": SUBS}, ["Alertes Tomate (Sikasso) arretées."], (Unsubscribe(1, 1),), id="stop-market-stops-that-markets-alerts"),
+    pytest.param("STOP ECHALOTE", "fr", {}, ["Vous n'avez aucune alerte Échalote; rien n'est arreté. STOP seul arrete tous les SMS Sugu."], (), id="stop-crop-without-any-alert"),
+    pytest.param("STOP ECHALOTE", "bm", {"subscriptions": SUBS}, ["kunnafoni tè i ye; foyi ma dabila.", "Tamati Sikasso, Jababa Mopti"], (), id="bm-stop-crop-without-alert"),
+    pytest.param("STOP SVP", "fr", {"subscriptions": SUBS}, ["Vous ne recevrez plus"], (StopAlerts(),), id="stop-with-other-words-still-stops-all"),
     pytest.param("START", "fr", {"subscriptions": SUBS, "opted_out": True}, ["Alertes Sugu reprises (2 abonnement(s))."], (StartAlerts(),), id="start"),
     pytest.param("START", "fr", {}, ["Alertes Sugu reprises. Envoyez ALERTE"], (StartAlerts(),), id="start-without-subscriptions"),
     pytest.param("LANGUE BM", "fr", {}, ["Kan: bamanankan."], (SetLanguage("bm"),), id="language"),
@@ -167,6 +173,8 @@ LONG = {
     "low": "1 100 000",
     "high": "1 400 000",
     "error": "35",
+    "what": "Pomme de terre Bandiagara",
+    "alerts": "12 alertes",  # what a list too long for one SMS becomes
 }
 # Composed only when the result fits one segment; a shorter template stands in otherwise.
 FITTED_WHEN_SENT = {"sms.trend_one_forecast"}
