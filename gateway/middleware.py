@@ -105,10 +105,10 @@ class BodyLimit:
 
 
 class RejectNul:
-    """400 for a NUL character in the path, query or body of the console and the aggregators'
-    callbacks (form or JSON): PostgreSQL refuses NUL
-    in text, which would surface as a 500 (and SQLite would store it). The API's models refuse
-    control characters themselves, field by field (422)."""
+    """400 for a NUL character in the console's path, query or body: PostgreSQL refuses NUL in
+    text, which would surface as a 500 (and SQLite would store it). The API's models refuse
+    control characters themselves, field by field (422); the aggregators' callbacks drop them
+    (gateway/webhooks*.py), so that a caller is answered."""
 
     def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...]) -> None:
         self.app = app

@@ -44,12 +44,14 @@ async def _form(request: Request) -> dict[str, str]:
             pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
         except ValueError as exc:
             raise at.BadRequest(f"unreadable form: {exc}") from None
-        return dict(pairs)
+        # NUL dropped: PostgreSQL refuses it in text, and no field means anything by one; a
+        # caller's hop is answered rather than refused (the farmer would see a network error).
+        return {k.replace("\x00", ""): v.replace("\x00", "") for k, v in pairs}
     try:
         form = await request.form(max_fields=MAX_FORM_FIELDS)
     except Exception as exc:  # malformed body: the sender's fault, never ours
         raise at.BadRequest(f"unreadable form: {exc.__class__.__name__}") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    return {k.replace("\x00", ""): v.replace("\x00", "") for k, v in form.items() if isinstance(v, str)}
 
 
 def _bad_request(exc: at.BadRequest) -> PlainTextResponse:

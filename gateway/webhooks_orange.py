@@ -39,9 +39,21 @@ router = APIRouter(prefix="/webhooks/orange", tags=["Orange callbacks"])
 MATCH_WINDOW = dt.timedelta(days=2)
 
 
+def _without_nul(value: Any) -> Any:
+    """NUL characters dropped from every string: PostgreSQL refuses them in text, and no SMS
+    field means anything by one (the same rule as the Africa's Talking forms)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 async def _json(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        return _without_nul(json.loads(await request.body()))
     except (ValueError, UnicodeDecodeError):  # the sender's fault, never ours
         raise BadRequest("unreadable JSON body") from None
     except RecursionError:  # nested deeper than the parser goes (a 16 KiB body of "[")
