@@ -441,12 +441,19 @@ class _Replay:
                     previous_date=short_date(quote.previous_on),
                 )
             )
-        subscribe = Subscribe(crop_id, market_id)
-        options = [
-            Option(
+        # Subscribe, or once subscribed (this session too: effects are mirrored), unsubscribe.
+        if Subscription(crop_id, market_id) in self.profile.subscriptions and not self.profile.opted_out:
+            alerts = Option(
+                self.t("prices.stop_alerts"),
+                lambda: Outcome(effects=(Unsubscribe(crop_id, market_id),), notice=self.t("alerts.unsubscribed")),
+            )
+        else:
+            alerts = Option(
                 self.t("prices.get_alerts"),
-                lambda: Outcome(effects=(subscribe,), notice=self.t("alerts.subscribed")),
-            ),
+                lambda: Outcome(effects=(Subscribe(crop_id, market_id),), notice=self.t("alerts.subscribed")),
+            )
+        options = [
+            alerts,
             Option(self.t("prices.trend"), lambda: Outcome(push=Frame("price_trend", (crop_id, market_id)))),
         ]
         return View(title, body=body, options=options)

@@ -66,6 +66,12 @@ JOURNEYS = [
     pytest.param("1*1*3", "fr", (), ["650 F/kg (detail)", "Le 16/11 (il y a 12 j)"], False, (), id="old-price-says-days"),
     pytest.param("1*1*1", "fr", (), ["Tomate, F/panier:", "Bamako 650F/kg 16/11", "Sikasso 14 000 +8% 28/11"], False, (), id="all-markets"),
     pytest.param("1*1*6*1", "fr", (), ["Abonnement enregistre.", "Le 28/11"], False, (Subscribe(1, 1),), id="subscribe-from-price"),
+    # Finding (issue 15): after subscribing, the same screen still offered "subscribe".
+    pytest.param("1*1*6*1", "fr", (), ["Abonnement enregistre.", "1. Arreter ces alertes SMS"], False, (Subscribe(1, 1),), id="subscribed-price-screen-offers-unsubscribe"),
+    pytest.param("1*1*6*1*1", "fr", (), ["Desabonne.", "1. Recevoir les alertes SMS"], False, (Unsubscribe(1, 1),), id="unsubscribe-from-price-then-subscribe-again"),
+    pytest.param("1*1*6", "fr", SUBS, ["1. Arreter ces alertes SMS"], False, (), id="price-of-a-subscription-offers-unsubscribe"),
+    pytest.param("1*1*6", "bm", SUBS, ["1. Nin kunnafoni SMS dabila"], False, (), id="bm-price-of-a-subscription-offers-unsubscribe"),
+    pytest.param("1*1*6*1", "bm", SUBS, ["I togo bora.", "1. Songo kunnafoni soro SMS la"], False, (Unsubscribe(1, 1),), id="bm-unsubscribe-from-price"),
     pytest.param("1*1*6*1*0", "fr", (), ["Tomate: choisir un marche"], False, (), id="back-after-subscribing"),
     pytest.param("1*4", "fr", (), ["Pas encore de prix pour Echalote."], False, (), id="crop-without-prices"),
     pytest.param("1*2*1", "fr", (), ["Oignon, F/kg:", "98.Suite 0.Retour 00.Menu"], False, (), id="all-markets-paged"),
