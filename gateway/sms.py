@@ -27,6 +27,11 @@ ABSENT_RETRY = dt.timedelta(hours=1)
 RECONCILE_WINDOW = dt.timedelta(hours=24)
 
 
+# Intents whose effects change what the farmer receives: their confirmation is never withheld.
+CONFIRMED_INTENTS = frozenset({"stop", "start", "language", "subscribe"})
+CONFIRMATION_ALLOWANCE = 5
+
+
 def replies_today(session: Session, phone: str, now: dt.datetime, tz: ZoneInfo) -> int:
     local = now.astimezone(tz)
     midnight = dt.datetime.combine(local.date(), dt.time(), tz).astimezone(dt.timezone.utc)
@@ -105,17 +110,29 @@ def receive(
     session.add(inbound)
     # Counted before queueing: the per-number cap stops loops with other automatic responders,
     # the country and the global ceilings stop SMS pumping (see gateway.replies).
-    refused = replies.check(
-        session, producer=producer, now=stamp, rules=rules,
-        sent_today=lambda: replies_today(session, message.phone, stamp, rules.tz),
-    )
+    # A change of state (STOP, START, language) is always confirmed, within a small allowance
+    # beyond the daily cap that an automatic responder's loop still cannot run away with.
+    confirms = reply.intent in CONFIRMED_INTENTS and bool(reply.effects)
+    cap = rules.per_number_per_day + (CONFIRMATION_ALLOWANCE if confirms else 0)
+    sent: list[int] = []  # counted by the check, under the number's lock
+
+    def count_sent() -> int:
+        sent.append(replies_today(session, message.phone, stamp, rules.tz))
+        return sent[-1]
+
+    refused = replies.check(session, producer=producer, now=stamp, rules=rules, per_number=cap, sent_today=count_sent)
     if refused is not None:
         inbound.note = "rate_limited" if refused == replies.PER_NUMBER else f"refused:{refused}"
         return None
+    text = reply.text
+    if sent and sent[0] + 1 == rules.per_number_per_day:
+        # The day's last answer says so, rather than leaving the next questions unanswered; once
+        # a day per number, so a second segment (when the answer filled the first) is worth it.
+        text = f"{text} {catalog.text(reply.language, 'sms.reply_limit_last')}"
     row = queue_sms(
         session,
         phone=message.phone,
-        text=reply.text,
+        text=text,
         language=reply.language,
         kind="reply",
         now=stamp,

@@ -142,6 +142,28 @@ def test_replies_are_limited_per_phone_and_day(sms_settings, db, fake_at):
     assert count(db, models.SmsInbound, models.SmsInbound.note == "rate_limited") == 2
 
 
+def test_reply_limit_announces_itself_and_never_hides_a_stop(sms_settings, db, fake_at):
+    """Finding (issue 15): the 10 replies a day ran out in an ordinary first try; later questions
+    got no answer and a STOP among them was applied silently. The day's last answer says it is the
+    last, and a STOP, START or language change is still confirmed."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    settings = sms_settings.model_copy(update={"sms_replies_per_day": 3})
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        for text in ("aide", "aide", "aide", "aide", "STOP", "LANGUE BM"):
+            assert sms(client, text).status_code == 200
+    texts = [text for _, text, _ in fake_at.sent_messages()]
+    assert len(texts) == 5, texts  # the fourth "aide" is over the cap
+    assert "Dernière réponse du jour" in texts[2] and all("Dernière" not in t for t in texts[:2])
+    assert texts[3].startswith("Vous ne recevrez plus d'alertes Sugu")
+    assert texts[4].startswith("Kan: bamanankan")
+    with db.unit_of_work() as session:
+        producer = session.exec(select(models.Producer).where(models.Producer.phone == FARMER)).one()
+        assert producer.opted_out and producer.language == "bm"
+
+
 def test_reply_waits_in_the_outbox_when_the_aggregator_is_down(sms_client, db, fake_at):
     fake_at.configure(fail_next=[503])
     assert sms(sms_client, "aide").status_code == 200  # the farmer's message is safe
