@@ -307,7 +307,7 @@ def preview(request: Request, key: str, language: str, text: str) -> dict[str, A
                 now=now_of(request),
                 config=engine_config(settings),
             )
-        result.update(ussd=("END " if screen.end else "CON ") + screen.text, ussd_chars=len(screen.text))
+        result.update(ussd=screen.text, ussd_chars=len(screen.text))  # as the handset shows it: no CON/END
     else:
         ussd = to_ussd(sample)
         result.update(ussd=ussd, ussd_chars=len(ussd))
@@ -928,8 +928,8 @@ async def sim_ussd(request: Request, staff: AnyStaff, form: Form):
             config=engine_config(settings),
         )
         session.rollback()  # reads only; rolled back all the same
-    reply = ("END " if screen.end else "CON ") + screen.text
-    return render(request, "simulators.html", {"ussd": reply, "end": screen.end, "phone": phone, "path": path,
+    # What the handset shows: the CON/END protocol word is for the operator, not the screen.
+    return render(request, "simulators.html", {"ussd": screen.text, "end": screen.end, "phone": phone, "path": path,
                                                "language": language, "sms": None, "chars": len(screen.text),
                                                "effects": [type(e).__name__ for e in screen.effects]})
 
