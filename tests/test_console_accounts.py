@@ -256,7 +256,7 @@ def test_finding8_an_override_saved_before_the_checks_is_ignored():
 def test_finding8_every_shipped_text_meets_the_limits():
     from collections import defaultdict
 
-    from gateway.admin.views import SAMPLES
+    from gateway.admin.texts import SAMPLES
     from messages.catalog import LANGUAGES, limit_problem, load_file_catalog, template_problem
 
     for lang in LANGUAGES:

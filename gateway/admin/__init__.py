@@ -5,14 +5,13 @@ from __future__ import annotations
 import secrets
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
-
-from urllib.parse import urlencode
 
 from gateway.admin.core import SESSION_MAX_AGE_S, LoginRequired, PasswordChangeRequired, path_for, render
 from gateway.settings import Settings
@@ -32,11 +31,23 @@ def secret_key(settings: Settings) -> str:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    from gateway.admin.intel import router as intel_router
-    from gateway.admin.linkage import router as linkage_router
-    from gateway.admin.reference import router as reference_router
-    from gateway.admin.price_import import router as price_import_router
-    from gateway.admin.views import router
+    # One module per console page (or family of pages), each with its own router; the order
+    # is the order routes are matched in.
+    from gateway.admin import (
+        accounts,
+        broadcasts,
+        dashboard,
+        demands,
+        intel,
+        linkage,
+        price_import,
+        prices,
+        producers,
+        reference,
+        simulators,
+        texts,
+        tips,
+    )
 
     key = secret_key(settings)
     app.state.admin_secret = key  # also signs the trusted-browser cookies of sign-in throttling
@@ -54,11 +65,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         StaticFiles(directory=str(resources.files("gateway.admin").joinpath("static"))),
         name="admin_static",
     )
-    app.include_router(router)
-    app.include_router(linkage_router)
-    app.include_router(intel_router)
-    app.include_router(reference_router)
-    app.include_router(price_import_router)
+    for page in (accounts, dashboard, texts, prices, broadcasts, simulators, producers, demands, tips,
+                 linkage, intel, reference, price_import):
+        app.include_router(page.router)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired):

@@ -178,3 +178,15 @@ def public_url(request: Request, path: str) -> str:
 
 def back_to(request: Request, name: str, **params: Any) -> RedirectResponse:
     return RedirectResponse(path_for(request, name, **params), status_code=303)
+
+
+UTC = dt.timezone.utc
+
+
+def settings_of(request: Request):
+    return request.app.state.settings
+
+
+def clear_content_cache(request: Request) -> None:
+    # This process shows the change at once; others within their cache's time to live.
+    request.app.state.content_cache.clear()

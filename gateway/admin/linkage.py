@@ -11,8 +11,17 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from gateway import auth, linkage, models
-from gateway.admin.core import Editor, Form, back_to, db_of, flash, now_of, render
-from gateway.admin.views import _clear_cache, _settings
+from gateway.admin.core import (
+    Editor,
+    Form,
+    back_to,
+    clear_content_cache,
+    db_of,
+    flash,
+    now_of,
+    render,
+    settings_of,
+)
 from gateway.content import current_catalog
 from gateway.deps import DbId
 from gateway.phones import InvalidPhone, parse_phone
@@ -42,7 +51,7 @@ async def offer_decide(request: Request, offer_id: DbId, decision: str, staff: E
         before = auth.snapshot(offer, ("status", "decided_by"))
         result = linkage.decide_offer(
             session, offer_id=offer_id, accept=decision == "accept", staff_email=staff.email, now=now,
-            catalog=current_catalog(session, request.app.state.content_cache), settings=_settings(request),
+            catalog=current_catalog(session, request.app.state.content_cache), settings=settings_of(request),
         )
         offer = result.offer
         if result.changed:
@@ -67,7 +76,7 @@ BUYER_FIELDS = ("phone", "daily_summary")
 def buyers_page(request: Request, staff: Editor):
     with db_of(request).unit_of_work() as session:
         buyers = session.exec(select(models.Buyer).order_by(models.Buyer.name)).all()
-    return render(request, "buyers.html", {"buyers": buyers, "hour": _settings(request).buyer_summary_hour})
+    return render(request, "buyers.html", {"buyers": buyers, "hour": settings_of(request).buyer_summary_hour})
 
 
 @router.post("/buyers/{buyer_id}", name="admin_buyer_save")
@@ -164,7 +173,7 @@ async def service_save(request: Request, service_id: DbId, staff: Editor, form: 
         auth.audit(session, staff, action="edit" if service_id else "create", entity="service", entity_id=service.id,
                    before=before, after=auth.snapshot(service, linkage.SERVICE_FIELDS), now=now)
         saved_id = service.id
-    _clear_cache(request)
+    clear_content_cache(request)
     flash(request, "Service saved: farmers see it in the USSD Services menu." if values["active"] else "Service saved (hidden from farmers).")
     return back_to(request, "admin_service", service_id=saved_id)
 
@@ -183,6 +192,6 @@ async def service_action(request: Request, service_id: DbId, action: str, staff:
         auth.audit(session, staff, action=action, entity="service", entity_id=service_id, before=before,
                    after={"active": service.active}, now=now)
         name = service.name
-    _clear_cache(request)
+    clear_content_cache(request)
     flash(request, f"{name}: {'shown to' if action == 'activate' else 'hidden from'} farmers.")
     return back_to(request, "admin_services")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, HTTPException, Request
 
 from gateway import reference
-from gateway.admin.core import Editor, Form, back_to, db_of, flash, now_of, render
+from gateway.admin.core import Editor, Form, back_to, clear_content_cache, db_of, flash, now_of, render
 from gateway.deps import DbId
 
 router = APIRouter(prefix="/admin/reference", include_in_schema=False)
@@ -71,11 +71,6 @@ def _page(section: str) -> Page:
     if page is None:
         raise HTTPException(404, "No such reference list.")
     return page
-
-
-def _clear_cache(request: Request) -> None:
-    # This process shows the change on the next hop; others within their cache's time to live.
-    request.app.state.content_cache.clear()
 
 
 def _values(session, page: Page, row) -> dict[str, str]:
@@ -166,7 +161,7 @@ async def reference_save(request: Request, section: str, row_id: DbId, staff: Ed
                 typed["code"] = row.code if row else ""
             context = _form(session, section, row_id, typed, exc.errors)
         return render(request, "reference_form.html", context, status_code=400)
-    _clear_cache(request)
+    clear_content_cache(request)
     flash(request, f"{page.one.capitalize()} {code} saved: farmers see it on their next screen.")
     return back_to(request, "admin_reference_list", section=section)
 
@@ -185,7 +180,7 @@ async def reference_action(request: Request, section: str, row_id: DbId, action:
     except reference.Invalid as exc:
         flash(request, f"Not retired: {exc}", "error")
         return back_to(request, "admin_reference_list", section=section)
-    _clear_cache(request)
+    clear_content_cache(request)
     done = "reactivated: back in menus and SMS" if action == "reactivate" else "retired: gone from menus and SMS, history kept"
     flash(request, f"{page.one.capitalize()} {code} {done}.")
     return back_to(request, "admin_reference_list", section=section)

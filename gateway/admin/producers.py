@@ -1,0 +1,120 @@
+"""Console pages: producers, their roles, and the producers CSV import."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+
+from gateway import auth, models
+from gateway.admin.core import (
+    Editor,
+    Form,
+    back_to,
+    db_of,
+    flash,
+    now_of,
+    render,
+)
+from gateway.deps import DbId
+from gateway.effects import set_role
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+# -- producers -------------------------------------------------------------------------------------
+
+
+@router.get("/producers", name="admin_producers")
+def producers_page(request: Request, staff: Editor):
+    q = request.query_params.get("q", "").strip()
+    role = request.query_params.get("role", "")
+    role = role if role in models.PRODUCER_ROLES else ""
+    p = models.Producer
+    with db_of(request).unit_of_work() as session:
+        query = select(p).order_by(col(p.id).desc()).limit(100)
+        if q:
+            like = f"%{q}%"
+            query = query.where(or_(col(p.phone).like(like), col(p.name).ilike(like), col(p.village).ilike(like)))
+        if role:
+            query = query.where(p.role == role)
+        rows = session.exec(query).all()
+        total = session.exec(select(func.count()).select_from(p)).one()
+    return render(request, "producers.html", {"rows": rows, "q": q, "role": role, "roles": models.PRODUCER_ROLES,
+                                              "total": total})
+
+
+@router.get("/producers/{producer_id}", name="admin_producer")
+def producer_page(request: Request, producer_id: DbId, staff: Editor):
+    with db_of(request).unit_of_work() as session:
+        producer = session.get(models.Producer, producer_id)
+        if producer is None:
+            raise HTTPException(404, "No such producer.")
+        s = models.Subscription
+        subs = session.exec(
+            select(models.Crop.name_fr, models.Market.name, s.threshold_percent)
+            .select_from(s)
+            .join(models.Crop, models.Crop.id == s.crop_id)
+            .join(models.Market, models.Market.id == s.market_id)
+            .where(s.producer_id == producer_id)
+        ).all()
+        messages = session.exec(select(models.SmsMessage).where(models.SmsMessage.phone == producer.phone)
+                                .order_by(col(models.SmsMessage.id).desc()).limit(50)).all()
+        inbound = session.exec(select(models.SmsInbound).where(models.SmsInbound.phone == producer.phone)
+                               .order_by(col(models.SmsInbound.id).desc()).limit(50)).all()
+        offers = session.exec(select(models.Offer).where(models.Offer.producer_id == producer_id)).all()
+    return render(request, "producer.html", {"p": producer, "subs": subs, "messages": messages, "inbound": inbound,
+                                             "offers": offers, "roles": models.PRODUCER_ROLES})
+
+
+@router.post("/producers/{producer_id}/role", name="admin_producer_role")
+def producer_role(request: Request, producer_id: DbId, staff: Editor, form: Form):
+    """Make or unmake an enumerator (who may report market prices by SMS); audited."""
+    role = form.get("role", "")
+    if role not in models.PRODUCER_ROLES:
+        raise HTTPException(400, f"The role is one of: {', '.join(models.PRODUCER_ROLES)}.")
+    with db_of(request).unit_of_work() as session:
+        producer = session.get(models.Producer, producer_id)
+        if producer is None:
+            raise HTTPException(404, "No such producer.")
+        changed = set_role(session, producer, role, staff=staff, now=now_of(request), via="console")
+        phone = producer.phone
+    flash(request, f"{phone} is {'now' if changed else 'already'} {'an enumerator' if role == 'enumerator' else 'a producer'}.")
+    return back_to(request, "admin_producer", producer_id=producer_id)
+
+
+@router.post("/producers/import", name="admin_producers_import")
+async def producers_import(request: Request, staff: Editor):
+    from gateway import imports
+
+    form = await request.form()
+    if not auth.csrf_ok(request.session, form.get("csrf_token")):
+        raise HTTPException(403, "The form expired; reload it.")
+    upload = form.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        flash(request, "Choose a CSV file.", "error")
+        return back_to(request, "admin_producers")
+    raw = await upload.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        flash(request, 'The file is not UTF-8: save it as "CSV UTF-8".', "error")
+        return back_to(request, "admin_producers")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        crops = session.exec(select(models.Crop)).all()
+        markets = session.exec(select(models.Market)).all()
+        try:
+            rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
+        except imports.FileFormatError as exc:
+            flash(request, str(exc), "error")
+            return back_to(request, "admin_producers")
+        if errors and form.get("skip_errors") != "on":
+            return render(request, "import_errors.html", {"errors": errors, "what": "producers"}, status_code=400)
+        name = getattr(upload, "filename", "") or ""
+        report = imports.import_producers(session, rows, now=now, staff=staff, source=f"import:{name}"[:64])
+        auth.audit(session, staff, action="import", entity="producers", entity_id=name,
+                   after={"rows": report.rows, "skipped_lines": len({e.line for e in errors}),
+                          "roles_changed": report.roles_changed}, now=now)
+    flash(request, f"{report.rows} producers imported ({report.created} new, {report.updated} updated); {len({e.line for e in errors})} rows skipped.")
+    return back_to(request, "admin_producers")

@@ -1,0 +1,260 @@
+"""Console pages: every farmer-facing text, edited with a live phone preview, with revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import col, select
+
+import menus
+from gateway import auth, models
+from gateway.admin.core import (
+    UTC,
+    Editor,
+    Form,
+    back_to,
+    clear_content_cache,
+    db_of,
+    flash,
+    now_of,
+    render,
+    settings_of,
+)
+from gateway.configs import engine_config
+from gateway.content import overrides
+from gateway.dataview import SqlDataView
+from gateway.deps import DbId
+from messages import default_catalog, placeholders, to_ussd
+from messages.catalog import LANGUAGES, limit_problem, load_file_catalog, template_problem
+from messages.sms import measure, render_sms
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+# Where in the menus each key shows, so that the preview is the real screen.
+SCREEN_PATHS = [
+    ("lang.choose", None, ""), ("lang.", "fr", "6"), ("main.", "fr", ""), ("nav.", "fr", "1"),
+    ("error.invalid_choice", "fr", "9"), ("error.no_more", "fr", "98"), ("error.quantity", "fr", "2*1*1*x"),
+    ("error.text", "fr", "5*1*x"), ("prices.choose_crop", "fr", "1"), ("prices.all_markets", "fr", "1*1"),
+    ("prices.choose_market", "fr", "1*1"), ("prices.all_title", "fr", "1*1*1"), ("prices.line", "fr", "1*1*1"),
+    ("prices.", "fr", "1*1*2"), ("unit.", "fr", "1*1*2"), ("kind.", "fr", "1*1*2"), ("demands.supply", "fr", "2*1"),
+    ("demands.detail", "fr", "2*1"), ("demands.", "fr", "2"), ("offer.ask_quantity", "fr", "2*1*1"),
+    ("offer.thanks", "fr", "2*1*1*500*1"), ("offer.cancelled", "fr", "2*1*1*500*2"), ("offer.", "fr", "2*1*1*500"),
+    ("common.", "fr", "2*1*1*500"), ("tips.", "fr", "3"), ("alerts.stop_confirm", "fr", "4*4"),
+    ("alerts.subscribed", "fr", "4*2*1*1"), ("alerts.choose_market", "fr", "4*2*1"), ("alerts.choose_crop", "fr", "4*2"),
+    ("alerts.", "fr", "4"), ("profile.ask", "fr", "5*1"), ("profile.saved", "fr", "5*1*Awa"), ("profile.", "fr", "5"),
+    ("session.", "fr", "*".join(["1", "0"] * 25)),
+]
+SAMPLES = {
+    "crop": "Tomate", "market": "Sikasso", "price": "14 000", "unit": "kg", "kind": "gros", "date": "28/11",
+    "change": " +8%", "previous": "13 000", "previous_date": "21/11", "age": "", "days": "12", "weeks": "3",
+    "buyer": "Lawal Int.", "quantity": "500", "place": "Sikasso", "until": "31/12/2026", "items": "Tomate Sikasso 28/11: 14 000F/kg (+8%)",
+    "count": "2", "ussd": "*123#", "reason": "bien plus haut que d'habitude (13 500F)", "median": "13 500",
+}
+
+
+def _screen_path(key: str) -> tuple[str | None, str] | None:
+    for prefix, lang, path in SCREEN_PATHS:
+        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            return lang, path
+    return None
+
+
+def preview(request: Request, key: str, language: str, text: str) -> dict[str, Any]:
+    """The message as a phone shows it: the real USSD screen it appears in (real engine, real
+    data) and, for SMS texts, the encoding and segments."""
+    settings = settings_of(request)
+    result: dict[str, Any] = {"ussd_limit": settings.ussd_max_chars}
+    sample = _sample(text) if template_problem(text) is None else text
+    sms_text = render_sms(sample, language, fold=settings.sms_fold)
+    encoding = measure(sms_text)
+    result.update(sms=sms_text, encoding=encoding.encoding, segments=encoding.segments, units=encoding.units)
+    where = _screen_path(key)
+    if where is not None and not key.startswith(("sms.", "alert.")):
+        with db_of(request).unit_of_work() as session:
+            catalog = default_catalog().with_overrides({**overrides(session), (language, key): text})
+            first_lang, path = where
+            profile = menus.Profile(phone="+22300000000", language=None if first_lang is None else language)
+            screen = menus.run(
+                path.split("*") if path else [],
+                profile=profile,
+                data=SqlDataView(session),
+                catalog=catalog,
+                now=now_of(request),
+                config=engine_config(settings),
+            )
+        result.update(ussd=screen.text, ussd_chars=len(screen.text))  # as the handset shows it: no CON/END
+    else:
+        ussd = to_ussd(sample)
+        result.update(ussd=ussd, ussd_chars=len(ussd))
+    return result
+
+
+def _message_rows(session) -> list[dict]:
+    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+    rows = {(o.language, o.key): o for o in session.exec(select(models.MessageOverride))}
+    out = []
+    for key in sorted(files["fr"]):
+        item = {"key": key}
+        for lang in LANGUAGES:
+            override = rows.get((lang, key))
+            item[lang] = override.text if override else files[lang].get(key, "")
+            item[f"{lang}_reviewed"] = bool(override and override.reviewed)
+            item[f"{lang}_edited"] = override is not None
+        item["bm_missing"] = not item["bm"].strip()
+        out.append(item)
+    return out
+
+
+@router.get("/messages", name="admin_messages")
+def messages_page(request: Request, staff: Editor):
+    show = request.query_params.get("show", "all")
+    q = request.query_params.get("q", "").strip().lower()
+    with db_of(request).unit_of_work() as session:
+        rows = _message_rows(session)
+    if show == "unreviewed":
+        rows = [r for r in rows if not r["bm_reviewed"]]
+    elif show == "missing":
+        rows = [r for r in rows if r["bm_missing"]]
+    if q:
+        rows = [r for r in rows if q in r["key"].lower() or q in r["fr"].lower() or q in r["bm"].lower()]
+    return render(request, "messages.html", {"rows": rows, "show": show, "q": q})
+
+
+@router.get("/messages/{key}", name="admin_message")
+def message_page(request: Request, key: str, staff: Editor):
+    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+    if key not in files["fr"]:
+        raise HTTPException(404, "No such message.")
+    with db_of(request).unit_of_work() as session:
+        current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
+        revisions = session.exec(
+            select(models.MessageRevision).where(models.MessageRevision.key == key).order_by(col(models.MessageRevision.id).desc()).limit(30)
+        ).all()
+    texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
+    reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
+    settings = settings_of(request)
+    previews = {
+        lang: {**preview(request, key, lang, texts[lang]),
+               "problem": check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)}
+        for lang in LANGUAGES
+    }
+    return render(
+        request,
+        "message.html",
+        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in LANGUAGES}, "reviewed": reviewed,
+         "previews": previews, "revisions": revisions, "placeholders": sorted(placeholders(files["fr"][key]))},
+    )
+
+
+@router.post("/messages/{key}/preview", name="admin_message_preview")
+async def message_preview(request: Request, key: str, staff: Editor, form: Form):
+    language = form.get("language", "fr")
+    if language not in LANGUAGES:
+        raise HTTPException(400, "unknown language")
+    if key not in load_file_catalog("fr"):
+        raise HTTPException(404, "No such message.")
+    text = form.get("text", "")
+    # Checked before anything renders it: a format spec in a placeholder can cost seconds of CPU
+    # and memory (finding 8); a text over its limits is shown, with the problem.
+    settings = settings_of(request)
+    problem = check_message(key, text, language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
+    if problem and (template_problem(text) or len(text) > MAX_MESSAGE_CHARS or not text.strip()):
+        return JSONResponse({"error": problem}, status_code=400)
+    return JSONResponse({**preview(request, key, language, text), "problem": problem})
+
+
+def _save_message(session, staff, key: str, language: str, text: str, reviewed: bool, now: dt.datetime) -> None:
+    row = session.exec(
+        select(models.MessageOverride).where(models.MessageOverride.language == language, models.MessageOverride.key == key)
+    ).first()
+    before = {"text": row.text, "reviewed": row.reviewed} if row else {"text": load_file_catalog(language).get(key, "")}
+    if row is None:
+        row = models.MessageOverride(language=language, key=key, text=text)
+    row.text, row.reviewed, row.updated_by, row.updated_at = text, reviewed, staff.email, now
+    session.add(row)
+    session.add(models.MessageRevision(language=language, key=key, text=text, reviewed=reviewed, staff_email=staff.email, at=now))
+    auth.audit(session, staff, action="edit", entity="message", entity_id=f"{language}:{key}", before=before,
+               after={"text": text, "reviewed": reviewed}, now=now)
+
+
+MAX_MESSAGE_CHARS = 1000
+
+
+def _sample(text: str) -> str:
+    """The text with typical values in its placeholders (only for texts template_problem passed)."""
+    return text.format_map(defaultdict(str, SAMPLES))
+
+
+def check_message(key: str, text: str, language: str = "fr", *, ussd_max_chars: int = 160, fold: bool = True) -> str | None:
+    """Why staff's text for a key cannot be saved or previewed, or None: only the key's own plain
+    placeholders, and within the limits of its channel (one SMS, one USSD screen)."""
+    expected = placeholders(load_file_catalog("fr")[key])
+    if not text.strip():
+        return "The text cannot be empty."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"The text is longer than {MAX_MESSAGE_CHARS} characters."
+    problem = template_problem(text)
+    if problem:
+        return problem
+    unknown = placeholders(text) - expected
+    if unknown:
+        return f"Unknown placeholder(s): {', '.join('{' + n + '}' for n in sorted(unknown))}. Allowed: {', '.join('{' + n + '}' for n in sorted(expected)) or 'none'}."
+    return limit_problem(key, language, _sample(text), ussd_max_chars=ussd_max_chars, fold=fold)
+
+
+@router.post("/messages/{key}", name="admin_message_save")
+async def message_save(request: Request, key: str, staff: Editor, form: Form):
+    if key not in load_file_catalog("fr"):
+        raise HTTPException(404, "No such message.")
+    now = now_of(request).astimezone(UTC)
+    settings = settings_of(request)
+    problems = []
+    changes = []
+    with db_of(request).unit_of_work() as session:
+        current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
+        for lang in LANGUAGES:
+            text = form.get(f"text_{lang}", "").strip()
+            reviewed = form.get(f"reviewed_{lang}") == "on"
+            problem = check_message(key, text, lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold) if text else check_message(key, text)
+            if problem:
+                problems.append(f"{lang}: {problem}")
+                continue
+            old = current.get(lang)
+            file_text = load_file_catalog(lang).get(key, "")
+            if (old and (old.text, old.reviewed) == (text, reviewed)) or (not old and text == file_text and not reviewed):
+                continue
+            changes.append((lang, text, reviewed))
+        if problems:
+            for p in problems:
+                flash(request, p, "error")
+            return back_to(request, "admin_message", key=key)
+        for lang, text, reviewed in changes:
+            _save_message(session, staff, key, lang, text, reviewed, now)
+    clear_content_cache(request)
+    flash(request, "Saved: the next USSD hop and SMS use it." if changes else "Nothing changed.")
+    return back_to(request, "admin_message", key=key)
+
+
+@router.post("/messages/{key}/revert/{revision_id}", name="admin_message_revert")
+async def message_revert(request: Request, key: str, revision_id: DbId, staff: Editor, form: Form):
+    now = now_of(request).astimezone(UTC)
+    with db_of(request).unit_of_work() as session:
+        rev = session.get(models.MessageRevision, revision_id)
+        if rev is None or rev.key != key:
+            raise HTTPException(404, "No such revision.")
+        settings = settings_of(request)
+        problem = check_message(key, rev.text, rev.language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
+        if problem:  # an old version may predate today's checks
+            flash(request, f"This version cannot be restored: {problem}", "error")
+            return back_to(request, "admin_message", key=key)
+        _save_message(session, staff, key, rev.language, rev.text, rev.reviewed, now)
+    clear_content_cache(request)
+    flash(request, f"Reverted {rev.language} to the version of {rev.at:%Y-%m-%d %H:%M}.")
+    return back_to(request, "admin_message", key=key)
