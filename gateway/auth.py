@@ -67,7 +67,14 @@ T = TypeVar("T")
 
 
 class AuthError(ValueError):
+    """`text` is English with {placeholders}; the console shows it in the reader's language
+    (messages/staff.py), the CLI as str(exc)."""
+
     status = 401
+
+    def __init__(self, text: str, /, **params) -> None:
+        self.text, self.params = text, params
+        super().__init__(text.format(**params) if params else text)
 
 
 class Busy(AuthError):
@@ -88,13 +95,14 @@ class Staff:
     role: str
     must_change_password: bool = False
     session_id: int | None = None  # the console session (None for API tokens)
+    language: str = ""  # the console's language chosen by this person; empty: the default
 
     def can(self, *roles: str) -> bool:
         return self.role == "admin" or self.role in roles
 
 
 def _staff(user: models.StaffUser, session_id: int | None = None) -> Staff:
-    return Staff(user.id, user.email, user.name, user.role, user.must_change_password, session_id)
+    return Staff(user.id, user.email, user.name, user.role, user.must_change_password, session_id, user.language)
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
@@ -113,7 +121,7 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
 
 def check_new_password(password: str) -> None:
     if len(password or "") < MIN_PASSWORD:
-        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise AuthError("the password needs at least {n} characters", n=MIN_PASSWORD)
     if len(password) > 1024:
         raise AuthError("the password is too long")
 
@@ -141,10 +149,10 @@ def create_staff(
 ) -> models.StaffUser:
     """A new account. `password_hash`: already hashed off the event loop (console routes)."""
     if role not in ROLES:
-        raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        raise AuthError("role must be one of {roles}", roles=", ".join(ROLES))
     email = normalize_email(email)
     if session.exec(select(models.StaffUser).where(models.StaffUser.email == email)).first():
-        raise AuthError(f"{email} already has an account")
+        raise AuthError("{email} already has an account", email=email)
     user = models.StaffUser(
         email=email, name=name.strip()[:80], password_hash=password_hash or hash_password(password), role=role,
         must_change_password=must_change_password,

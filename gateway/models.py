@@ -358,6 +358,8 @@ class StaffUser(SQLModel, table=True):
     # Set by a one-time password (first admin, reset by an administrator): the console lets the
     # staff member do nothing else until they chose their own.
     must_change_password: bool = False
+    # The console's language for this person ("fr", "en"); empty: the deployment's default.
+    language: str = Field(default="", max_length=8)
     last_login_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     # SHA-256 of the staff member's API token (the token itself is shown once).
     api_token_hash: str | None = Field(default=None, max_length=64, unique=True)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Where this server is reached (links, the local fake)"
     )
+    console_language: Literal["fr", "en"] = Field(
+        "fr", description="The staff console's language for whoever has not chosen one (fr, en)"
+    )
     ussd_code: str = Field("*123#", description="The USSD code, quoted in SMS help texts")
     content_cache_s: float = Field(
         5.0, ge=0, description="Seconds menus may show cached prices, demands, tips (0: none)"

@@ -15,7 +15,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway import migrate, seed
+# The console speaks French by default (GATEWAY_CONSOLE_LANGUAGE); the behaviour tests read its
+# pages in English, a language staff may choose. tests/test_console_language.py and the
+# browser walk-through check the French console.
+os.environ.setdefault("GATEWAY_CONSOLE_LANGUAGE", "en")
+
+from gateway import migrate, seed  # noqa: E402
 from gateway.db import Database
 from gateway.settings import Settings
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -13,6 +15,7 @@ from jinja2 import pass_context
 
 from gateway import auth
 from gateway.db import Database
+from messages import staff as staff_text
 
 TEMPLATES = Jinja2Templates(directory=str(resources.files("gateway.admin").joinpath("templates")))
 
@@ -24,6 +27,65 @@ def _url_for(context: dict, name: str, /, **path_params: Any) -> str:
 
 # Links in pages are paths (see path_for), not URLs built from the Host header.
 TEMPLATES.env.globals["url_for"] = _url_for
+
+
+# -- the console's language: every template text goes through _() or _n(), every code through
+# word(), every number and date through a filter (messages/staff.py; tests/test_console_language.py)
+
+
+@pass_context
+def _gettext(context: dict, text: str, /, **params: Any) -> str:
+    return staff_text.gettext(context["lang"], text, **params)
+
+
+@pass_context
+def _ngettext(context: dict, n: int, one: str, other: str, /, **params: Any) -> str:
+    return staff_text.ngettext(context["lang"], n, one, other, **params)
+
+
+@pass_context
+def _word(context: dict, kind: str, code: Any) -> str:
+    return staff_text.word(context["lang"], kind, code)
+
+
+@pass_context
+def _num(context: dict, value: Any) -> str:
+    return staff_text.number(value, context["lang"]) if isinstance(value, (int, float)) else ("" if value is None else str(value))
+
+
+@pass_context
+def _day(context: dict, value: Any) -> str:
+    return staff_text.date(value, context["lang"]) if isinstance(value, (dt.date, dt.datetime)) else (value or "")
+
+
+@pass_context
+def _day_short(context: dict, value: Any) -> str:
+    return staff_text.date(value, context["lang"], short=True) if isinstance(value, (dt.date, dt.datetime)) else (value or "")
+
+
+@pass_context
+def _when(context: dict, value: Any) -> str:
+    if not isinstance(value, dt.datetime):
+        return value or ""
+    return staff_text.date_time(value, context["lang"], tz=context.get("tz"))
+
+
+TEMPLATES.env.globals.update(_=_gettext, _n=_ngettext, word=_word)
+TEMPLATES.env.filters.update(num=_num, day=_day, day_short=_day_short, when=_when)
+
+
+def language_of(request: Request) -> str:
+    """The console's language for this request: the staff member's choice, else the deployment's."""
+    staff = current_staff(request)
+    chosen = staff.language if staff is not None else ""
+    return staff_text.language_or_default(chosen or request.app.state.settings.console_language)
+
+
+def tr(request: Request, text: str, /, **params: Any) -> str:
+    """A console text (English in code) in the request's language, for Python code that builds
+    one (CSV headers, JSON answers); pages use _() in templates, flash() and errors translate
+    themselves."""
+    return staff_text.gettext(language_of(request), text, **params)
 
 # (label, route name, roles allowed besides admin)
 NAV = [
@@ -144,15 +206,29 @@ async def form_of(request: Request) -> dict[str, str]:
 Form = Annotated[dict, Depends(form_of)]
 
 
-def flash(request: Request, text: str, kind: str = "ok") -> None:
+def tn(request: Request, n: int, one: str, other: str, /, **params: Any) -> str:
+    """tr() for a count: the plural form of the request's language ({n} is the count)."""
+    return staff_text.ngettext(language_of(request), n, one, other, **params)
+
+
+def flash(request: Request, text: str, kind: str = "ok", /, **params: Any) -> None:
+    """A note for the next page. `text` is English with {placeholders}, translated when shown
+    (so the words of the catalog, and numbers written as the reader's language writes them)."""
     # Reassigned, not appended in place: the session only notices assignments.
-    request.session["flashes"] = [*request.session.get("flashes", []), [kind, text]]
+    request.session["flashes"] = [*request.session.get("flashes", []), [kind, text, params]]
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     staff = current_staff(request)
-    flashes = request.session.pop("flashes", [])
+    lang = language_of(request)
+    flashes = [
+        (kind, staff_text.gettext(lang, text, **(rest[0] if rest else {})))
+        for kind, text, *rest in request.session.pop("flashes", [])
+    ]
+    settings = request.app.state.settings
     base = {
+        "lang": lang,
+        "tz": _zone(settings.timezone),
         "request": request,
         "staff": staff,
         "nav": NAV,
@@ -162,6 +238,11 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     }
     base.update(context or {})
     return TEMPLATES.TemplateResponse(request, template, base, status_code=status_code)
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> dt.tzinfo:
+    return ZoneInfo(name)
 
 
 def path_for(request: Request, name: str, /, **params: Any) -> str:
@@ -190,3 +271,19 @@ def settings_of(request: Request):
 def clear_content_cache(request: Request) -> None:
     # This process shows the change at once; others within their cache's time to live.
     request.app.state.content_cache.clear()
+
+
+def confirmed(form: dict) -> bool:
+    """Whether a costly or destructive action was confirmed (see `confirm_page`)."""
+    return form.get("confirmed") == "1"
+
+
+def confirm_page(request: Request, *, title: str, lines: list[str], action: str, form: dict, button: str,
+                 cancel: str, cost: str = "", warning: str = "", danger: bool = False) -> HTMLResponse:
+    """The page that stands between a click and an action that costs money or cannot be undone:
+    what will happen, to how many, at what cost. Texts come translated (tr()); the form's own
+    fields are posted again with confirmed=1."""
+    fields = [(k, v) for k, v in form.items() if k not in ("csrf_token", "confirmed")]
+    return render(request, "confirm.html", {"title": title, "lines": lines, "cost": cost, "warning": warning,
+                                            "action": action, "fields": fields, "button": button,
+                                            "cancel": cancel, "danger": danger})
