@@ -113,10 +113,7 @@ def simulate(
     service_code: Annotated[str, typer.Option(help="USSD code")] = "*123#",
 ) -> None:
     """A USSD session in the terminal, exactly as a phone shows it (the real engine and data)."""
-    from fastapi.testclient import TestClient
-
-    from gateway.app import create_app
-    from urllib.parse import urlencode
+    import asyncio
 
     from gateway.phones import InvalidPhone, parse_phone
 
@@ -124,35 +121,47 @@ def simulate(
         phone = parse_phone(phone)
     except InvalidPhone as exc:
         raise typer.BadParameter(str(exc), param_hint="--phone") from None
+    settings = _settings()
+    _check_database(settings)
+    asyncio.run(_simulate(settings, phone, service_code))
+
+
+async def _simulate(settings, phone: str, service_code: str) -> None:
+    """Posts each hop to the application in-process, as the aggregator would (with the webhook
+    secret when one is set), through httpx's ASGI transport: no socket, no test client."""
+    import asyncio
+    from urllib.parse import urlencode
+
+    import httpx
+
+    from gateway.app import create_app
+
     session_id = f"sim-{uuid.uuid4().hex[:12]}"
     inputs: list[str] = []
-    settings = _settings()
-    # In-process, as the aggregator would post: with the webhook secret when one is set.
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     url = "/webhooks/at/ussd" + (f"?{urlencode({'token': secret})}" if secret else "")
-    with TestClient(create_app(settings)) as client:
-        while True:
-            form = {
-                "sessionId": session_id,
-                "serviceCode": service_code,
-                "phoneNumber": phone,
-                "networkCode": "61002",
-                "text": "*".join(inputs),
-            }
-            reply = client.post(url, data=form)
-            if reply.status_code != 200:
-                typer.echo(f"HTTP {reply.status_code}: {reply.text}", err=True)
-                raise typer.Exit(1)
-            kind, text = reply.text[:3], reply.text[4:]
-            _show(text, kind)
-            if kind == "END":
-                return
-            try:
-                answer = input("> ")
-            except (EOFError, KeyboardInterrupt):
-                typer.echo("")
-                return
-            inputs.append(answer.strip())
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://simulator") as client:
+            while True:
+                form = {"sessionId": session_id, "serviceCode": service_code, "phoneNumber": phone,
+                        "networkCode": "61002", "text": "*".join(inputs)}
+                reply = await client.post(url, data=form)
+                if reply.status_code != 200:
+                    typer.echo(f"HTTP {reply.status_code}: {reply.text}", err=True)
+                    raise typer.Exit(1)
+                kind, text = reply.text[:3], reply.text[4:]
+                _show(text, ended=kind == "END")
+                if kind == "END":
+                    typer.echo("The network closed the session. Goodbye.")
+                    return
+                try:
+                    answer = await asyncio.to_thread(input, "> ")
+                except (EOFError, KeyboardInterrupt):
+                    typer.echo("\nHung up. Goodbye.")
+                    return
+                inputs.append(answer.strip())
 
 
 def _read_csv(path: Path) -> str:
@@ -746,12 +755,21 @@ def staff_reset_password(
     typer.echo(f"{email}: one-time password {password} (shown only now; to be changed at the next sign-in)")
 
 
-def _show(text: str, kind: str) -> None:
-    width = max(24, *(len(line) for line in text.split("\n")))
+def _show(text: str, *, ended: bool, columns: int | None = None) -> None:
+    """The screen in a box that fits the terminal: lines longer than the terminal is wide are
+    wrapped at word boundaries (a handset wraps them too). The footer says whether the phone
+    waits for an answer; the CON/END protocol word is the aggregator's, not the screen's."""
+    import shutil
+    import textwrap
+
+    columns = columns or shutil.get_terminal_size((80, 24)).columns
+    inner = max(20, min(columns, 100) - 4)
+    lines = [part for line in text.split("\n") for part in (textwrap.wrap(line, inner) or [""])]
+    width = max(24, *(len(line) for line in lines))
     typer.echo("+" + "-" * (width + 2) + "+")
-    for line in text.split("\n"):
+    for line in lines:
         typer.echo(f"| {line.ljust(width)} |")
-    footer = f" {kind} {len(text)} chars "
+    footer = f" {'session ended' if ended else 'answer expected'} - {len(text)} chars "
     typer.echo("+" + footer.center(width + 2, "-") + "+")
 
 

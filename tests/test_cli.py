@@ -32,14 +32,15 @@ def test_migrate_seed_and_simulate(run):
     assert "| Choisir la langue / Kan sugandi" in out
     assert "| 1. Prix du marche" in out
     assert "| Tomate - Sikasso" in out
-    assert "CON" in out and "chars" in out
+    assert "answer expected" in out and "chars" in out
+    assert "CON" not in out  # issue 15: the protocol word is not on a handset's screen
 
 
 def test_simulate_runs_to_end(run):
     run("migrate")
     run("seed-demo")
     out = run("simulate", input="2\n2\n1\n1\n300\n1\n")
-    assert "END" in out and "I ni ce!" in out
+    assert "session ended" in out and "I ni ce!" in out
 
 
 def test_simulate_rejects_a_bad_phone(empty_db_url, monkeypatch):
@@ -112,3 +113,34 @@ def test_scheduled_broadcast_is_left_to_the_worker(db_url, sms_env):
     assert result.exit_code == 0 and "broadcast #1 created" in result.output
     assert sms_env.sent_messages() == []
     assert "claimed 0" in CliRunner().invoke(app, ["worker", "--once"]).output
+
+
+def test_issue15_simulate_says_goodbye_at_end(run):
+    run("migrate")
+    run("seed-demo")
+    out = run("simulate", input="2\n2\n1\n1\n300\n1\n")
+    assert out.rstrip().endswith("The network closed the session. Goodbye.")
+
+
+def test_issue15_simulate_prints_no_deprecation_warning(empty_db_url, monkeypatch):
+    """`gateway simulate` printed Starlette's test-client deprecation warning at start."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", empty_db_url)
+    subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-W", "default", "-m", "gateway.cli", "simulate"], input="0\n",
+                          capture_output=True, text=True, timeout=120)
+    assert "Warning" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("columns", [40, 80, 132])
+def test_issue15_simulate_wraps_to_the_terminal_width(columns, capsys):
+    from gateway.cli import _show
+
+    text = "Sugu - prix et conseils\n" + "Le prix de la tomate a Sikasso est de 14 000 F le panier cette semaine, en hausse. " * 2
+    _show(text, ended=False, columns=columns)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= max(columns, 28)
+    assert " ".join(line.strip("| ").strip() for line in lines[1:-1]).split() == text.split()
