@@ -1,0 +1,172 @@
+"""Every console page, in French, at a phone's width (360×740) and a laptop's (1280×800), in
+headless Chromium (issue 15): no sideways scrolling, no English left, no raw code where a word
+belongs, and light enough for a weak connection: under 100 kB and 10 requests on a cold load.
+
+The page weights are written to test-artifacts/page-weight.md (the README's table); the
+screenshots to test-artifacts/screenshots/walkthrough/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from gateway import auth, models
+from gateway.app import create_app
+from tests.conftest import NOW
+from tests.e2e.browser import PASSWORD, SCREENSHOTS, fits_the_width, serve
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+PHONE_SMALL = {"width": 360, "height": 740}
+LAPTOP = {"width": 1280, "height": 800}
+ADMIN = "awa.traore@sugu.test"  # no role word in the address: the header shows it
+MAX_BYTES = 100_000
+MAX_REQUESTS = 10
+WEIGHTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "page-weight.md"
+
+# Words that only English would put on a page (a French page may quote farmers' Bambara and
+# French texts, codes in <code>, numbers; none of these).
+ENGLISH = re.compile(
+    r"\b(the|and|with|your|this|these|from|which|will|have|has|are|is|of|to|for|yes|save|send|sent|"
+    r"price|prices|crop|crops|market|markets|status|producer|producers|buyer|buyers|offers?|"
+    r"recipients?|none|edit|delete|new|until|search|back|next|today|week|weeks|month|months)\b",
+    re.I,
+)
+# Codes that must show as words (units, kinds, categories, statuses).
+RAW_CODES = re.compile(
+    r"\b(sack50|sack100|basket|crate|wholesale|retail|postharvest|awaiting_approval|opted_out|"
+    r"microfinance_|enumerator|reporter|editor|admin)\b"
+)
+# What is not console text: farmers' texts and codes shown as such, the phone screens.
+NOT_CONSOLE_TEXT = "code, kbd, pre, script, style, textarea, select, .screen, .ussd, .farmer-text, [lang]:not(html)"
+
+
+@pytest.fixture
+def french_console(settings, db):
+    with db.unit_of_work() as session:
+        auth.create_staff(session, email=ADMIN, password=PASSWORD, role="admin")
+        crop = session.exec(select(models.Crop)).first()
+        market = session.exec(select(models.Market)).first()
+        session.add(models.Producer(phone="+22370000123", name="Fatoumata", language="bm", region="Sikasso",
+                                    village="Kignan", role="enumerator"))
+        session.add(models.Broadcast(kind="custom", status="done", title="Essai", text_fr="Bonjour", text_bm="I ni ce",
+                                     audience={}, created_by=ADMIN))
+    with serve(create_app(settings.model_copy(update={"console_language": "fr"}), clock=lambda: NOW)) as url:
+        yield url, crop, market
+
+
+def _pages(db, crop, market) -> list[tuple[str, str]]:
+    with db.unit_of_work() as session:
+        first = lambda model: session.exec(select(model.id).order_by(model.id)).first()  # noqa: E731
+        obs, demand, producer = first(models.PriceObservation), first(models.Demand), first(models.Producer)
+        tip, service, broadcast = first(models.Tip), first(models.Service), first(models.Broadcast)
+    pages = [
+        ("dashboard", "/admin/"), ("prices", "/admin/prices"), ("price-history", f"/admin/prices/history?crop={crop.id}&market={market.id}"),
+        ("price-import", "/admin/prices/import"), ("price-change", f"/admin/prices/{obs}/change"),
+        ("trends", "/admin/trends"), ("trend", f"/admin/trends/detail?crop={crop.id}&market={market.id}"),
+        ("demands", "/admin/demands"), ("demand", f"/admin/demands/{demand}"), ("buyers", "/admin/buyers"),
+        ("services", "/admin/services"), ("service", f"/admin/services/{service}"),
+        ("reference", "/admin/reference"), ("reference-markets", "/admin/reference/markets"),
+        ("reference-crops", "/admin/reference/crops"), ("reference-units", "/admin/reference/units"),
+        ("tips", "/admin/tips"), ("tip", f"/admin/tips/{tip}"), ("messages", "/admin/messages"),
+        ("message", "/admin/messages/lang.choose"), ("producers", "/admin/producers"),
+        ("producer", f"/admin/producers/{producer}"), ("broadcasts", "/admin/broadcasts"),
+        ("broadcast", f"/admin/broadcasts/{broadcast}"), ("simulators", "/admin/simulators"),
+        ("staff", "/admin/staff"), ("audit", "/admin/audit"), ("account", "/admin/account"),
+    ]
+    return pages
+
+
+def _console_text(page) -> str:
+    return page.evaluate(
+        """(skip) => { const body = document.body.cloneNode(true);
+             body.querySelectorAll(skip).forEach(e => e.remove());
+             body.querySelectorAll('input[type=hidden]').forEach(e => e.remove());
+             const shown = [...body.querySelectorAll('[placeholder],[title],[aria-label]')]
+               .map(e => [e.getAttribute('placeholder'), e.getAttribute('title'), e.getAttribute('aria-label')].join(' '));
+             const buttons = [...body.querySelectorAll('input[type=submit],input[type=button]')].map(e => e.value);
+             return body.textContent + ' ' + shown.join(' ') + ' ' + buttons.join(' '); }""",
+        NOT_CONSOLE_TEXT,
+    )
+
+
+def _signed_in_context(chromium, base_url, viewport):
+    context = chromium.new_context(base_url=base_url, viewport=viewport, is_mobile=viewport["width"] < 600,
+                                   has_touch=viewport["width"] < 600)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto("/admin/login")
+    page.locator("#email").fill(ADMIN)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/admin/?$"))
+    return context, page
+
+
+def test_every_console_page_in_french_at_phone_and_laptop_width(chromium, french_console, db, problems):
+    url, crop, market = french_console
+    folder = SCREENSHOTS / "walkthrough"
+    folder.mkdir(parents=True, exist_ok=True)
+    findings: list[str] = []
+    weights: list[tuple[str, int, int]] = []
+    pages = _pages(db, crop, market)
+    for viewport in (PHONE_SMALL, LAPTOP):
+        context, page = _signed_in_context(chromium, url, viewport)
+        problems.watch(page)
+        state = context.storage_state()
+        for name, path in pages:
+            response = page.goto(path)
+            where = f"{name} at {viewport['width']} px"
+            if response.status >= 400:
+                findings.append(f"{where}: HTTP {response.status}")
+            if page.get_attribute("html", "lang") != "fr":
+                findings.append(f"{where}: <html lang> is not fr")
+            if not fits_the_width(page):
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                findings.append(f"{where}: scrolls sideways ({wide} px wide)")
+            text = _console_text(page)
+            english = sorted({m.group(0) for m in ENGLISH.finditer(text)})
+            if english:
+                findings.append(f"{where}: English words {english[:8]}")
+            codes = sorted({m.group(0) for m in RAW_CODES.finditer(text)})
+            if codes:
+                findings.append(f"{where}: raw codes {codes[:8]}")
+            page.screenshot(path=str(folder / f"{name}-{viewport['width']}.png"), full_page=True)
+            if viewport is PHONE_SMALL:
+                weights.append((path, *_cold_load(chromium, url, path, state)))
+        context.close()
+    for path, size, requests in weights:
+        if size >= MAX_BYTES or requests >= MAX_REQUESTS:
+            findings.append(f"{path}: {size} bytes in {requests} requests on a cold load")
+    _write_weights(weights)
+    assert not findings, "\n".join(findings)
+
+
+def _cold_load(chromium, url: str, path: str, state) -> tuple[int, int]:
+    """Bytes (headers and bodies as transferred) and requests of one page in a fresh context:
+    nothing cached, as a staff member's phone on its first visit."""
+    context = chromium.new_context(base_url=url, viewport=PHONE_SMALL, storage_state=state)
+    page = context.new_page()
+    seen = []
+    page.on("requestfinished", lambda request: seen.append(request))
+    page.goto(path, wait_until="load")
+    total = 0
+    for request in seen:
+        sizes = request.sizes()
+        total += sizes["requestHeadersSize"] + sizes["responseHeadersSize"] + sizes["responseBodySize"]
+    context.close()
+    return total, len(seen)
+
+
+def _write_weights(weights: list[tuple[str, int, int]]) -> None:
+    WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["| Page | kB | Requests |", "|---|---:|---:|"]
+    lines += [f"| `{path}` | {size / 1000:.1f} | {requests} |" for path, size, requests in weights]
+    heaviest = max(weights, key=lambda w: w[1])
+    lines.append(f"\nHeaviest: `{heaviest[0]}` at {heaviest[1] / 1000:.1f} kB; "
+                 f"measured {dt.date.today().isoformat()} at 360×740, cold load.")
+    WEIGHTS.write_text("\n".join(lines) + "\n")
