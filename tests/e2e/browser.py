@@ -185,8 +185,16 @@ def signed_in(page, email: str = EDITOR) -> None:
     expect(page.locator("header .who")).to_have_text(f"{email} (editor)")
 
 
-def open_section(page, label: str) -> None:
+def go_to(page, label: str) -> None:
+    """Click a section of the navigation, as staff do: on a phone it is folded behind Menu."""
+    menu = page.locator("header .menu-button")
+    if menu.is_visible():
+        menu.click()
     page.locator("header nav").get_by_role("link", name=label, exact=True).click()
+
+
+def open_section(page, label: str) -> None:
+    go_to(page, label)
     expect(page.get_by_role("heading", level=1)).to_have_text(label)
 
 

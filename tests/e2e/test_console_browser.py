@@ -23,6 +23,7 @@ from tests.e2e.browser import (
     PHONE,
     SCREENSHOTS,
     answer,
+    go_to,
     choice_for,
     expect,
     open_section,
@@ -256,7 +257,7 @@ def test_screenshots_of_the_main_pages(new_page, staff, backend):
 def test_trends_overview_then_a_markets_forecast_chart(new_page, staff, backend):
     for page in at_both_widths(new_page):
         page.goto("/admin/")
-        page.locator("header nav").get_by_role("link", name="Trends", exact=True).click()
+        go_to(page, "Trends")
         page.get_by_label("Crop").select_option(label="Oignon / Jababa")
         page.get_by_role("button", name="Open").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Trends and forecasts: Oignon")
@@ -275,7 +276,7 @@ def test_trends_overview_then_a_markets_forecast_chart(new_page, staff, backend)
 
 def test_a_new_directory_entry_shows_in_the_ussd_services_menu(page, staff):
     signed_in(page)
-    page.locator("header nav").get_by_role("link", name="Services", exact=True).click()
+    go_to(page, "Services")
     expect(page.get_by_role("heading", level=1)).to_have_text("Services directory")
     page.get_by_role("link", name="New entry").click()
     page.get_by_label("Category").select_option("storage")
@@ -290,7 +291,7 @@ def test_a_new_directory_entry_shows_in_the_ussd_services_menu(page, staff):
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash")).to_contain_text("Service saved: farmers see it in the USSD Services menu.")
 
-    page.locator("header nav").get_by_role("link", name="Simulators", exact=True).click()
+    go_to(page, "Simulators")
     page.get_by_label("Language (new dial)").select_option("fr")
     page.get_by_role("button", name="Dial *123#").click()
     screen = page.locator("#ussd-screen")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.browser import EDITOR, PHONE, expect, fits_the_width, signed_in
+from tests.e2e.browser import EDITOR, PHONE, expect, fits_the_width, go_to, signed_in
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -20,7 +20,7 @@ def test_reference_pages_list_create_fix_edit_retire(new_page, staff, shots, bac
     page = new_page(viewport)
     size = f"{backend.name}-{viewport['width']}"
     signed_in(page, EDITOR)
-    page.locator("header nav").get_by_role("link", name="Reference data", exact=True).click()
+    go_to(page, "Reference data")
     expect(page.get_by_role("heading", level=1)).to_have_text("Reference data")
     expect(page.get_by_role("cell", name="Tombouctou", exact=True).first).to_be_visible()
     assert fits_the_width(page)
