@@ -349,8 +349,8 @@ def import_producers(
         load=lambda session, rows, now: imports.import_producers(session, rows, now=now, source=f"cli:{file.name}"[:64]),
     )
     typer.echo(
-        f"{file.name}: {report.rows} producers imported ({report.created} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged), {skipped} rows skipped; subscriptions: "
+        f"{file.name}: {report.rows} row{'s' if report.rows != 1 else ''} read ({report.created} new, "
+        f"{report.updated} updated, {report.unchanged} already up to date), {skipped} rows skipped; subscriptions: "
         f"{report.subscriptions_added} added, {report.subscriptions_present} already present; "
         f"roles changed: {report.roles_changed}"
     )

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from gateway import cli, models, seed
+from gateway import cli, imports, models, seed
 from gateway.db import Database
 from gateway.effects import ensure_producer
 from gateway.imports import (
@@ -540,12 +540,12 @@ def test_import_producers_creates_updates_and_subscribes(cli_run, database, tmp_
         "76445566,Moussa Coulibaly,français,,sikasso,,tomate@koutiala",
     )
     out = cli_run("import-producers", first)
-    assert "2 producers imported (2 new, 0 updated, 0 unchanged), 0 rows skipped" in out
+    assert "2 rows read (2 new, 0 updated, 0 already up to date), 0 rows skipped" in out
     assert "subscriptions: 3 added, 0 already present" in out
 
     # Same file again: nothing changes.
     out = cli_run("import-producers", first)
-    assert "(0 new, 0 updated, 2 unchanged)" in out and "0 added, 3 already present" in out
+    assert "(0 new, 0 updated, 2 already up to date)" in out and "0 added, 3 already present" in out
 
     # Empty fields leave what is stored; subscriptions are only ever added.
     second = write(
@@ -554,7 +554,7 @@ def test_import_producers_creates_updates_and_subscribes(cli_run, database, tmp_
         "+22376445566;;;",
     )
     out = cli_run("import-producers", second)
-    assert "(0 new, 1 updated, 1 unchanged)" in out and "1 added, 0 already present" in out
+    assert "(0 new, 1 updated, 1 already up to date)" in out and "1 added, 0 already present" in out
     crops, markets = ids(database)
     with database.unit_of_work() as session:
         awa = session.exec(select(models.Producer).where(models.Producer.phone == "+22370112233")).one()
@@ -581,7 +581,7 @@ def test_an_existing_producer_keeps_its_opt_out(cli_run, database, tmp_path):
         producer.opted_out = True
         producer.language = "bm"
     path = write(tmp_path, "p.csv", "phone,name,subscriptions", "70000009,Sali,tomate@sikasso")
-    assert "(0 new, 1 updated, 0 unchanged)" in cli_run("import-producers", path)
+    assert "(0 new, 1 updated, 0 already up to date)" in cli_run("import-producers", path)
     with database.unit_of_work() as session:
         producer = session.exec(select(models.Producer).where(models.Producer.phone == "+22370000009")).one()
     assert (producer.name, producer.language, producer.opted_out) == ("Sali", "bm", True)
@@ -604,7 +604,7 @@ def test_producer_errors_import_nothing_unless_skipped(cli_run, database, tmp_pa
     assert count(database, models.Producer) == 0 and count(database, models.Subscription) == 0
 
     out = cli_run("import-producers", path, "--skip-errors")
-    assert "1 producers imported (1 new, 0 updated, 0 unchanged), 3 rows skipped" in out
+    assert "1 row read (1 new, 0 updated, 0 already up to date), 3 rows skipped" in out
     assert count(database, models.Producer) == 1 and count(database, models.Subscription) == 1
 
 
@@ -615,3 +615,34 @@ def test_the_example_files_import(cli_run, database, tmp_path):
     out = cli_run("import-prices", DEMO / "prices-example.csv")
     assert "0 rows skipped" in out and "broadcast #" in out
     assert count(database, models.PriceObservation, models.PriceObservation.source == "import:prices-example.csv") > 0
+
+
+@pytest.mark.db
+def test_issue17_producer_import_is_set_based_and_idempotent_across_chunks(database):
+    """More rows than one statement takes (imports.IMPORT_CHUNK): every producer and subscription
+    once, a second pass changes nothing, a third with one changed name updates exactly one."""
+    from sqlalchemy import event
+
+    crops, markets = ids(database)
+    pairs = [(c, m) for c in list(crops.values())[:3] for m in list(markets.values())[:2]]
+    rows = [imports.ProducerRow(n, f"+2237{n:07d}", name=f"P{n}", language="bm", subscriptions=(pairs[n % len(pairs)],),
+                                role="enumerator" if n == 7 else None)
+            for n in range(1, 2 * imports.IMPORT_CHUNK + 501)]
+    statements = []
+    with database.unit_of_work() as session:
+        event.listen(session.connection(), "before_cursor_execute", lambda *a: statements.append(1))
+        first = imports.import_producers(session, rows, now=NOW)
+    assert (first.created, first.updated, first.unchanged, first.subscriptions_added, first.roles_changed) == (
+        len(rows), 0, 0, len(rows), 1)
+    assert len(statements) < 60, f"{len(statements)} statements for {len(rows)} rows"
+    with database.unit_of_work() as session:
+        again = imports.import_producers(session, rows, now=NOW)
+    assert (again.created, again.updated, again.unchanged, again.subscriptions_added, again.subscriptions_present) == (
+        0, 0, len(rows), 0, len(rows))
+    rows[100] = imports.ProducerRow(101, rows[100].phone, name="Renamed")
+    with database.unit_of_work() as session:
+        third = imports.import_producers(session, rows, now=NOW)
+        assert (third.created, third.updated) == (0, 1)
+        stored = session.exec(select(models.Producer).where(models.Producer.phone == rows[100].phone)).one()
+        assert (stored.name, stored.language) == ("Renamed", "bm")
+        assert session.exec(select(func.count()).select_from(models.Producer)).one() >= len(rows)
