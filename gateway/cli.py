@@ -681,7 +681,8 @@ app.add_typer(staff_app, name="staff")
 @staff_app.command("add")
 def staff_add(
     email: Annotated[str, typer.Argument(help="Their e-mail, used to sign in")],
-    role: Annotated[str, typer.Option(help="admin, editor or reporter")] = "editor",
+    # The least role unless another is asked for (issue 15: new accounts defaulted to more).
+    role: Annotated[str, typer.Option(help="reporter (the default: enters prices), editor or admin")] = "reporter",
     name: Annotated[str, typer.Option(help="Their name")] = "",
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters")

@@ -1,4 +1,5 @@
-"""Console pages: sign in and out, your account (password, sessions), staff accounts and the audit log."""
+"""Console pages: sign in and out, your account (password, language, sessions), staff accounts and
+the audit log."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from gateway import auth, models
 from gateway.admin.core import (
@@ -20,13 +21,16 @@ from gateway.admin.core import (
     current_staff,
     db_of,
     flash,
+    language_of,
     now_of,
     path_for,
     render,
     settings_of,
+    tr,
 )
 from gateway.deps import DbId
 from gateway.effects import insert_ignore
+from messages import staff as staff_text
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -50,8 +54,9 @@ async def login(request: Request, form: Form):
             now=now_of(request),
         )
     except auth.AuthError as exc:
-        return render(request, "login.html", {"error": str(exc), "email": form.get("email", ""), "next": form.get("next", "")},
-                      status_code=exc.status)
+        # Translated here (the page shows it through _() as well, which leaves a translation as it is).
+        return render(request, "login.html", {"error": tr(request, exc.text, **exc.params), "email": form.get("email", ""),
+                                              "next": form.get("next", "")}, status_code=exc.status)
     request.session.clear()  # a fresh session (and CSRF token) at every sign-in
     request.session["sid"] = signed.session_token
     target = form.get("next", "")
@@ -76,14 +81,48 @@ async def logout(request: Request, form: Form):
     return back_to(request, "admin_login")
 
 
-# -- your account: password and sessions -----------------------------------------------------------
+# -- your account: password, language and sessions -------------------------------------------------
+
+# Which field of the password form an error of auth.change_password is about (shown beside it).
+PASSWORD_FIELDS = {
+    "the current password is wrong": "current",
+    "the two new passwords differ": "repeat",
+}
+# Each language's name in that language, beside its name in the page's language: whoever cannot
+# read the page's language still finds their own.
+AUTONYMS = {"fr": "Français", "en": "English"}
 
 
-def _account_page(request: Request, staff, *, error: str = "", status_code: int = 200):
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; they are UTC (shown in the service's timezone)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _account_page(request: Request, staff, *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+                  status_code: int = 200):
     with db_of(request).unit_of_work() as session:
-        sessions = auth.live_sessions(session, staff.id, now=now_of(request), max_age=dt.timedelta(seconds=SESSION_MAX_AGE_S))
-    return render(request, "account.html", {"sessions": sessions, "current": staff.session_id, "error": error,
-                                            "min_password": auth.MIN_PASSWORD}, status_code=status_code)
+        sessions = [
+            {"id": s.id, "created_at": aware(s.created_at), "last_seen_at": aware(s.last_seen_at), "user_agent": s.user_agent,
+             "address": s.address}
+            for s in auth.live_sessions(session, staff.id, now=now_of(request), max_age=dt.timedelta(seconds=SESSION_MAX_AGE_S))
+        ]
+    return render(request, "account.html", {
+        "sessions": sessions, "current": staff.session_id, "errors": errors or {},
+        "values": values if values is not None else {"language": staff.language},
+        "min_password": auth.MIN_PASSWORD, "language_options": _language_options(request),
+    }, status_code=status_code)
+
+
+def _language_options(request: Request) -> list[tuple[str, str]]:
+    lang = language_of(request)
+    default = staff_text.language_or_default(settings_of(request).console_language)
+    options = [("", tr(request, "The service's default: {language}", language=staff_text.word(lang, "language", default)))]
+    for code in staff_text.CONSOLE_LANGUAGES:
+        name = staff_text.word(lang, "language", code)
+        options.append((code, name[:1].upper() + name[1:] + ("" if code == lang else f" ({AUTONYMS[code]})")))
+    return options
 
 
 @router.get("/account", name="admin_account")
@@ -97,8 +136,31 @@ async def password_change(request: Request, staff: AnyStaff, form: Form):
         await auth.change_password(db_of(request), staff, current=form.get("current", ""), new=form.get("new", ""),
                                    repeat=form.get("repeat", ""), now=now_of(request))
     except auth.AuthError as exc:
-        return _account_page(request, staff, error=str(exc), status_code=400 if exc.status == 401 else exc.status)
+        # Passwords are never sent back into the page; the reason stands beside the field.
+        where = PASSWORD_FIELDS.get(exc.text, "new")
+        return _account_page(request, staff, errors={where: tr(request, exc.text, **exc.params)},
+                             status_code=400 if exc.status == 401 else exc.status)
     flash(request, "Password changed. Your other sessions are signed out.")
+    return back_to(request, "admin_account")
+
+
+@router.post("/account/language", name="admin_language_change")
+async def language_change(request: Request, staff: AnyStaff, form: Form):
+    """The console's language for this person ("" follows the service's default)."""
+    chosen = form.get("language", "").strip()
+    if chosen and chosen not in staff_text.CONSOLE_LANGUAGES:
+        return _account_page(request, staff, errors={"language": tr(request, "Choose a language from the list.")},
+                             values={"language": ""}, status_code=400)
+    with db_of(request).unit_of_work() as session:
+        user = session.get(models.StaffUser, staff.id)
+        before = {"language": user.language}
+        if user.language != chosen:
+            user.language = chosen
+            session.add(user)
+            auth.audit(session, staff, action="language", entity="staff", entity_id=user.email, before=before,
+                       after={"language": chosen}, now=now_of(request))
+    # Shown on the next page, which already speaks the new language.
+    flash(request, "Console language saved.")
     return back_to(request, "admin_account")
 
 
@@ -117,11 +179,22 @@ async def session_revoke(request: Request, session_id: DbId, staff: AnyStaff, fo
 
 # -- staff and audit -------------------------------------------------------------------------------
 
+# New accounts get the least role: more is given on purpose, never by leaving a default.
+LEAST_ROLE = "reporter"
+
 
 def _staff_page(request: Request, status_code: int = 200, **shown: Any):
     with db_of(request).unit_of_work() as session:
-        rows = session.exec(select(models.StaffUser).order_by(models.StaffUser.email)).all()
-    return render(request, "staff.html", {"rows": rows, "roles": auth.ROLES, **shown}, status_code=status_code)
+        rows = [
+            {"id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "language": u.language,
+             "must_change_password": u.must_change_password, "last_login_at": aware(u.last_login_at)}
+            for u in session.exec(select(models.StaffUser).order_by(models.StaffUser.email)).all()
+        ]
+    lang = language_of(request)
+    offered = [(r, staff_text.word(lang, "staff_role", r)) for r in reversed(auth.ROLES)]  # the least first
+    context = {"rows": rows, "roles": auth.ROLES, "roles_offered": offered, "least_role": LEAST_ROLE, "errors": {}, "values": {},
+               "min_password": auth.MIN_PASSWORD, **shown}
+    return render(request, "staff.html", context, status_code=status_code)
 
 
 @router.get("/staff", name="admin_staff")
@@ -129,19 +202,46 @@ def staff_page(request: Request, staff: Admin):
     return _staff_page(request)
 
 
+def _new_account_errors(request: Request, form: dict) -> dict[str, str]:
+    """Every field of the new-account form checked at once, each reason beside its field."""
+    errors = {}
+    checks = (
+        ("email", lambda: auth.normalize_email(form.get("email", ""))),
+        ("password", lambda: auth.check_new_password(form.get("password", ""))),
+    )
+    for name, check in checks:
+        try:
+            check()
+        except auth.AuthError as exc:
+            errors[name] = tr(request, exc.text, **exc.params)
+    if form.get("role", "") not in auth.ROLES:
+        errors["role"] = tr(request, "Choose a role from the list.")
+    if len(form.get("name", "").strip()) > 80:
+        errors["name"] = tr(request, "At most {n} characters.", n=80)
+    return errors
+
+
 @router.post("/staff", name="admin_staff_create")
 async def staff_create(request: Request, staff: Admin, form: Form):
     now = now_of(request)
-    try:
-        password_hash = await auth.hash_password_async(form.get("password", ""))
-        with db_of(request).unit_of_work() as session:
-            user = auth.create_staff(session, email=form.get("email", ""), password="", password_hash=password_hash,
-                                     role=form.get("role", ""), name=form.get("name", ""))
-            auth.audit(session, staff, action="create", entity="staff", entity_id=user.email, after={"role": user.role}, now=now)
-    except auth.AuthError as exc:
-        flash(request, str(exc), "error")
-        return back_to(request, "admin_staff")
-    flash(request, "Account created.")
+    typed = {k: form.get(k, "") for k in ("email", "name", "role")}  # never the password
+    errors = _new_account_errors(request, form)
+    if not errors:
+        try:
+            password_hash = await auth.hash_password_async(form.get("password", ""))
+            with db_of(request).unit_of_work() as session:
+                # The password typed here is known to whoever typed it: a one-time password.
+                user = auth.create_staff(session, email=form.get("email", ""), password="", password_hash=password_hash,
+                                         role=form.get("role", ""), name=form.get("name", ""), must_change_password=True)
+                auth.audit(session, staff, action="create", entity="staff", entity_id=user.email, after={"role": user.role}, now=now)
+        except auth.AuthError as exc:
+            if exc.status != 401:  # busy: nothing to fix in the form
+                raise HTTPException(exc.status, tr(request, exc.text, **exc.params)) from None
+            errors["email"] = tr(request, exc.text, **exc.params)  # already has an account
+    if errors:
+        return _staff_page(request, status_code=400, errors=errors, values=typed)
+    flash(request, "Account created for {email}: give them the password; they choose their own at their first sign-in.",
+          email=user.email)
     return back_to(request, "admin_staff")
 
 
@@ -183,11 +283,30 @@ async def staff_action(request: Request, user_id: DbId, action: str, staff: Admi
     return back_to(request, "admin_staff")
 
 
+AUDIT_SHOWN = 200
+
+
 @router.get("/audit", name="admin_audit")
 def audit_page(request: Request, staff: Admin):
+    """The latest changes, newest first; narrowed by what was changed and by a word (who, which)."""
+    a = models.AuditLog
+    entity = request.query_params.get("entity", "").strip()[:32]
+    q = request.query_params.get("q", "").replace("\x00", "").strip()[:80]
+    query = select(a).order_by(col(a.id).desc())
+    if entity:
+        query = query.where(a.entity == entity)
+    if q:
+        word = q.lower()
+        query = query.where(func.lower(a.staff_email).contains(word, autoescape=True)
+                            | func.lower(a.entity_id).contains(word, autoescape=True))
     with db_of(request).unit_of_work() as session:
-        rows = session.exec(select(models.AuditLog).order_by(col(models.AuditLog.id).desc()).limit(200)).all()
-    return render(request, "audit.html", {"rows": rows})
+        entities = sorted(session.exec(select(a.entity).distinct()).all())
+        rows = [
+            {"at": aware(r.at), "staff_email": r.staff_email, "action": r.action, "entity": r.entity, "entity_id": r.entity_id,
+             "before": r.before, "after": r.after}
+            for r in session.exec(query.limit(AUDIT_SHOWN)).all()
+        ]
+    return render(request, "audit.html", {"rows": rows, "entities": entities, "entity": entity, "q": q, "shown": AUDIT_SHOWN})
 
 
 __all__ = ["router", "insert_ignore"]

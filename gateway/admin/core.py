@@ -118,7 +118,7 @@ class PasswordChangeRequired(Exception):
 
 
 # Routes a session with a one-time password may use: choose a password, or sign out.
-ONE_TIME_PASSWORD_ROUTES = {"admin_account", "admin_password_change", "admin_logout"}
+ONE_TIME_PASSWORD_ROUTES = {"admin_account", "admin_password_change", "admin_language_change", "admin_logout"}
 
 
 def db_of(request: Request) -> Database:
