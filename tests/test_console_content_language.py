@@ -268,7 +268,7 @@ def test_issue15_broadcast_detail_after_send_shows_planned_counts(browser, db, f
     assert "Broadcast #1 to 3 producers is queued." in text
     planned = visible(page.text.split('id="planned"', 1)[1].split("</div>\n</div>", 1)[0])
     assert "3 recipients planned" in planned and "3 SMS segments planned" in planned and "30 XOF, estimated cost" in planned
-    assert "Queued: sending starts within a minute" in text and "scheduled" in text  # the status in words
+    assert "Queued: sending starts within a minute" in text and "queued" in text  # the status in words
     assert 'id="progress"' not in page.text
     assert "planned" in visible(b.get("/admin/broadcasts").text)
     # Once the worker has written the outbox rows, the real counts replace the plan.
@@ -351,13 +351,28 @@ def test_issue15_no_broadcasts_yet_says_how_to_create_one(french):
 def test_issue15_broadcast_pages_in_french(french, farmers, db):
     sent = french.post("/admin/broadcasts", {**COMPOSED, "confirmed": "1"})
     detail = visible(french.get(sent.headers["location"]).text)
-    assert "Diffusion n° 1" in detail and "programmée" in detail and "message libre" in detail
+    assert "Diffusion n° 1" in detail and "en file d'envoi" in detail and "message libre" in detail
     assert "3 destinataires prévus" in detail and "3 segments SMS prévus" in detail
     with db.unit_of_work() as session:
         broadcast.publish_alerts(session, pairs=[(1, 1), (2, 1)], now=models.Broadcast().created_at)
     page = french.get("/admin/broadcasts").text
-    assert '<table class="cards broadcasts-list">' in page and 'data-label="Statut">programmée' in page
+    assert '<table class="cards broadcasts-list">' in page and "data-label=\"Statut\">en file d&#39;envoi" in page
     assert "Alertes de prix (2 prix)" in page and "alerte de prix" in page
     assert "3 (prévision)" in page and "environ 30 FCFA" in page
     for english in ("recipients", "pending", "custom", "Price alerts"):
         assert english not in visible(page), english
+
+
+def test_issue15_scheduled_broadcast_says_when_in_words(browser, farmers):
+    import datetime as dt
+
+    from tests.conftest import NOW
+
+    at = (NOW + dt.timedelta(days=1)).replace(hour=8, minute=0)
+    b = browser("editor")
+    form = {**COMPOSED, "at": at.strftime("%Y-%m-%dT%H:%M")}
+    assert f"Sent from {at:%d/%m/%Y} 08:00, outside the quiet hours." in visible(b.post("/admin/broadcasts", form).text)
+    sent = b.post("/admin/broadcasts", {**form, "confirmed": "1"})
+    text = visible(b.get(sent.headers["location"]).text)
+    assert f"Scheduled: it will be sent from {at:%d/%m/%Y} 08:00" in text and "scheduled" in text
+    assert "3 recipients planned" in text

@@ -92,6 +92,13 @@ def _title(request: Request, b: models.Broadcast) -> str:
     return b.title
 
 
+def _status_word(request: Request, b: models.Broadcast) -> str:
+    # "pending" is a scheduled broadcast only when it has a time; otherwise it is in the queue.
+    if b.status == "pending" and not b.scheduled_at:
+        return tr(request, "queued")
+    return staff_text.word(language_of(request), "broadcast_status", b.status)
+
+
 def _status_line(request: Request, b: models.Broadcast, stats: dict, settings) -> str:
     """Where the broadcast is, in a sentence."""
     lang = language_of(request)
@@ -123,8 +130,9 @@ def _page(request: Request, values: dict, errors: dict, status_code: int = 200):
         context = _choices(session)
     titles = {b.id: _title(request, b) for b in rows}
     kinds = {b.id: _kind(request, b.kind) for b in rows}
+    statuses = {b.id: _status_word(request, b) for b in rows}
     return render(request, "broadcasts.html", {**context, "rows": rows, "stats": stats, "planned": planned,
-                                               "titles": titles, "kinds": kinds, "values": values, "errors": errors,
+                                               "titles": titles, "kinds": kinds, "statuses": statuses, "values": values, "errors": errors,
                                                "threshold": settings.broadcast_approval_threshold},
                   status_code=status_code)
 
@@ -283,7 +291,7 @@ def broadcast_page(request: Request, broadcast_id: DbId, staff: Editor):
         hold = tr(request, "{n} recipients at sending time, over the approval threshold of {max}: the audience grew after it was created.",
                   n=b.recipients, max=settings.broadcast_approval_threshold)
     return render(request, "broadcast.html", {
-        "b": b, "stats": stats, "planned": planned, "title": _title(request, b), "kind": _kind(request, b.kind),
+        "b": b, "stats": stats, "planned": planned, "title": _title(request, b), "kind": _kind(request, b.kind), "status": _status_word(request, b),
         "status_line": _status_line(request, b, stats, settings), "hold": hold,
         "bm_reads_french": b.kind == "custom" and not (b.text_bm or "").strip(),
     })
