@@ -118,6 +118,36 @@ def preview(session: Session, *, text_fr: str, text_bm: str, audience: Audience,
     return result
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What a broadcast will send, in all: recipients, SMS segments and cost (XOF)."""
+
+    recipients: int
+    segments: int
+    cost: float
+    languages: tuple[LanguagePreview, ...] = ()
+
+
+def estimate(previews: Sequence[LanguagePreview]) -> Estimate:
+    """The totals of `preview`'s languages."""
+    return Estimate(
+        recipients=sum(p.recipients for p in previews),
+        segments=sum(p.recipients * p.segments for p in previews),
+        cost=sum(p.estimated_cost for p in previews),
+        languages=tuple(previews),
+    )
+
+
+def planned(session: Session, broadcast: models.Broadcast, settings: Settings) -> Estimate | None:
+    """What a staff broadcast not yet expanded into outbox rows will send, as of now (its
+    audience may still change until it is); None for alerts and corrections, whose recipients
+    are only known when they are expanded."""
+    if broadcast.kind != "custom":
+        return None
+    return estimate(preview(session, text_fr=broadcast.text_fr, text_bm=broadcast.text_bm,
+                            audience=Audience.from_dict(broadcast.audience), settings=settings))
+
+
 # -- creating broadcasts ---------------------------------------------------------------------------
 
 

@@ -130,7 +130,8 @@ def test_pages_by_role(browser, path, allowed):
 POSTS = [
     ("/admin/messages/main.title", {"text_fr": "Sugu", "text_bm": "Sugu"}, EDITORS),
     ("/admin/prices", {"market": "1", "date": "2026-11-28", "price_1": "15000"}, PRICES),
-    ("/admin/broadcasts", {"text_fr": "Bonjour", "region": "Kayes"}, EDITORS),
+    # The broadcast itself needs recipients and a confirmation (tests/test_console_content_language.py).
+    ("/admin/broadcasts/preview", {"text_fr": "Bonjour", "region": "Mopti"}, EDITORS),
     ("/admin/demands/1/close", {}, EDITORS),
     ("/admin/tips/1", {"category": "gap", "title_fr": "T", "text_fr": "Texte"}, EDITORS),
     ("/admin/staff", {"email": "new@sugu.test", "password": "x" * 12, "role": "editor"}, ADMINS),
@@ -228,8 +229,9 @@ def test_bambara_edit_reaches_the_phone_on_the_next_hop(browser, app, db):
 )
 def test_bad_message_is_refused_and_changes_nothing(browser, db, text, problem):
     b = browser("editor")
-    b.post("/admin/messages/prices.none", {"text_fr": text, "text_bm": "{crop} sɔngɔ tɛ yen fɔlɔ."})
-    assert problem in b.get("/admin/messages/prices.none").text
+    refused = b.post("/admin/messages/prices.none", {"text_fr": text, "text_bm": "{crop} sɔngɔ tɛ yen fɔlɔ."})
+    # The editor comes back with the texts as typed and the reason beside the French one.
+    assert refused.status_code == 400 and problem in refused.text and "{crop} sɔngɔ tɛ yen fɔlɔ.</textarea>" in refused.text
     with db.unit_of_work() as session:
         assert session.exec(select(func.count()).select_from(models.MessageOverride)).one() == 0
 
@@ -327,7 +329,7 @@ def test_large_broadcast_needs_a_second_staff_member(browser, app, db):
     author = browser("editor")
     estimate = author.post("/admin/broadcasts/preview", {"text_fr": "Réunion jeudi", "region": "Sikasso"}).json()
     assert estimate["recipients"] == 3 and estimate["needs_approval"] and estimate["estimated_cost"] == 30.0
-    created = author.post("/admin/broadcasts", {"text_fr": "Réunion jeudi", "region": "Sikasso"})
+    created = author.post("/admin/broadcasts", {"text_fr": "Réunion jeudi", "region": "Sikasso", "confirmed": "1"})
     broadcast_id = int(created.headers["location"].rstrip("/").split("/")[-1])
     with db.unit_of_work() as session:
         assert session.get(models.Broadcast, broadcast_id).status == "awaiting_approval"
@@ -336,7 +338,13 @@ def test_large_broadcast_needs_a_second_staff_member(browser, app, db):
     approver = Browser(app)
     try:
         assert approver.login("editor2@sugu.test").status_code == 303
-        assert approver.post(f"/admin/broadcasts/{broadcast_id}/approve").status_code == 303
+        # Approving sends: the approver first sees the count and the cost.
+        confirm = approver.post(f"/admin/broadcasts/{broadcast_id}/approve")
+        assert confirm.status_code == 200 and "3 producers will receive this message." in confirm.text
+        assert "Estimated cost: about 30 XOF" in confirm.text
+        with db.unit_of_work() as session:
+            assert session.get(models.Broadcast, broadcast_id).status == "awaiting_approval"
+        assert approver.post(f"/admin/broadcasts/{broadcast_id}/approve", {"confirmed": "1"}).status_code == 303
     finally:
         approver.close()
     with db.unit_of_work() as session:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import string
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -20,16 +22,19 @@ from gateway.admin.core import (
     clear_content_cache,
     db_of,
     flash,
+    language_of,
     now_of,
     render,
     settings_of,
+    tr,
 )
 from gateway.configs import engine_config
 from gateway.content import overrides
 from gateway.dataview import SqlDataView
 from gateway.deps import DbId
 from messages import default_catalog, placeholders, to_ussd
-from messages.catalog import LANGUAGES, limit_problem, load_file_catalog, template_problem
+from messages import staff as staff_text
+from messages.catalog import LANGUAGES, SMS_SEGMENTS, is_sms_key, limit_problem, load_file_catalog, template_problem
 from messages.sms import measure, render_sms
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -101,7 +106,7 @@ def _message_rows(session) -> list[dict]:
     rows = {(o.language, o.key): o for o in session.exec(select(models.MessageOverride))}
     out = []
     for key in sorted(files["fr"]):
-        item = {"key": key}
+        item = {"key": key, "section": key.split(".", 1)[0]}
         for lang in LANGUAGES:
             override = rows.get((lang, key))
             item[lang] = override.text if override else files[lang].get(key, "")
@@ -112,19 +117,61 @@ def _message_rows(session) -> list[dict]:
     return out
 
 
+# What the "Show" filter of the messages list keeps (Bambara is the language staff review).
+SHOW = {
+    "all": lambda r: True,
+    "unreviewed": lambda r: not r["bm_reviewed"],
+    "reviewed": lambda r: r["bm_reviewed"],
+    "missing": lambda r: r["bm_missing"],
+    "edited": lambda r: r["fr_edited"] or r["bm_edited"],
+}
+
+
 @router.get("/messages", name="admin_messages")
 def messages_page(request: Request, staff: Editor):
     show = request.query_params.get("show", "all")
-    q = request.query_params.get("q", "").strip().lower()
+    show = show if show in SHOW else "all"
+    q = request.query_params.get("q", "").strip()[:100]
+    section = request.query_params.get("section", "")
     with db_of(request).unit_of_work() as session:
-        rows = _message_rows(session)
-    if show == "unreviewed":
-        rows = [r for r in rows if not r["bm_reviewed"]]
-    elif show == "missing":
-        rows = [r for r in rows if r["bm_missing"]]
-    if q:
-        rows = [r for r in rows if q in r["key"].lower() or q in r["fr"].lower() or q in r["bm"].lower()]
-    return render(request, "messages.html", {"rows": rows, "show": show, "q": q})
+        every = _message_rows(session)
+    sections = sorted({r["section"] for r in every})
+    section = section if section in sections else ""
+    needle = q.casefold()
+    rows = [
+        r for r in every
+        if SHOW[show](r) and (not section or r["section"] == section)
+        and (not needle or any(needle in r[name].casefold() for name in ("key", "fr", "bm")))
+    ]
+    return render(request, "messages.html", {"rows": rows, "total": len(every), "show": show, "q": q,
+                                             "section": section, "sections": sections,
+                                             "filtered": bool(q or section or show != "all")})
+
+
+def _message_form(request: Request, key: str, texts: dict, reviewed: dict, errors: dict, status_code: int = 200):
+    """The editor of one message: `texts` and `reviewed` as saved, or as typed when a save was
+    refused (then `errors` says why, per language, beside each text)."""
+    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+    with db_of(request).unit_of_work() as session:
+        revisions = session.exec(
+            select(models.MessageRevision).where(models.MessageRevision.key == key).order_by(col(models.MessageRevision.id).desc()).limit(30)
+        ).all()
+    settings = settings_of(request)
+    previews = {}
+    for lang in LANGUAGES:
+        problem = check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
+        # A refused text is previewed as typed (cut to the longest allowed), an empty one as the file's.
+        shown = texts[lang][:MAX_MESSAGE_CHARS] if texts[lang].strip() else files[lang].get(key, "")
+        previews[lang] = {**preview(request, key, lang, shown),
+                          "problem": say(request, problem)}
+    return render(
+        request,
+        "message.html",
+        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in LANGUAGES}, "reviewed": reviewed,
+         "previews": previews, "revisions": revisions, "placeholders": sorted(placeholders(files["fr"][key])),
+         "errors": errors},
+        status_code=status_code,
+    )
 
 
 @router.get("/messages/{key}", name="admin_message")
@@ -134,30 +181,16 @@ def message_page(request: Request, key: str, staff: Editor):
         raise HTTPException(404, "No such message.")
     with db_of(request).unit_of_work() as session:
         current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
-        revisions = session.exec(
-            select(models.MessageRevision).where(models.MessageRevision.key == key).order_by(col(models.MessageRevision.id).desc()).limit(30)
-        ).all()
-    texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
-    reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
-    settings = settings_of(request)
-    previews = {
-        lang: {**preview(request, key, lang, texts[lang]),
-               "problem": check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)}
-        for lang in LANGUAGES
-    }
-    return render(
-        request,
-        "message.html",
-        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in LANGUAGES}, "reviewed": reviewed,
-         "previews": previews, "revisions": revisions, "placeholders": sorted(placeholders(files["fr"][key]))},
-    )
+        texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
+        reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
+    return _message_form(request, key, texts, reviewed, {})
 
 
 @router.post("/messages/{key}/preview", name="admin_message_preview")
 async def message_preview(request: Request, key: str, staff: Editor, form: Form):
     language = form.get("language", "fr")
     if language not in LANGUAGES:
-        raise HTTPException(400, "unknown language")
+        raise HTTPException(400, "Unknown language.")
     if key not in load_file_catalog("fr"):
         raise HTTPException(404, "No such message.")
     text = form.get("text", "")
@@ -166,8 +199,8 @@ async def message_preview(request: Request, key: str, staff: Editor, form: Form)
     settings = settings_of(request)
     problem = check_message(key, text, language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
     if problem and (template_problem(text) or len(text) > MAX_MESSAGE_CHARS or not text.strip()):
-        return JSONResponse({"error": problem}, status_code=400)
-    return JSONResponse({**preview(request, key, language, text), "problem": problem})
+        return JSONResponse({"error": say(request, problem)}, status_code=400)
+    return JSONResponse({**preview(request, key, language, text), "problem": say(request, problem) or None})
 
 
 def _save_message(session, staff, key: str, language: str, text: str, reviewed: bool, now: dt.datetime) -> None:
@@ -192,21 +225,68 @@ def _sample(text: str) -> str:
     return text.format_map(defaultdict(str, SAMPLES))
 
 
-def check_message(key: str, text: str, language: str = "fr", *, ussd_max_chars: int = 160, fold: bool = True) -> str | None:
+Problem = tuple  # (English text with {placeholders}, its values as keywords): say(request, problem)
+
+
+def _problem(text: str, **params) -> tuple[str, dict]:
+    return text, params
+
+
+def say(request: Request, problem: Problem | None) -> str:
+    """A problem in the console's language ("" for none)."""
+    return tr(request, problem[0], **problem[1]) if problem else ""
+
+
+def _template_problem(text: str) -> Problem | None:
+    """messages.catalog.template_problem, as a console text that can be translated."""
+    if template_problem(text) is None:
+        return None
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        return _problem("Unbalanced {open} or {close}: write {open2} and {close2} for a literal brace.",
+                        open="{", close="}", open2="{{", close2="}}")
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        written = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+        if spec or conversion:
+            return _problem("{written}: write placeholders as {example} only, without a format (:) or conversion (!).",
+                            written=written, example="{name}")
+        if not name.isidentifier():
+            return _problem("{written}: a placeholder is a plain name such as {example}, without dots, brackets or numbers.",
+                            written=written, example="{crop}")
+    return _problem("This text cannot be used: {detail}", detail=template_problem(text))
+
+
+def _limit_problem(key: str, language: str, sample: str, *, ussd_max_chars: int, fold: bool) -> Problem | None:
+    """messages.catalog.limit_problem, as a console text that can be translated."""
+    if limit_problem(key, language, sample, ussd_max_chars=ussd_max_chars, fold=fold) is None:
+        return None
+    if is_sms_key(key):
+        segments = measure(render_sms(sample, language, fold=fold)).segments
+        return _problem("Too long for one SMS: {n} segments once sent (at most {max}).", n=segments, max=SMS_SEGMENTS)
+    return _problem("Too long for a USSD screen: {n} characters (at most {max}).", n=len(to_ussd(sample)), max=ussd_max_chars)
+
+
+def check_message(key: str, text: str, language: str = "fr", *, ussd_max_chars: int = 160, fold: bool = True) -> Problem | None:
     """Why staff's text for a key cannot be saved or previewed, or None: only the key's own plain
-    placeholders, and within the limits of its channel (one SMS, one USSD screen)."""
+    placeholders, and within the limits of its channel (one SMS, one USSD screen). The reason is
+    (English text, values), translated where it is shown: say(request, problem)."""
     expected = placeholders(load_file_catalog("fr")[key])
     if not text.strip():
-        return "The text cannot be empty."
+        return _problem("The text cannot be empty.")
     if len(text) > MAX_MESSAGE_CHARS:
-        return f"The text is longer than {MAX_MESSAGE_CHARS} characters."
-    problem = template_problem(text)
+        return _problem("The text is longer than {max} characters.", max=str(MAX_MESSAGE_CHARS))
+    problem = _template_problem(text)
     if problem:
         return problem
     unknown = placeholders(text) - expected
     if unknown:
-        return f"Unknown placeholder(s): {', '.join('{' + n + '}' for n in sorted(unknown))}. Allowed: {', '.join('{' + n + '}' for n in sorted(expected)) or 'none'}."
-    return limit_problem(key, language, _sample(text), ussd_max_chars=ussd_max_chars, fold=fold)
+        return _problem("Unknown placeholder(s): {unknown}. Allowed: {allowed}.",
+                        unknown=", ".join("{" + n + "}" for n in sorted(unknown)),
+                        allowed=", ".join("{" + n + "}" for n in sorted(expected)) or "-")
+    return _limit_problem(key, language, _sample(text), ussd_max_chars=ussd_max_chars, fold=fold)
 
 
 @router.post("/messages/{key}", name="admin_message_save")
@@ -215,30 +295,34 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
         raise HTTPException(404, "No such message.")
     now = now_of(request).astimezone(UTC)
     settings = settings_of(request)
-    problems = []
+    typed = {lang: form.get(f"text_{lang}", "").strip() for lang in LANGUAGES}
+    reviewed = {lang: form.get(f"reviewed_{lang}") == "on" for lang in LANGUAGES}
+    errors = {}
     changes = []
     with db_of(request).unit_of_work() as session:
         current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
         for lang in LANGUAGES:
-            text = form.get(f"text_{lang}", "").strip()
-            reviewed = form.get(f"reviewed_{lang}") == "on"
-            problem = check_message(key, text, lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold) if text else check_message(key, text)
+            text = typed[lang]
+            problem = check_message(key, text, lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
             if problem:
-                problems.append(f"{lang}: {problem}")
+                errors[f"text_{lang}"] = say(request, problem)
                 continue
             old = current.get(lang)
             file_text = load_file_catalog(lang).get(key, "")
-            if (old and (old.text, old.reviewed) == (text, reviewed)) or (not old and text == file_text and not reviewed):
+            if (old and (old.text, old.reviewed) == (text, reviewed[lang])) or (not old and text == file_text and not reviewed[lang]):
                 continue
-            changes.append((lang, text, reviewed))
-        if problems:
-            for p in problems:
-                flash(request, p, "error")
-            return back_to(request, "admin_message", key=key)
-        for lang, text, reviewed in changes:
-            _save_message(session, staff, key, lang, text, reviewed, now)
+            changes.append((lang, text, reviewed[lang]))
+        if not errors:
+            for lang, text, is_reviewed in changes:
+                _save_message(session, staff, key, lang, text, is_reviewed, now)
+    if errors:
+        # Nothing saved, in either language: the editor comes back with what was typed.
+        return _message_form(request, key, typed, reviewed, errors, status_code=400)
     clear_content_cache(request)
-    flash(request, "Saved: the next USSD hop and SMS use it." if changes else "Nothing changed.")
+    if changes:
+        flash(request, "Saved: the next USSD hop and SMS use it.")
+    else:
+        flash(request, "Nothing changed.")
     return back_to(request, "admin_message", key=key)
 
 
@@ -252,9 +336,12 @@ async def message_revert(request: Request, key: str, revision_id: DbId, staff: E
         settings = settings_of(request)
         problem = check_message(key, rev.text, rev.language, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
         if problem:  # an old version may predate today's checks
-            flash(request, f"This version cannot be restored: {problem}", "error")
+            flash(request, "This version cannot be restored: {problem}", "error", problem=say(request, problem))
             return back_to(request, "admin_message", key=key)
         _save_message(session, staff, key, rev.language, rev.text, rev.reviewed, now)
     clear_content_cache(request)
-    flash(request, f"Reverted {rev.language} to the version of {rev.at:%Y-%m-%d %H:%M}.")
+    lang = language_of(request)
+    flash(request, "Reverted the {language} text to the version of {when}.",
+          language=staff_text.word(lang, "language", rev.language),
+          when=staff_text.date_time(rev.at, lang, tz=ZoneInfo(settings_of(request).timezone)))
     return back_to(request, "admin_message", key=key)
