@@ -106,7 +106,7 @@ def test_bambara_edit_updates_the_ussd_preview_and_segments_then_saves(page, sta
     # Longer than a USSD screen: the preview says so, and saving is refused (issue 14, finding 8).
     expect(preview.locator(".preview-problem")).to_contain_text("Too long for a USSD screen")
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".flash.error").first).to_contain_text("bm: Too long for a USSD screen")
+    expect(page.locator("#text_bm-error")).to_contain_text("Too long for a USSD screen")  # beside the field
     area = page.locator("#text_bm")
     area.fill(BM_SHORT)
     page.get_by_role("button", name="Save", exact=True).click()
@@ -178,25 +178,29 @@ def test_broadcast_estimate_follows_text_and_region(page, staff, db):
     expect(estimate).to_have_text("Type a message to see its estimate.")
 
     page.get_by_label("Français").fill("Réunion des producteurs jeudi à 9h au marché de Sévaré.")
-    expect(total).to_have_text("Total: 4 recipients, about 40 XOF")  # every region; opted-out left out
+    expect(total).to_have_text("Total: 4 recipients, 4 SMS segments, about 40 XOF")  # every region; opted-out left out
 
     # One change at a time, each estimate awaited: the page does not order overlapping answers.
     lines = estimate.locator("div")
     page.get_by_label("Bamanankan").fill("Sɛnɛkɛlaw ka ɲɔgɔnye bɛna kɛ alamisa sɔgɔma Sevare sugu la.")
-    expect(lines.nth(1)).to_contain_text("[bm] 1 recipients, GSM-7, 1 segment(s) each, about 10 XOF: Sènèkèlaw ka nyògònye")
+    expect(lines.nth(1)).to_contain_text("Bambara: 1 recipient, GSM-7, 1 segment each, about 10 XOF: Sènèkèlaw ka nyògònye")
 
     page.get_by_label("Region").select_option("Mopti")
-    expect(total).to_have_text("Total: 3 recipients, about 30 XOF")
+    expect(total).to_have_text("Total: 3 recipients, 3 SMS segments, about 30 XOF")
     expect(lines).to_have_count(2)
     expect(lines.nth(0)).to_have_text(
-        "[fr] 2 recipients, GSM-7, 1 segment(s) each, about 20 XOF: Réunion des producteurs jeudi à 9h au marché de Sévaré."
+        "French: 2 recipients, GSM-7, 1 segment each, about 20 XOF: Réunion des producteurs jeudi à 9h au marché de Sévaré."
     )
     expect(lines.nth(1)).to_have_text(
-        "[bm] 1 recipients, GSM-7, 1 segment(s) each, about 10 XOF: Sènèkèlaw ka nyògònye bèna kè alamisa sògòma Sevare sugu la."
+        "Bambara: 1 recipient, GSM-7, 1 segment each, about 10 XOF: Sènèkèlaw ka nyògònye bèna kè alamisa sògòma Sevare sugu la."
     )
 
     page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Broadcast #\d+: pending$"))
+    # Issue 15: a confirmation with the count and the cost comes first.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Send this broadcast?")
+    expect(page.locator(".confirm")).to_contain_text("30 XOF")
+    page.get_by_role("button", name="Send to 3 producers").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Broadcast #\d+"))
     expect(page.locator(".flash")).to_contain_text("to 3 producers is queued")
 
 
