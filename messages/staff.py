@@ -3,7 +3,8 @@ numbers, dates and plurals through Babel (CLDR data).
 
 Console texts are written in English in code and templates (`_("Buyer demand")`); the English
 text is the key. `catalog/staff/fr/*.toml` (one file per page family, merged) gives the French;
-an English entry is only needed for a plural. A text written with `_()` but missing from a
+an English entry (catalog/staff/en/) is only needed for a text that flash() shows with a
+count {n}: its plural forms. A text written with `_()` but missing from a
 catalog is a defect caught by tests/test_console_language.py, and shows in English meanwhile.
 
     "Buyer demand" = "Demande des acheteurs"
@@ -81,9 +82,11 @@ def _format(template: str, params: dict[str, Any], language: str) -> str:
 def gettext(language: str, text: str, /, **params: Any) -> str:
     """`text` (English) in `language`, with its {placeholders} filled; integers are written as
     numbers are in that language (14 000)."""
-    found = texts(language).get(text) if language != "en" else None
-    if isinstance(found, dict):  # a plural entry used without a count: its "other" form
-        found = found.get("other")
+    found = texts(language).get(text)
+    if isinstance(found, dict):  # a plural entry: the form for the count {n}, else "other"
+        count = params.get("n")
+        category = plural_category(language, count) if isinstance(count, (int, float)) else "other"
+        found = found.get(category) or found.get("other")
     return _format(found if isinstance(found, str) else text, params, language)
 
 
@@ -95,7 +98,7 @@ def ngettext(language: str, n: int | float, one: str, other: str, /, **params: A
     """The form for `n` (CLDR rules: French says "0 offre", "1 offre", "2 offres"); `{n}` is
     available to the text, written as a number of that language."""
     category = plural_category(language, n)
-    forms = texts(language).get(one) if language != "en" else texts("en").get(one)
+    forms = texts(language).get(one)
     if isinstance(forms, dict):
         template = forms.get(category) or forms.get("other") or other
     elif isinstance(forms, str):

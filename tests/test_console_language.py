@@ -192,3 +192,13 @@ def test_sign_in_page_speaks_french(french_client):
     assert '<html lang="fr">' in page
     assert "Se connecter" in page and "Mot de passe" in page
     assert "Sign in" not in page
+
+
+@pytest.mark.parametrize("language,n,expected", [
+    ("en", 1, "Broadcast #4 to 1 producer is queued."),
+    ("en", 3, "Broadcast #4 to 3 producers is queued."),
+    ("fr", 1, "La diffusion n° 4 vers 1 producteur est en file d'envoi."),
+    ("fr", 1200, "La diffusion n° 4 vers 1\u202f200 producteurs est en file d'envoi."),
+])
+def test_flashed_counts_take_their_plural(language, n, expected):
+    assert staff_text.gettext(language, "Broadcast #{id} to {n} producers is queued.", id="4", n=n) == expected
