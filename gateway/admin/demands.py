@@ -243,14 +243,21 @@ def _close_confirmation(request: Request, session, demand: models.Demand, form: 
     lines = [
         tr(request, "Demand #{id}: {crop} for {buyer}, {kg} kg wanted.", id=demand.id, crop=crop.name_fr if crop else "?",
            buyer=buyer.name if buyer else "?", kg=demand.quantity_kg),
-        tr(request, "{offers} from {producers}: {accepted} accepted, {pending} pending, {declined} declined.",
+        tr(request, "{offers} from {producers}: {accepted}, {pending}, {declined}.",
            offers=tn(request, offers, "{n} offer", "{n} offers"),
            producers=tn(request, producers, "{n} producer", "{n} producers"),
-           accepted=totals.count("accepted"), pending=totals.count("pending"), declined=totals.count("declined")),
+           accepted=tn(request, totals.count("accepted"), "{n} accepted", "{n} accepted"),
+           pending=tn(request, totals.count("pending"), "{n} pending", "{n} pending"),
+           declined=tn(request, totals.count("declined"), "{n} declined", "{n} declined")),
         tr(request, "Farmers will no longer see it in the USSD menu and can no longer offer."),
-        tr(request, "The producers who offered receive nothing: no SMS is sent. Accept or decline their pending offers "
-                    "first if they should hear back (each decision sends them one SMS)."),
+        tr(request, "The producers who offered receive nothing: no SMS is sent."),
     ]
+    if totals.count("pending"):
+        lines.append(tn(request, totals.count("pending"),
+                        "{n} offer is still pending: accept or decline it first if the producer should hear back "
+                        "(each decision sends one SMS).",
+                        "{n} offers are still pending: accept or decline them first if the producers should hear "
+                        "back (each decision sends one SMS)."))
     return confirm_page(
         request, title=tr(request, "Close demand #{id}?", id=demand.id), lines=lines,
         cost=tr(request, "Cost: no SMS, 0 FCFA."), action=path_for(request, "admin_demand_close", demand_id=demand.id),

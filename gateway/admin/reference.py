@@ -248,7 +248,8 @@ async def reference_action(request: Request, section: str, row_id: DbId, action:
                 return back_to(request, "admin_reference_list", section=section)
             if not confirmed(form):
                 return confirm_page(
-                    request, title=tr(request, "Retire the {what} {code}?", what=what, code=row.code),
+                    request, title=tr(request, "Retire the {what} {name} ({code})?", what=what, code=row.code,
+                                      name=getattr(row, "name_fr", None) or getattr(row, "name", "")),
                     lines=retire_effects(request, session, page.entity, row), action=path_for(
                         request, "admin_reference_action", section=section, row_id=row_id, action=action),
                     form=form, button=tr(request, "Retire"), cancel=path_for(request, "admin_reference_list", section=section),
@@ -303,19 +304,21 @@ def retire_effects(request: Request, session, entity: str, row) -> list[str]:
     def prices(*where) -> None:
         n = _count(session, po, *where)
         lines.append(tn(request, n, "{n} price refers to it: it stays in the history.",
-                        "{n} prices refer to it: they stay in the history."))
+                        "{n} prices refer to it: they stay in the history.") if n else tr(request, "No price refers to it."))
 
     def subscriptions(*where) -> None:
         n = _count(session, sub, *where)
         people = session.exec(select(func.count(func.distinct(sub.producer_id))).where(*where)).one()
         lines.append(tr(request, "{subscriptions} ({producers}) name it: kept, but no new price will come for it, so no alert.",
                         subscriptions=tn(request, n, "{n} subscription", "{n} subscriptions"),
-                        producers=tn(request, people, "{n} producer", "{n} producers")))
+                        producers=tn(request, people, "{n} producer", "{n} producers"))
+                     if n else tr(request, "No subscription names it."))
 
     def demands(*where) -> None:
         n = _count(session, d, d.status == "open", *where)
         lines.append(tn(request, n, "{n} open demand names it: it stays open until you close it.",
-                        "{n} open demands name it: they stay open until you close them."))
+                        "{n} open demands name it: they stay open until you close them.")
+                     if n else tr(request, "No open demand names it."))
 
     if entity == "crop":
         prices(po.crop_id == row.id)
