@@ -396,7 +396,7 @@ def test_demand_create_close_export_and_notify(browser, db):
     b = browser("editor")
     form = {"buyer_id": "1", "crop_id": "2", "quantity_kg": "7000", "price": "300", "unit": "kg", "place": "Koutiala", "valid_until": "2026-12-31"}
     assert b.post("/admin/demands", form).status_code == 303
-    assert b.post("/admin/demands", {**form, "quantity_kg": "-1"}).status_code == 303
+    assert b.post("/admin/demands", {**form, "quantity_kg": "-1"}).status_code == 400
     with db.unit_of_work() as session:
         demand = session.exec(select(models.Demand).where(models.Demand.place == "Koutiala", models.Demand.quantity_kg == 7000)).one()
         producer = models.Producer(phone="+22370000077", cluster="Kignan")
@@ -404,15 +404,16 @@ def test_demand_create_close_export_and_notify(browser, db):
         session.flush()
         session.add(models.Offer(demand_id=demand.id, producer_id=producer.id, quantity_kg=500))
         assert session.exec(select(func.count()).select_from(models.Demand).where(models.Demand.quantity_kg == -1)).one() == 0
-    assert "Kignan: 1 offers, 500 kg" in b.get("/admin/demands").text
+    assert "Kignan: 1 offer, 500 kg" in b.get("/admin/demands").text
     export = b.get(f"/admin/demands/{demand.id}/offers.csv")
     assert export.headers["content-type"].startswith("text/csv") and "+22370000077" in export.text
-    assert b.post(f"/admin/demands/{demand.id}/notify").status_code == 303
+    assert b.post(f"/admin/demands/{demand.id}/notify").status_code == 200  # the confirmation, with the cost
+    assert b.post(f"/admin/demands/{demand.id}/notify", {"confirmed": "1"}).status_code == 303
     with db.unit_of_work() as session:
         sms = session.exec(select(models.SmsMessage)).one()
     assert sms.kind == "notice" and "1 offres pour Oignon, 500 kg sur 7 000 kg" in sms.text
     assert b.post(f"/admin/demands/{demand.id}", {**form, "quantity_kg": "8000"}).status_code == 303
-    assert b.post(f"/admin/demands/{demand.id}/close").status_code == 303
+    assert b.post(f"/admin/demands/{demand.id}/close", {"confirmed": "1"}).status_code == 303
     with db.unit_of_work() as session:
         edited = session.get(models.Demand, demand.id)
     assert (edited.quantity_kg, edited.status) == (8000, "closed")

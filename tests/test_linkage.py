@@ -82,10 +82,10 @@ def test_demand_pages_show_totals_covered_badge_and_close(browser, db):
         add_offer(session, 6, 2500, cluster="Sévaré Nord")
     b = browser("editor")
     page = b.get("/admin/demands").text
-    assert "Sévaré Nord: 2 offers, 5500 kg" in page and "covered if pending accepted" in page
+    assert "Sévaré Nord: 2 offers, 5,500 kg" in page and "covered if pending accepted" in page
     demand_page = b.get("/admin/demands/6").text
-    assert "accepted 3000 kg (1), pending 2500 kg (1)" in demand_page and demand_page.count(">Accept</button>") == 1
-    assert b.post("/admin/demands/6/close").status_code == 303
+    assert "accepted 3,000 kg (1), pending 2,500 kg (1)" in demand_page and demand_page.count(">Accept</button>") == 1
+    assert b.post("/admin/demands/6/close", {"confirmed": "1"}).status_code == 303
     with db.unit_of_work() as session:
         assert session.get(models.Demand, 6).status == "closed"
         assert 6 not in {d.id for d in SqlDataView(session).open_demands(TODAY)}
@@ -419,12 +419,12 @@ def test_directory_create_edit_deactivate_audited(browser, db):
 @pytest.mark.parametrize(
     "change, problem",
     [
-        pytest.param({"phone": "12 34"}, "Phone: not a valid phone number", id="bad-phone"),
-        pytest.param({"phone": ""}, "Phone: phone number is empty", id="no-phone"),
+        pytest.param({"phone": "12 34"}, "Not a valid phone number", id="bad-phone"),
+        pytest.param({"phone": ""}, "Give a phone number", id="no-phone"),
         pytest.param({"summary_fr": "x" * 61}, "French summary is too long", id="long-summary"),
         pytest.param({"summary_bm": "ɲ" * 31}, "Bambara summary is too long", id="long-once-folded"),
         pytest.param({"name": ""}, "Name is required", id="no-name"),
-        pytest.param({"category": "banks"}, "Category must be one of", id="unknown-category"),
+        pytest.param({"category": "banks"}, "Choose a category from the list", id="unknown-category"),
         pytest.param({"region": "Atlantis"}, "Choose a region", id="unknown-region"),
     ],
 )

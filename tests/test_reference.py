@@ -187,7 +187,7 @@ def test_market_added_in_console_reaches_ussd_and_sms_at_once(editor, db, langua
 
     with db.unit_of_work() as session:
         market_id = reference.by_code(session, "market", "loulouni").id
-    assert editor.post(f"/admin/reference/markets/{market_id}/retire").status_code == 303
+    assert editor.post(f"/admin/reference/markets/{market_id}/retire", {"confirmed": "1"}).status_code == 303
     assert shown not in alert_markets(client, language)
     assert "Loulouni" not in sms_reply(client, db, keyword)  # not understood: which market?
     assert editor.post(f"/admin/reference/markets/{market_id}/reactivate").status_code == 303
@@ -218,7 +218,7 @@ def test_retired_crop_leaves_menus_but_subscriptions_keep_its_name(editor, db):
     caller.dial("4", "2", "1", "9")  # subscribe: Tomato at Sévaré
     with db.unit_of_work() as session:
         tomato = reference.by_code(session, "crop", "tomato")
-    assert editor.post(f"/admin/reference/crops/{tomato.id}/retire").status_code == 303
+    assert editor.post(f"/admin/reference/crops/{tomato.id}/retire", {"confirmed": "1"}).status_code == 303
     caller = Caller(editor.client, phone="+22370600888")
     assert "Tomate" not in caller.dial("1")  # the price menu's crop list
     caller = Caller(editor.client, phone="+22370600888")
@@ -362,7 +362,7 @@ def test_retired_rows_leave_the_console_pickers(editor, db, entity, code, page, 
 
     def options() -> str:
         html = editor.get(page).text
-        return re.search(rf'<select id="{select_id}" name="{select_id}">(.*?)</select>', html, re.S).group(1)
+        return re.search(rf'<select id="(?:f-)?{select_id}" name="{select_id}"[^>]*>(.*?)</select>', html, re.S).group(1)
 
     assert f">{label}</option>" in options()
     with db.unit_of_work() as session:

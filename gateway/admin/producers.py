@@ -15,11 +15,15 @@ from gateway.admin.core import (
     flash,
     now_of,
     render,
+    tn,
+    tr,
 )
 from gateway.deps import DbId
 from gateway.effects import set_role
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+
+LIST_LIMIT = 100
 
 
 # -- producers -------------------------------------------------------------------------------------
@@ -32,7 +36,7 @@ def producers_page(request: Request, staff: Editor):
     role = role if role in models.PRODUCER_ROLES else ""
     p = models.Producer
     with db_of(request).unit_of_work() as session:
-        query = select(p).order_by(col(p.id).desc()).limit(100)
+        query = select(p).order_by(col(p.id).desc()).limit(LIST_LIMIT)
         if q:
             like = f"%{q}%"
             query = query.where(or_(col(p.phone).like(like), col(p.name).ilike(like), col(p.village).ilike(like)))
@@ -41,7 +45,7 @@ def producers_page(request: Request, staff: Editor):
         rows = session.exec(query).all()
         total = session.exec(select(func.count()).select_from(p)).one()
     return render(request, "producers.html", {"rows": rows, "q": q, "role": role, "roles": models.PRODUCER_ROLES,
-                                              "total": total})
+                                              "total": total, "limit": LIST_LIMIT})
 
 
 @router.get("/producers/{producer_id}", name="admin_producer")
@@ -72,14 +76,17 @@ def producer_role(request: Request, producer_id: DbId, staff: Editor, form: Form
     """Make or unmake an enumerator (who may report market prices by SMS); audited."""
     role = form.get("role", "")
     if role not in models.PRODUCER_ROLES:
-        raise HTTPException(400, f"The role is one of: {', '.join(models.PRODUCER_ROLES)}.")
+        raise HTTPException(400, "The role is producer or enumerator.")
     with db_of(request).unit_of_work() as session:
         producer = session.get(models.Producer, producer_id)
         if producer is None:
             raise HTTPException(404, "No such producer.")
         changed = set_role(session, producer, role, staff=staff, now=now_of(request), via="console")
         phone = producer.phone
-    flash(request, f"{phone} is {'now' if changed else 'already'} {'an enumerator' if role == 'enumerator' else 'a producer'}.")
+    if role == "enumerator":
+        flash(request, "{phone} is now an enumerator." if changed else "{phone} is already an enumerator.", phone=phone)
+    else:
+        flash(request, "{phone} is now a producer." if changed else "{phone} is already a producer.", phone=phone)
     return back_to(request, "admin_producer", producer_id=producer_id)
 
 
@@ -89,7 +96,7 @@ async def producers_import(request: Request, staff: Editor):
 
     form = await request.form()
     if not auth.csrf_ok(request.session, form.get("csrf_token")):
-        raise HTTPException(403, "The form expired; reload it.")
+        raise HTTPException(403, "The form expired or did not come from this site; reload it.")
     upload = form.get("file")
     if upload is None or not hasattr(upload, "read"):
         flash(request, "Choose a CSV file.", "error")
@@ -107,7 +114,7 @@ async def producers_import(request: Request, staff: Editor):
         try:
             rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
         except imports.FileFormatError as exc:
-            flash(request, str(exc), "error")
+            flash(request, "The file cannot be read: {reason}", "error", reason=str(exc))
             return back_to(request, "admin_producers")
         if errors and form.get("skip_errors") != "on":
             return render(request, "import_errors.html", {"errors": errors, "what": "producers"}, status_code=400)
@@ -116,5 +123,27 @@ async def producers_import(request: Request, staff: Editor):
         auth.audit(session, staff, action="import", entity="producers", entity_id=name,
                    after={"rows": report.rows, "skipped_lines": len({e.line for e in errors}),
                           "roles_changed": report.roles_changed}, now=now)
-    flash(request, f"{report.rows} producers imported ({report.created} new, {report.updated} updated); {len({e.line for e in errors})} rows skipped.")
+    changed, details = import_summary(request, report, len({e.line for e in errors}))
+    if changed:
+        flash(request, "Import done. {details}.", details=details)
+    else:
+        flash(request, "Nothing changed. {details}.", details=details)
     return back_to(request, "admin_producers")
+
+
+def import_summary(request: Request, report, skipped: int) -> tuple[bool, str]:
+    """What an import did, counted: a file read again says that nothing changed rather than
+    "4 producers imported (0 new, 0 updated)" (issue 15)."""
+    counts = tr(request, "{rows}: {new}, {updated}, {same}", rows=tn(request, report.rows, "{n} row read", "{n} rows read"),
+                new=tn(request, report.created, "{n} new", "{n} new"),
+                updated=tn(request, report.updated, "{n} updated", "{n} updated"),
+                same=tn(request, report.unchanged, "{n} already up to date", "{n} already up to date"))
+    extra = []
+    if report.subscriptions_added:
+        extra.append(tn(request, report.subscriptions_added, "{n} subscription added", "{n} subscriptions added"))
+    if report.roles_changed:
+        extra.append(tn(request, report.roles_changed, "{n} role changed", "{n} roles changed"))
+    if skipped:
+        extra.append(tn(request, skipped, "{n} row skipped", "{n} rows skipped"))
+    details = counts + "".join("; " + e for e in extra)
+    return bool(report.created or report.updated or report.subscriptions_added or report.roles_changed), details
