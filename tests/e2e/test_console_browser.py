@@ -287,8 +287,8 @@ def test_a_new_directory_entry_shows_in_the_ussd_services_menu(page, staff):
     page.get_by_label("Region").select_option("Mopti")
     page.get_by_label("Name").fill("Frigo de Sévaré <b>coop</b>")
     page.get_by_label("Phone").fill("12")  # not a number: refused, nothing saved
-    page.get_by_label("Ce qu'ils proposent").fill("Oignons au frais, 25 F/sac/jour")
-    page.get_by_label("U bɛ min di").fill("Jaba marali nɛnɛ la, 25 F bɔrɔ kelen")
+    page.get_by_label("In French").fill("Oignons au frais, 25 F/sac/jour")
+    page.get_by_label("In Bambara").fill("Jaba marali nɛnɛ la, 25 F bɔrɔ kelen")
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".flash.error")).to_contain_text("Phone")
     page.get_by_label("Phone").fill("76 00 02 02")
