@@ -267,7 +267,7 @@ def test_price_grid_says_how_many_alerts_then_publishes(browser, db):
     b = browser("reporter")
     form = {"market": "1", "date": "2026-11-28", "price_1": "15 500", "price_2": ""}
     confirm = b.post("/admin/prices", form)
-    assert confirm.status_code == 200 and "This will send SMS alerts to 1 producers" in confirm.text
+    assert confirm.status_code == 200 and "1 subscribed producer will get an SMS alert" in confirm.text
     with db.unit_of_work() as session:
         assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 0
     assert b.post("/admin/prices", {**form, "confirm": "yes"}).status_code == 303
@@ -295,8 +295,9 @@ def test_price_grid_says_how_many_alerts_then_publishes(browser, db):
 )
 def test_bad_price_grid_publishes_nothing(browser, db, form, problem):
     b = browser("reporter")
-    b.post("/admin/prices", {"market": "1", "date": "2026-11-28", **form, "confirm": "yes"})
-    assert problem in b.get("/admin/prices?market=1").text
+    response = b.post("/admin/prices", {"market": "1", "date": "2026-11-28", **form, "confirm": "yes"})
+    # The grid comes back as typed, with the reason beside the bad entry (issue 15).
+    assert response.status_code == 400 and problem in response.text
     with db.unit_of_work() as session:
         assert session.exec(select(func.count()).select_from(models.PriceObservation).where(models.PriceObservation.source.startswith("console"))).one() == 0
 
