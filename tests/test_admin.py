@@ -311,7 +311,12 @@ def test_held_report_approved_is_published_with_alerts(browser, db):
         held_id = held.id
     b = browser("editor")
     assert "far above" in b.get("/admin/prices").text
-    assert b.post(f"/admin/prices/review/{held_id}", {"decision": "approve"}).status_code == 303
+    # Publishing alerts subscribers: confirmed first, with the count and cost (issue 15).
+    confirm = b.post(f"/admin/prices/review/{held_id}", {"decision": "approve"})
+    assert confirm.status_code == 200 and "Estimated cost: 0 XOF" in confirm.text
+    with db.unit_of_work() as session:
+        assert session.get(models.PriceObservation, held_id).status == "held"
+    assert b.post(f"/admin/prices/review/{held_id}", {"decision": "approve", "confirmed": "1"}).status_code == 303
     with db.unit_of_work() as session:
         assert session.get(models.PriceObservation, held_id).status == "published"
         assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 1

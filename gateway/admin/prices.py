@@ -299,6 +299,8 @@ async def price_review(request: Request, obs_id: DbId, staff: PriceStaff, form: 
         row = session.get(models.PriceObservation, obs_id)
         if row is None or row.status != "held":
             raise HTTPException(404, "No such report waiting for review.")
+        if decision == "approve" and not confirmed(form):
+            return _approve_confirmation(request, session, row, form)
         before = auth.snapshot(row, ("status", "price", "review_reason"))
         row.status = "published" if decision == "approve" else "rejected"
         session.add(row)
@@ -311,6 +313,26 @@ async def price_review(request: Request, obs_id: DbId, staff: PriceStaff, form: 
     else:
         flash(request, "Report rejected.")
     return back_to(request, "admin_prices")
+
+
+def _approve_confirmation(request: Request, session, row: models.PriceObservation, form: dict):
+    """Publishing a held report alerts its subscribers: how many, and at what cost, first."""
+    lang = language_of(request)
+    market, crop = session.get(models.Market, row.market_id), session.get(models.Crop, row.crop_id)
+    estimate = alert_estimate(session, request, market, row.observed_on, [(row.crop_id, row.price, row.unit, row.kind)])
+    lines = [tr(request, "{crop} at {market}, {day}: {price} F/{unit} ({kind}) will be published.", crop=crop.name_fr,
+                market=market.name, day=staff_text.date(row.observed_on, lang), price=row.price,
+                unit=staff_text.word(lang, "unit", row.unit), kind=staff_text.word(lang, "price_kind", row.kind))]
+    if estimate["producers"]:
+        lines.append(tn(request, estimate["producers"], "{n} subscribed producer will get an SMS alert",
+                        "{n} subscribed producers will get an SMS alert")
+                     + " (" + tn(request, estimate["segments"], "{n} segment", "{n} segments") + ").")
+    else:
+        lines.append(tr(request, "No subscribed producer will get an alert: publishing costs nothing."))
+    return confirm_page(request, title=tr(request, "Publish this report?"), lines=lines,
+                        cost=tr(request, "Estimated cost: {cost}", cost=xof(request, estimate["cost"])),
+                        action=path_for(request, "admin_price_review", obs_id=row.id), form=form,
+                        button=tr(request, "Publish and alert"), cancel=path_for(request, "admin_prices"))
 
 
 @router.get("/prices/history", name="admin_price_history")
