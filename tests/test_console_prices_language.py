@@ -17,7 +17,7 @@ from messages import default_catalog
 from messages import staff as staff_text
 from tests.conftest import NOW
 from tests.test_admin import Browser, Clock, app, browser, clock, staff  # noqa: F401 (fixtures)
-from tests.test_corrections import SIKASSO, TODAY, TOMATO, YESTERDAY, add_price, alerted, digits  # noqa: F401
+from tests.test_corrections import SIKASSO, TODAY, TOMATO, YESTERDAY, add_price, alerted  # noqa: F401 (alerted: a fixture)
 
 pytestmark = pytest.mark.db
 
@@ -295,3 +295,13 @@ def test_issue15_approving_a_held_report_states_alerts_and_cost_first(french, db
     with db.unit_of_work() as session:
         assert session.get(models.PriceObservation, held_id).status == "held"
         assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 0
+
+
+def test_issue15_back_from_the_publish_confirmation_keeps_the_grid_as_typed(browser, db):  # noqa: F811
+    b = browser("reporter")
+    form = {"market": str(SIKASSO), "date": YESTERDAY.isoformat(), "price_1": "15500", "price_3": "900", "unit_3": "kg"}
+    assert 'id="confirm-prices"' in b.post("/admin/prices", form).text
+    back = b.post("/admin/prices", {**form, "confirm": "yes", "back": "1"})
+    assert back.status_code == 200 and 'id="price-grid"' in back.text
+    assert 'value="15500"' in back.text and 'value="900"' in back.text and 'class="field-error"' not in back.text
+    assert console_prices(db) == 0

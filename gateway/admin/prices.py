@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from gateway import auth, broadcast, corrections, models
