@@ -269,7 +269,7 @@ def test_price_grid_says_how_many_alerts_then_publishes(browser, db):
     b = browser("reporter")
     form = {"market": "1", "date": "2026-11-28", "price_1": "15 500", "price_2": ""}
     confirm = b.post("/admin/prices", form)
-    assert confirm.status_code == 200 and "This will send SMS alerts to 1 producers" in confirm.text
+    assert confirm.status_code == 200 and "1 subscribed producer will get an SMS alert" in confirm.text
     with db.unit_of_work() as session:
         assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 0
     assert b.post("/admin/prices", {**form, "confirm": "yes"}).status_code == 303
@@ -297,8 +297,9 @@ def test_price_grid_says_how_many_alerts_then_publishes(browser, db):
 )
 def test_bad_price_grid_publishes_nothing(browser, db, form, problem):
     b = browser("reporter")
-    b.post("/admin/prices", {"market": "1", "date": "2026-11-28", **form, "confirm": "yes"})
-    assert problem in b.get("/admin/prices?market=1").text
+    response = b.post("/admin/prices", {"market": "1", "date": "2026-11-28", **form, "confirm": "yes"})
+    # The grid comes back as typed, with the reason beside the bad entry (issue 15).
+    assert response.status_code == 400 and problem in response.text
     with db.unit_of_work() as session:
         assert session.exec(select(func.count()).select_from(models.PriceObservation).where(models.PriceObservation.source.startswith("console"))).one() == 0
 
@@ -312,7 +313,12 @@ def test_held_report_approved_is_published_with_alerts(browser, db):
         held_id = held.id
     b = browser("editor")
     assert "far above" in b.get("/admin/prices").text
-    assert b.post(f"/admin/prices/review/{held_id}", {"decision": "approve"}).status_code == 303
+    # Publishing alerts subscribers: confirmed first, with the count and cost (issue 15).
+    confirm = b.post(f"/admin/prices/review/{held_id}", {"decision": "approve"})
+    assert confirm.status_code == 200 and "Estimated cost: 0 XOF" in confirm.text
+    with db.unit_of_work() as session:
+        assert session.get(models.PriceObservation, held_id).status == "held"
+    assert b.post(f"/admin/prices/review/{held_id}", {"decision": "approve", "confirmed": "1"}).status_code == 303
     with db.unit_of_work() as session:
         assert session.get(models.PriceObservation, held_id).status == "published"
         assert session.exec(select(func.count()).select_from(models.Broadcast)).one() == 1

@@ -38,7 +38,7 @@ def test_detail_shows_chart_forecast_and_backtest(browser):
     assert forecast.count("<tr>") == 5  # header + horizons 1–4
     assert "52 weekly prices" not in html and re.search(r"\d+ weekly prices", html)
     backtest = html[html.index('id="backtest"') :]
-    for method in ("last", "trend", "seasonal", "seasonal_trend"):
+    for method in ("last price", "trend", "seasonal", "seasonal and trend"):  # named, not coded (issue 15)
         assert f"<b>{method}</b>" in backtest
     assert re.search(r"\d+\.\d% \(n=\d+\)", backtest)
 
@@ -118,7 +118,7 @@ def test_console_says_a_five_year_old_price_is_too_old(browser, db):
     market_id = add_market(db, "oldmarket", "Vieux marché", monthly(CARROTS_ABOMEY, 0))
     html = browser("editor").get(f"/admin/trends/detail?crop=1&market={market_id}").text
     said = html[html.index('id="no-forecast"') :][:300]
-    assert "No forecast: the last price (2021-06-15) is 65 months old" in said
+    assert "No forecast: the last price (15/06/2021) is 65 months old" in said
     assert "fewer than" not in html and "too short" not in said
     overview = browser("editor").get("/admin/trends?crop=1").text
     row = overview[overview.index("Vieux marché") :][:1500]

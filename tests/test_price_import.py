@@ -434,7 +434,7 @@ def test_console_import_checks_then_imports_and_audits(browser, db):  # noqa: F8
     assert "Parakou" in held.text and "Nothing can be imported while rows are refused" in held.text
     before = count(db, models.PriceObservation)
     checked = upload(b, CONSOLE_FILE, create_missing="on")
-    assert "2 prices would be imported" in checked.text and "Would create: 1 regions, 1 markets" in checked.text
+    assert "2 prices would be imported" in checked.text and "Would create: 1 region, 1 market" in checked.text
     assert "1 with a price of 0 skipped" in checked.text
     assert count(db, models.Market, models.Market.code == "parakou") == 0  # the check wrote nothing
     token = re.search(r'name="token" value="([0-9a-f]{32})"', checked.text).group(1)

@@ -11,26 +11,32 @@ from sqlmodel import select
 
 from gateway import models
 from gateway.admin.charts import forecast_chart
-from gateway.admin.core import PriceStaff, db_of, now_of, render
+from gateway.admin.core import PriceStaff, db_of, language_of, now_of, render, tn, tr
 from gateway.dataview import SqlDataView
 from menus import trends
+from messages import staff as staff_text
 
 router = APIRouter(prefix="/admin")
 
 CHART_YEARS = 2
-METHOD_TEXT = {
-    "last": "last price carried forward (the yardstick)",
-    "trend": "recent slope (8 weeks or 6 months), damped",
-    "seasonal": "same weeks or months in past years, applied to today's level",
-    "seasonal_trend": "past years' season plus half of this year's difference in slope",
-}
-CADENCE_UNITS = {trends.WEEKLY: ("week", "weeks"), trends.MONTHLY: ("month", "months"), trends.IRREGULAR: ("month", "months")}
+
+
+def method_names(request: Request) -> dict[str, tuple[str, str]]:
+    """Each forecasting method: (its name, what it does), in the reader's language."""
+    return {
+        "last": (tr(request, "last price"), tr(request, "last price carried forward (the yardstick)")),
+        "trend": (tr(request, "trend"), tr(request, "recent slope (8 weeks or 6 months), damped")),
+        "seasonal": (tr(request, "seasonal"), tr(request, "same weeks or months in past years, applied to today's level")),
+        "seasonal_trend": (tr(request, "seasonal and trend"),
+                           tr(request, "past years' season plus half of this year's difference in slope")),
+    }
 
 
 @dataclass
 class MarketOutlook:
     market: models.Market
     report: trends.Report
+    request: Request
 
     @property
     def series(self) -> trends.Series:
@@ -48,10 +54,19 @@ class MarketOutlook:
     def scores(self) -> dict:
         return self.report.scores or {}
 
+    @property
+    def weekly(self) -> bool:
+        return self.series.cadence == trends.WEEKLY
+
     def periods(self, n: int) -> str:
         """"3 months", "1 week": counts in the series' own cadence, never weeks for months."""
-        one, many = CADENCE_UNITS[self.series.cadence]
-        return f"{n} {one if n == 1 else many}"
+        if self.weekly:
+            return tn(self.request, n, "{n} week", "{n} weeks")
+        return tn(self.request, n, "{n} month", "{n} months")
+
+    def period_word(self) -> str:
+        """"weeks" or "months", for "the same weeks a year earlier"."""
+        return tr(self.request, "weeks") if self.weekly else tr(self.request, "months")
 
 
 def _int_param(request: Request, name: str) -> int:
@@ -61,10 +76,11 @@ def _int_param(request: Request, name: str) -> int:
     return int(raw)
 
 
-def _outlook(view: SqlDataView, crop_id: int, market: models.Market, today: dt.date, all_horizons: bool) -> MarketOutlook:
+def _outlook(request: Request, view: SqlDataView, crop_id: int, market: models.Market, today: dt.date,
+             all_horizons: bool) -> MarketOutlook:
     # The whole history, as USSD and SMS read it: a price five years old is "too old", not absent.
     rows = view.price_history(crop_id, market.id, trends.HISTORY_START)
-    return MarketOutlook(market, trends.report(rows, today, all_horizons=all_horizons))
+    return MarketOutlook(market, trends.report(rows, today, all_horizons=all_horizons), request)
 
 
 @router.get("/trends", name="admin_trends")
@@ -80,8 +96,8 @@ def trends_overview(request: Request, staff: PriceStaff):
             raise HTTPException(404, "No such crop.")
         markets = session.exec(select(models.Market).order_by(models.Market.region, models.Market.name)).all()
         view = SqlDataView(session)
-        rows = [o for o in (_outlook(view, crop.id, m, today, False) for m in markets) if len(o.series)]
-    return render(request, "trends.html", {"crops": crops, "crop": crop, "rows": rows, "methods": METHOD_TEXT, "cadences": trends.CADENCES})
+        rows = [o for o in (_outlook(request, view, crop.id, m, today, False) for m in markets) if len(o.series)]
+    return render(request, "trends.html", {"crops": crops, "crop": crop, "rows": rows, "methods": method_names(request), "cadences": trends.CADENCES})
 
 
 @router.get("/trends/detail", name="admin_trend")
@@ -92,7 +108,7 @@ def trend_detail(request: Request, staff: PriceStaff):
         crop, market = session.get(models.Crop, crop_id), session.get(models.Market, market_id)
         if crop is None or market is None:
             raise HTTPException(404, "Choose a crop and a market.")
-        o = _outlook(SqlDataView(session), crop.id, market, today, True)
+        o = _outlook(request, SqlDataView(session), crop.id, market, today, True)
     series = o.series
     recent = [p for p in series.ordered if p > (series.last or 0) - CHART_YEARS * series.spec.year]
     history = [(series.date(p), round(series.price(p))) for p in recent]
@@ -105,6 +121,6 @@ def trend_detail(request: Request, staff: PriceStaff):
         "trend.html",
         {
             "crop": crop, "market": market, "o": o, "table": table, "horizons": horizons, "spec": series.spec,
-            "chart": forecast_chart(history, sorted(ahead), unit=f"F/{series.unit}"), "methods": METHOD_TEXT,
+            "chart": forecast_chart(history, sorted(ahead), unit="F/" + staff_text.word(language_of(request), "unit", series.unit)), "methods": method_names(request),
         },
     )  # fmt: skip

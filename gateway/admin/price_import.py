@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 
 from gateway import auth, imports
-from gateway.admin.core import Editor, Form, db_of, now_of, render
+from gateway.admin.core import Editor, Form, db_of, now_of, render, tr
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -84,21 +84,22 @@ async def import_check(request: Request, staff: Editor):
     problem = None
     text = mapping_text = None
     if upload is None or not hasattr(upload, "read") or not getattr(upload, "filename", ""):
-        problem = "Choose a CSV file."
+        problem = tr(request, "Choose a CSV file.")
     else:
         text = _decode(await upload.read())
         if text is None:
-            problem = 'The file is not UTF-8: save it as "CSV UTF-8".'
+            problem = tr(request, 'The file is not UTF-8: save it as "CSV UTF-8".')
     if problem is None and mapping_upload is not None and getattr(mapping_upload, "filename", ""):
         mapping_text = _decode(await mapping_upload.read())
         if mapping_text is None:
-            problem = 'The mapping file is not UTF-8: save it as "CSV UTF-8".'
+            problem = tr(request, 'The mapping file is not UTF-8: save it as "CSV UTF-8".')
     name = Path(getattr(upload, "filename", "") or "prices.csv").name[:60]
     if problem is None:
         try:
             found, report = _check(request, text, _options({**values, "mapping_text": mapping_text}), name=name)
         except (ValueError, imports.FileFormatError) as exc:
-            problem = str(exc)
+            # The reading rules' own words (shared with the command line), under a translated lead.
+            problem = tr(request, "The file cannot be read: {why}", why=str(exc))
     if problem is not None:
         return render(request, "price_import.html", {"values": values, "problem": problem}, status_code=400)
     token = secrets.token_hex(16)
@@ -129,11 +130,11 @@ async def import_confirm(request: Request, staff: Editor, form: Form):
     try:
         options = _options({**form, "mapping_text": mapping_text})
     except (ValueError, imports.FileFormatError) as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise HTTPException(400, tr(request, "The file cannot be read: {why}", why=str(exc))) from None
     with db_of(request).unit_of_work() as session:
         found = imports.read_price_file_from(session, text, today=now.date(), options=options)
         if found.bad_lines and form.get("skip_errors") != "on":
-            raise HTTPException(400, f"{found.bad_lines} rows have errors: nothing imported.")
+            raise HTTPException(400, tr(request, "{n} rows have errors: nothing imported.", n=found.bad_lines))
         report = imports.import_prices(
             session, found.rows, now=now, source=f"import:{name}", alerts=form.get("no_alerts") != "on",
             stale_days=settings.price_stale_days, found=found,
