@@ -121,6 +121,10 @@ def trend_detail(request: Request, staff: PriceStaff):
         "trend.html",
         {
             "crop": crop, "market": market, "o": o, "table": table, "horizons": horizons, "spec": series.spec,
-            "chart": forecast_chart(history, sorted(ahead), unit="F/" + staff_text.word(language_of(request), "unit", series.unit)), "methods": method_names(request),
+            "chart": forecast_chart(
+                history, sorted(ahead), lang=language_of(request),
+                axis_label=tr(request, "FCFA per {unit}", unit=staff_text.word(language_of(request), "unit", series.unit)),
+                empty_text=tr(request, "Not enough published prices for a chart yet."),
+                label=tr(request, "Price history and forecast")), "methods": method_names(request),
         },
     )  # fmt: skip

@@ -346,7 +346,9 @@ def price_history(request: Request, staff: PriceStaff):
             select(obs).where(obs.crop_id == crop.id, obs.market_id == market.id).order_by(col(obs.observed_on).desc(), col(obs.id).desc()).limit(120)
         ).all()
     published = sorted((o.observed_on, o.price) for o in rows if o.status == "published")
-    return render(request, "price_history.html", {"crop": crop, "market": market, "rows": rows, "chart": line_chart(published, unit="F")})
+    return render(request, "price_history.html", {"crop": crop, "market": market, "rows": rows, "chart": line_chart(
+        published, lang=language_of(request), axis_label=tr(request, "FCFA per {unit}", unit=_unit_word(request, rows)),
+        empty_text=tr(request, "Not enough published prices for a chart yet."), label=tr(request, "Price history"))})
 
 
 def _change_context(session, obs_id: int) -> dict:
@@ -524,3 +526,12 @@ async def correction_sms_send(request: Request, obs_id: DbId, staff: PriceStaff,
     else:
         flash(request, "The correction SMS was already queued (broadcast #{id}); nothing more is sent.", "error", id=str(broadcast_id))
     return back_to(request, "admin_correction_sms", obs_id=obs_id)
+
+
+def _unit_word(request: Request, rows) -> str:
+    """The unit the chart's prices are in: the commonest among the published rows."""
+    from collections import Counter
+
+    units = Counter(o.unit for o in rows if o.status == "published")
+    code = units.most_common(1)[0][0] if units else "kg"
+    return staff_text.word(language_of(request), "unit", code)
