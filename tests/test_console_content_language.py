@@ -154,8 +154,12 @@ def message_keys(html: str) -> list[str]:
 
 def test_issue15_messages_search(browser, db):
     b = browser("editor")
-    every = message_keys(b.get("/admin/messages").text)
-    assert len(every) > 100
+    first = b.get("/admin/messages").text
+    total = int(re.search(r'id="messages-count">(\d+) messages', first).group(1))
+    assert total > 100 and len(message_keys(first)) == 60  # in pages
+    every = [k for n in range(1, total // 60 + 2) for k in message_keys(b.get(f"/admin/messages?page={n}").text)]
+    every = list(dict.fromkeys(every))
+    assert len(every) == total
     # By screen or section: only the SMS replies.
     sms = message_keys(b.get("/admin/messages?section=sms").text)
     assert sms and all(k.startswith("sms.") for k in sms) and len(sms) < len(every)
@@ -173,7 +177,7 @@ def test_issue15_messages_search(browser, db):
     nothing = b.get("/admin/messages?q=zzzz-nothing").text
     assert "No message matches this search." in nothing and message_keys(nothing) == []
     # Unknown filter values mean "any", never a crash.
-    assert len(message_keys(b.get("/admin/messages?section=nope&show=bogus").text)) == len(every)
+    assert message_keys(b.get("/admin/messages?section=nope&show=bogus").text) == every[:60]
 
 
 def test_issue15_messages_list_in_french_as_cards(french):
@@ -376,3 +380,18 @@ def test_issue15_scheduled_broadcast_says_when_in_words(browser, farmers):
     text = visible(b.get(sent.headers["location"]).text)
     assert f"Scheduled: it will be sent from {at:%d/%m/%Y} 08:00" in text and "scheduled" in text
     assert "3 recipients planned" in text
+
+
+def test_issue15_messages_list_comes_in_pages_that_keep_the_filters(browser):
+    from gateway.admin.texts import MESSAGES_PER_PAGE
+
+    b = browser("editor")
+    first = b.get("/admin/messages").text
+    assert first.count('<tr>\n<td data-label') <= MESSAGES_PER_PAGE
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    second = b.get("/admin/messages?show=all&page=2").text
+    assert 'rel="prev"' in second
+    assert b.get("/admin/messages?page=9999").status_code == 200  # beyond the last: the last page
+    assert b.get("/admin/messages?page=abc").status_code == 200
+    filtered = b.get("/admin/messages?q=prix&page=1").text
+    assert "page=2" not in filtered or "q=prix" in filtered

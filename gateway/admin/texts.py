@@ -6,6 +6,7 @@ import datetime as dt
 import string
 from collections import defaultdict
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -24,6 +25,7 @@ from gateway.admin.core import (
     flash,
     language_of,
     now_of,
+    path_for,
     render,
     settings_of,
     tr,
@@ -34,7 +36,14 @@ from gateway.dataview import SqlDataView
 from gateway.deps import DbId
 from messages import default_catalog, placeholders, to_ussd
 from messages import staff as staff_text
-from messages.catalog import LANGUAGES, SMS_SEGMENTS, is_sms_key, limit_problem, load_file_catalog, template_problem
+from messages.catalog import (
+    LANGUAGES,
+    SMS_SEGMENTS,
+    is_sms_key,
+    limit_problem,
+    load_file_catalog,
+    template_problem,
+)
 from messages.sms import measure, render_sms
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -127,6 +136,9 @@ SHOW = {
 }
 
 
+MESSAGES_PER_PAGE = 60
+
+
 @router.get("/messages", name="admin_messages")
 def messages_page(request: Request, staff: Editor):
     show = request.query_params.get("show", "all")
@@ -143,9 +155,18 @@ def messages_page(request: Request, staff: Editor):
         if SHOW[show](r) and (not section or r["section"] == section)
         and (not needle or any(needle in r[name].casefold() for name in ("key", "fr", "bm")))
     ]
-    return render(request, "messages.html", {"rows": rows, "total": len(every), "show": show, "q": q,
-                                             "section": section, "sections": sections,
-                                             "filtered": bool(q or section or show != "all")})
+    # Pages of MESSAGES_PER_PAGE: the whole catalog in one page weighed 94 kB on a phone.
+    pages = max(1, -(-len(rows) // MESSAGES_PER_PAGE))
+    raw_page = request.query_params.get("page", "1")
+    page = min(int(raw_page), pages) if raw_page.isdigit() and 0 < len(raw_page) <= 4 and int(raw_page) > 0 else 1
+    shown = rows[(page - 1) * MESSAGES_PER_PAGE: page * MESSAGES_PER_PAGE]
+    query = {"q": q, "section": section, "show": show}
+    link = lambda n: path_for(request, "admin_messages") + "?" + urlencode({**query, "page": n})  # noqa: E731
+    return render(request, "messages.html", {"rows": shown, "found": len(rows), "total": len(every), "show": show,
+                                             "q": q, "section": section, "sections": sections,
+                                             "filtered": bool(q or section or show != "all"), "page": page,
+                                             "pages": pages, "previous": link(page - 1) if page > 1 else "",
+                                             "next": link(page + 1) if page < pages else ""})
 
 
 def _message_form(request: Request, key: str, texts: dict, reviewed: dict, errors: dict, status_code: int = 200):
