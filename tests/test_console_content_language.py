@@ -54,7 +54,7 @@ def farmers(db):
 
 def tip_titles(html: str) -> list[str]:
     table = html.split('class="cards tips-list"', 1)
-    return re.findall(r'<td class="tip-fr" data-label="[^"]*"><b>([^<]*)</b>', table[1]) if len(table) > 1 else []
+    return re.findall(r'<td class="tip-fr" data-label="[^"]*"[^>]*><b>([^<]*)</b>', table[1]) if len(table) > 1 else []
 
 
 @pytest.mark.parametrize(
