@@ -95,8 +95,9 @@ def _console_text(page) -> str:
 
 
 def _signed_in_context(chromium, base_url, viewport):
+    # A French-speaking staff member's browser: date pickers read dd/mm/yyyy.
     context = chromium.new_context(base_url=base_url, viewport=viewport, is_mobile=viewport["width"] < 600,
-                                   has_touch=viewport["width"] < 600)
+                                   has_touch=viewport["width"] < 600, locale="fr-FR")
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto("/admin/login")
