@@ -46,13 +46,13 @@ def test_correct_a_price_then_send_the_correction_sms_once(new_page, staff, db, 
     page = new_page(LAPTOP)
     signed_in(page)
     page.goto(f"/admin/prices/history?crop={TOMATO}&market={SIKASSO}")
-    page.locator("tr", has_text="1300 F/basket").get_by_role("link", name="correct or withdraw").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("1300 F/basket")
+    page.locator("tr", has_text="1,300 F/basket").get_by_role("link", name="correct or withdraw").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("1,300 F/basket")
 
     form = page.locator("#correct-form")
     form.get_by_label("Right price (FCFA)").fill("13000")
     form.get_by_role("button", name="Correct").click()  # no reason: refused, nothing changed
-    expect(page.locator("#error")).to_contain_text("a reason is required")
+    expect(page.locator("#reason-error")).to_contain_text("A reason is required")  # beside the field
     expect(page.locator("#status")).to_have_text("published")
     form = page.locator("#correct-form")
     form.get_by_label("Right price (FCFA)").fill("13000")
@@ -63,8 +63,8 @@ def test_correct_a_price_then_send_the_correction_sms_once(new_page, staff, db, 
     expect(page.locator(".flash")).to_contain_text(f"Price #{typo_alerted} corrected")
     expect(page.locator("#sms-count")).to_contain_text("2 producers received this value")
     expect(page.locator("#sms-cost")).to_have_text("20 XOF")
-    expect(page.locator(".card", has_text="fr ·")).to_contain_text("et non 1")
-    expect(page.locator(".card", has_text="bm ·")).to_contain_text("latilenni")
+    expect(page.locator(".card", has_text="French ·")).to_contain_text("et non 1")
+    expect(page.locator(".card", has_text="Bambara ·")).to_contain_text("latilenni")
     laptop_shot = tmp_path / "correction-sms-1280.png"
     page.screenshot(path=str(laptop_shot), full_page=True)
     phone = new_page(PHONE, storage_state=page.context.storage_state())
@@ -89,5 +89,5 @@ def test_correct_a_price_then_send_the_correction_sms_once(new_page, staff, db, 
     assert len(sent) == 1 and old.status == "corrected"
 
     page.goto(f"/admin/prices/history?crop={TOMATO}&market={SIKASSO}")
-    expect(page.locator("tr", has_text="replaces").first).to_contain_text("13000 F/basket")
-    expect(page.locator("s", has_text="1300 F/basket")).to_be_visible()
+    expect(page.locator("tr", has_text="replaces").first).to_contain_text("13,000 F/basket")
+    expect(page.locator("s", has_text="1,300 F/basket")).to_be_visible()

@@ -57,12 +57,12 @@ def test_upload_check_and_confirm_a_price_file(page, staff, db, tmp_path):  # no
     page.get_by_role("button", name="Check the file").click()
     expect(report).to_contain_text("3 ok")
     expect(page.locator("#import-outcome")).to_have_text("3 prices would be imported, 0 already present")
-    expect(page.locator("#import-created")).to_contain_text("Would create: 1 regions, 1 markets")
+    expect(page.locator("#import-created")).to_contain_text("Would create: 1 region, 1 market")
     expect(page.locator("#import-created")).to_contain_text("Parakou (Borgou)")
     assert count(db) == before
 
     page.get_by_role("button", name="Import 3 prices").click()
     expect(page.locator("#import-outcome")).to_have_text("3 prices imported, 0 already present")
-    expect(page.locator("#import-created")).to_contain_text("Created: 1 regions, 1 markets")
+    expect(page.locator("#import-created")).to_contain_text("Created: 1 region, 1 market")
     assert count(db) == before + 3
     assert count(db, models.PriceObservation.price.in_([854, 863, 887])) == 3  # 853.75, 862.5, 9 GHS × 98.5
