@@ -29,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench.databases import scratch_database  # noqa: E402
 
 TARGET_S = 60.0
 HEADER = ("date,admin1,admin2,market,market_id,latitude,longitude,category,commodity,commodity_id,unit,"
@@ -109,9 +110,6 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get(
         "SUGU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     with tempfile.TemporaryDirectory(prefix="sugu-import-bench-") as folder:
         path = Path(folder) / "hdx-prices.csv"
         priced, zeros = write_file(path, args.rows)
@@ -119,16 +117,7 @@ def main() -> None:
               f"{path.stat().st_size / 1e6:.1f} MB")
         failed = False
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-            admin = None
-            if backend == "sqlite":
-                url = f"sqlite:///{folder}/bench.db"
-            else:
-                name = f"sugu_import_bench_{uuid.uuid4().hex[:8]}"
-                admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
-            try:
+            with scratch_database(backend, folder, args.postgres_url, prefix="sugu_import_bench") as url:
                 reference_only(url)
                 first, out = run(url, path)
                 imported = int(re.search(r"(\d+) prices imported", out)[1])
@@ -141,11 +130,6 @@ def main() -> None:
                       f"{again[1]} imported, {int(again[2]):,} already present -> {'PASS' if ok else 'FAIL'} "
                       f"(target: under {TARGET_S:.0f} s, idempotent)")
                 print("   " + "\n   ".join(out.strip().splitlines()[-3:]))  # the command's summary
-            finally:
-                if admin is not None:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    admin.dispose()
         sys.exit(1 if failed else 0)
 
 

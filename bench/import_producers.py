@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +34,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.import_prices import reference_only  # noqa: E402  (same setup)
+
+from bench.databases import scratch_database  # noqa: E402
 
 TARGET_S = 30.0
 NAMES = ("Awa", "Fatoumata", "Moussa", "Mariam", "Oumar", "Kadiatou", "Seydou", "Aminata", "Bakary", "Hawa")
@@ -79,25 +80,13 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get(
         "SUGU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     with tempfile.TemporaryDirectory(prefix="sugu-producers-bench-") as folder:
         path = Path(folder) / "producers.csv"
         write_file(path, args.rows)
         print(f"file: {args.rows:,} producers, {path.stat().st_size / 1e6:.1f} MB")
         failed = False
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-            admin = None
-            if backend == "sqlite":
-                url = f"sqlite:///{folder}/bench.db"
-            else:
-                name = f"sugu_producers_bench_{uuid.uuid4().hex[:8]}"
-                admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
-            try:
+            with scratch_database(backend, folder, args.postgres_url, prefix="sugu_producers_bench") as url:
                 reference_only(url)
                 first, out = run(url, path)
                 counts = re.search(r"\((\d+) new, (\d+) updated", out)
@@ -109,11 +98,6 @@ def main() -> None:
                       f"second run {second:.1f} s = {args.rows / second:,.0f} rows/s ({again[1]} new, {again[2]} updated) "
                       f"-> {'PASS' if ok else 'FAIL'} (target: under {TARGET_S:.0f} s, nothing changed the second time)")
                 print("   " + out.strip().splitlines()[-1])
-            finally:
-                if admin is not None:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    admin.dispose()
         sys.exit(1 if failed else 0)
 
 

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlmodel import func, select
 from typer.testing import CliRunner
@@ -23,6 +22,7 @@ from gateway.cli import app as cli
 from messages import staff as staff_text
 from tests.conftest import NOW
 from tests.test_admin import PASSWORD, ROLES, Browser, Clock
+from tests.test_console_accounts import user
 
 pytestmark = pytest.mark.db
 
@@ -59,11 +59,6 @@ def browsers(settings, staff, clock):
     yield make
     for b in opened:
         b.close()
-
-
-def user(db, email: str) -> models.StaffUser:
-    with db.unit_of_work() as session:
-        return session.exec(select(models.StaffUser).where(models.StaffUser.email == email)).one()
 
 
 def html_lang(page: str) -> str:
