@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -122,8 +123,18 @@ def simulate(
     except InvalidPhone as exc:
         raise typer.BadParameter(str(exc), param_hint="--phone") from None
     settings = _settings()
+    if "GATEWAY_LOG_LEVEL" not in os.environ:  # the screens, not a log line per hop (unless asked for)
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     _check_database(settings)
-    asyncio.run(_simulate(settings, phone, service_code))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_simulate(settings, phone, service_code))
+    else:  # called from code that runs an event loop in this thread (an embedding, a test): a thread of its own
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _simulate(settings, phone, service_code)).result()
 
 
 async def _simulate(settings, phone: str, service_code: str) -> None:
@@ -136,6 +147,10 @@ async def _simulate(settings, phone: str, service_code: str) -> None:
 
     from gateway.app import create_app
 
+    import logging
+
+    # httpx logs every request at INFO: in a terminal simulator that is noise between screens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     session_id = f"sim-{uuid.uuid4().hex[:12]}"
     inputs: list[str] = []
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""

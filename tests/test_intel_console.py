@@ -33,7 +33,7 @@ def test_overview_lists_markets_with_direction_forecast_and_error(browser):
 
 def test_detail_shows_chart_forecast_and_backtest(browser):
     html = browser("editor").get("/admin/trends/detail?crop=1&market=1").text
-    assert "<svg" in html and "price history and forecast" in html
+    assert "<svg" in html and "Price history and forecast" in html
     forecast = html[html.index('id="forecast"') : html.index('id="backtest"')]
     assert forecast.count("<tr>") == 5  # header + horizons 1–4
     assert "52 weekly prices" not in html and re.search(r"\d+ weekly prices", html)
