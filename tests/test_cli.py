@@ -155,7 +155,13 @@ def test_simulate_runs_inside_a_running_event_loop(run):
     run("migrate")
     run("seed-demo")
 
+    from concurrent.futures import ThreadPoolExecutor
+
     async def inside_a_loop() -> str:
         return run("simulate", input="2\n2\n1\n1\n300\n1\n")
 
-    assert "The network closed the session. Goodbye." in asyncio.run(inside_a_loop())
+    # In a thread of its own: this test's thread may itself have a loop left running (that is
+    # how the case was found), and asyncio.run() refuses to start a second one there.
+    with ThreadPoolExecutor(1) as pool:
+        out = pool.submit(asyncio.run, inside_a_loop()).result()
+    assert "The network closed the session. Goodbye." in out
