@@ -187,10 +187,14 @@ def signed_in(page, email: str = EDITOR) -> None:
 
 def go_to(page, label: str) -> None:
     """Click a section of the navigation, as staff do: on a phone it is folded behind Menu."""
+    # Decide only once the stylesheet has applied: before it, the Menu button shows at every
+    # width, and clicking it then waits for a button that CSS hides on a laptop (a CI flake).
+    page.wait_for_load_state("load")
     menu = page.locator("header .menu-button")
-    if menu.is_visible():
+    nav_link = page.locator("header nav").get_by_role("link", name=label, exact=True)
+    if menu.is_visible() and not nav_link.is_visible():
         menu.click()
-    page.locator("header nav").get_by_role("link", name=label, exact=True).click()
+    nav_link.click()
 
 
 def open_section(page, label: str) -> None:
