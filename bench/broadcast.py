@@ -102,7 +102,7 @@ class CountingSender:
     recipient in a request of its own (the way one would without bulk sending)."""
 
     def __init__(self, inner, *, naive: bool) -> None:
-        from gateway.sending import ACCEPTED
+        from gateway.aggregators.sending import ACCEPTED
 
         self._accepted = ACCEPTED
         self.inner = inner
@@ -153,10 +153,11 @@ def run_worker(spec_path: str) -> int:
         from sqlalchemy import func
         from sqlmodel import col, select
 
-        from gateway import broadcast, models
         from gateway.aggregators.africastalking import AfricasTalkingSender
-        from gateway.db import Database
-        from gateway.settings import Settings
+        from gateway.core.db import Database
+        from gateway.core.settings import Settings
+        from gateway.data import models
+        from gateway.outbound import broadcast
         from messages import default_catalog
 
         settings = Settings(**spec["settings"])
@@ -342,7 +343,7 @@ def weighted_sample(rng: random.Random, items: list, weights: list, k: int) -> l
 def reference(db) -> dict:
     from sqlmodel import select
 
-    from gateway import models
+    from gateway.data import models
 
     with db.unit_of_work() as session:
         crops = {c.code: c for c in session.exec(select(models.Crop).order_by(models.Crop.sort_order))}
@@ -358,7 +359,7 @@ def populate(db, ref: dict, n: int, rng: random.Random, now: dt.datetime) -> dic
     from sqlalchemy import insert
     from sqlmodel import select
 
-    from gateway import models
+    from gateway.data import models
 
     crops, markets, traded = ref["crops"], ref["markets"], ref["traded"]
     stamp = now.astimezone(dt.timezone.utc)
@@ -430,7 +431,8 @@ def publish(db, pairs: list[tuple[int, int]], rng: random.Random, now: dt.dateti
     """A fresh price today for each pair (so alerts show a new price and a change), then the alerts."""
     from sqlmodel import col, select
 
-    from gateway import broadcast, models
+    from gateway.data import models
+    from gateway.outbound import broadcast
 
     obs = models.PriceObservation
     today = now.date()
@@ -605,8 +607,9 @@ def outbox_figures(db, broadcast_id: int) -> dict:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from gateway import broadcast, models
     from gateway.aggregators.africastalking import MAX_RECIPIENTS
+    from gateway.data import models
+    from gateway.outbound import broadcast
 
     m = models.SmsMessage
     with db.unit_of_work() as session:
@@ -651,7 +654,7 @@ def requeue_sample(db, broadcast_id: int, k: int, rng: random.Random, now: dt.da
     from sqlalchemy import update
     from sqlmodel import col, select
 
-    from gateway import models
+    from gateway.data import models
 
     m, b = models.SmsMessage, models.Broadcast
     stamp = now.astimezone(dt.timezone.utc)
@@ -885,9 +888,10 @@ def main(argv=None) -> int:
     try:
         from zoneinfo import ZoneInfo
 
-        from gateway import migrate, seed
-        from gateway.db import Database
-        from gateway.settings import Settings
+        from gateway.core import migrate
+        from gateway.core.db import Database
+        from gateway.core.settings import Settings
+        from gateway.data import seed
 
         tz = ZoneInfo(TZ_NAME)
         now = dt.datetime.now(tz)

@@ -64,9 +64,9 @@ def load_csv(path: str) -> Rows:
 def load_db(url: str) -> Rows:
     from sqlmodel import select
 
-    from gateway import models
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+    from gateway.data import models
 
     db = Database.from_settings(Settings(database_url=url))
     series: Rows = defaultdict(list)
@@ -85,9 +85,10 @@ def load_db(url: str) -> Rows:
 
 
 def seeded_database(folder: Path, today: dt.date) -> str:
-    from gateway import migrate, seed
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.core import migrate
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+    from gateway.data import seed
 
     url = f"sqlite:///{folder / 'backtest.db'}"
     migrate.upgrade(url)

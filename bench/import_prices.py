@@ -45,9 +45,10 @@ HXL = ("#date,#adm1+name,#adm2+name,#loc+market+name,#loc+market+code,#geo+lat,#
 
 
 def reference_only(url: str) -> None:
-    from gateway import migrate, models, seed
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.core import migrate
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+    from gateway.data import models, seed
 
     migrate.upgrade(url)
     data = seed.load_json("reference.json")
@@ -63,7 +64,7 @@ def reference_only(url: str) -> None:
 
 def write_file(path: Path, rows: int) -> tuple[int, int]:
     """The CSV; returns (rows with a price, zero placeholders)."""
-    from gateway import seed
+    from gateway.data import seed
 
     data = seed.load_json("reference.json")
     rng = random.Random(13)

@@ -33,9 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.import_prices import reference_only  # noqa: E402  (same setup)
-
 from bench.databases import scratch_database  # noqa: E402
+from bench.import_prices import reference_only  # noqa: E402  (same setup)
 
 TARGET_S = 30.0
 NAMES = ("Awa", "Fatoumata", "Moussa", "Mariam", "Oumar", "Kadiatou", "Seydou", "Aminata", "Bakary", "Hawa")
@@ -43,7 +42,7 @@ VILLAGES = ("Kignan", "Zangaradougou", "Finkolo", "Kaniko", "Sévaré", "Fatoma"
 
 
 def write_file(path: Path, rows: int) -> None:
-    from gateway import seed
+    from gateway.data import seed
 
     data = seed.load_json("reference.json")
     rng = random.Random(7)

@@ -89,7 +89,7 @@ def counts(db) -> dict:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from gateway import models
+    from gateway.data import models
 
     m = models.SmsMessage
     with db.unit_of_work() as session:
@@ -104,9 +104,10 @@ def worker_command() -> list[str]:
 def run_backend(args, url: str | None, tmp: Path) -> dict:
     from sqlmodel import select
 
-    from gateway import migrate, models, seed
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.core import migrate
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+    from gateway.data import models, seed
 
     rng = random.Random(args.seed)
     bench_db = population_bench.BenchDatabase(url, tmp)

@@ -202,8 +202,8 @@ def setup_population(db, args, rng: random.Random, now: dt.datetime) -> dict:
     from sqlalchemy import insert
     from sqlmodel import select
 
-    from gateway import models
-    from gateway.phones import InvalidPhone, parse_phone
+    from gateway.core.phones import InvalidPhone, parse_phone
+    from gateway.data import models
 
     ref = bench_broadcast.reference(db)
     population = bench_broadcast.populate(db, ref, args.producers, rng, now)
@@ -1113,8 +1113,8 @@ def main(argv=None) -> int:
     try:
         from zoneinfo import ZoneInfo
 
-        from gateway.db import Database
-        from gateway.settings import Settings
+        from gateway.core.db import Database
+        from gateway.core.settings import Settings
 
         tz = ZoneInfo(TZ_NAME)
         now = dt.datetime.now(tz)

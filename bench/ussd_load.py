@@ -43,8 +43,8 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile

@@ -12,16 +12,30 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from gateway import admin, api, api_reference, housekeeping, logs, migrate, webhooks, webhooks_orange
-from gateway.dataview import ContentCache
-from gateway.db import Database
-from gateway.deps import Clock
+from gateway import admin, worker
+from gateway.aggregators.callbacks import PhoneRateLimit
+from gateway.api import reference as api_reference
+from gateway.api import routes as api
+from gateway.core import logs, migrate
+from gateway.core.db import Database
+from gateway.core.deps import Clock
+from gateway.core.middleware import (
+    BodyLimit,
+    LoopbackOnly,
+    RejectNul,
+    RequestId,
+    SecurityHeaders,
+    WebhookGuard,
+)
+from gateway.core.settings import Settings
+from gateway.core.startup import DEV_MODE_BANNER, check_production
+from gateway.data.dataview import ContentCache
 from gateway.metrics import Metrics
-from gateway.middleware import BodyLimit, LoopbackOnly, RejectNul, RequestId, SecurityHeaders, WebhookGuard
-from gateway.replies import ReplyRules
-from gateway.senders import FAKE_AT_PREFIX, FAKE_ORANGE_PREFIX, build_sender, sends_to_a_fake
-from gateway.settings import Settings
-from gateway.startup import DEV_MODE_BANNER, check_production
+from gateway.outbound.replies import ReplyRules
+from gateway.outbound.senders import FAKE_AT_PREFIX, FAKE_ORANGE_PREFIX, build_sender, sends_to_a_fake
+from gateway.sms import webhook as sms_webhook
+from gateway.sms import webhook_orange as sms_webhook_orange
+from gateway.ussd import webhook as ussd_webhook
 from messages import default_catalog
 
 log = logging.getLogger("gateway.app")
@@ -35,7 +49,7 @@ async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
     settings: Settings = state.settings
-    cycle = housekeeping.WorkerCycle()
+    cycle = worker.WorkerCycle()
     while True:
         try:
             result = await run_in_threadpool(
@@ -59,14 +73,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             log.warning(DEV_MODE_BANNER)
         elif sends_to_a_fake(settings):
             log.warning("no aggregator credentials: SMS cannot be sent (the built-in fakes run only with GATEWAY_DEV_MODE=true)")
-        worker = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
+        worker_task = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
         try:
             yield
         finally:
-            if worker is not None:
-                worker.cancel()
+            if worker_task is not None:
+                worker_task.cancel()
                 with suppress(asyncio.CancelledError):
-                    await worker
+                    await worker_task
             app.state.sender.close()
             app.state.db.dispose()
 
@@ -80,8 +94,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
     app.state.reply_rules = ReplyRules.from_settings(settings)
-    app.include_router(webhooks.router)
-    app.include_router(webhooks_orange.router)
+    app.include_router(ussd_webhook.router)
+    app.include_router(sms_webhook.router)
+    app.include_router(sms_webhook_orange.router)
     app.include_router(api.router)
     app.include_router(api_reference.router)
     admin.install(app, settings)
@@ -121,7 +136,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.fakes_mounted.append(FAKE_ORANGE_PREFIX)
 
     app.state.metrics = Metrics(app)
-    app.state.ussd_limiter = webhooks.PhoneRateLimit(settings.ussd_hops_per_minute)
+    app.state.ussd_limiter = PhoneRateLimit(settings.ussd_hops_per_minute)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _settings():
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     return Settings()
 
@@ -26,7 +26,7 @@ def _settings():
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the newest."""
-    from gateway import migrate as mig
+    from gateway.core import migrate as mig
 
     settings = _settings()
     mig.upgrade(settings.database_url)
@@ -41,8 +41,8 @@ def seed_demo(
     from sqlalchemy import func
     from sqlmodel import select
 
-    from gateway import models, seed
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import models, seed
 
     settings = _settings()
     db = Database.from_settings(settings)
@@ -73,7 +73,7 @@ def serve(
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("GATEWAY_PUBLIC_URL", f"http://{local}:{port}")
     settings = _settings()  # fail early, with a clear message, on bad configuration
-    from gateway.startup import DEV_MODE_BANNER, check_production
+    from gateway.core.startup import DEV_MODE_BANNER, check_production
 
     check_production(settings)
     _check_database(settings)
@@ -96,9 +96,9 @@ def serve(
 
 def _check_database(settings) -> None:
     """Before the server starts: the database opens and its schema is current (one line if not)."""
-    from gateway import migrate as mig
-    from gateway.db import Database
-    from gateway.startup import StartupError
+    from gateway.core import migrate as mig
+    from gateway.core.db import Database
+    from gateway.core.startup import StartupError
 
     db = Database.from_settings(settings)
     try:
@@ -116,7 +116,7 @@ def simulate(
     """A USSD session in the terminal, exactly as a phone shows it (the real engine and data)."""
     import asyncio
 
-    from gateway.phones import InvalidPhone, parse_phone
+    from gateway.core.phones import InvalidPhone, parse_phone
 
     try:
         phone = parse_phone(phone)
@@ -141,13 +141,12 @@ async def _simulate(settings, phone: str, service_code: str) -> None:
     """Posts each hop to the application in-process, as the aggregator would (with the webhook
     secret when one is set), through httpx's ASGI transport: no socket, no test client."""
     import asyncio
+    import logging
     from urllib.parse import urlencode
 
     import httpx
 
     from gateway.app import create_app
-
-    import logging
 
     # httpx logs every request at INFO: in a terminal simulator that is noise between screens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -209,8 +208,9 @@ def _run_import(file: Path, skip_errors: bool, *, parse, load):
     """Read, check every row, then import in one unit of work (all or nothing)."""
     from sqlmodel import select
 
-    from gateway import imports, models
-    from gateway.db import Database
+    from gateway.actions import imports
+    from gateway.core.db import Database
+    from gateway.data import models
 
     settings = _settings()
     text = _read_csv(file)
@@ -259,8 +259,8 @@ def import_prices(
     after conversion by --rate. Rows with a price of 0 are placeholders and skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gateway import imports
-    from gateway.db import Database
+    from gateway.actions import imports
+    from gateway.core.db import Database
 
     settings = _settings()
     text = _read_csv(file)
@@ -355,7 +355,7 @@ def import_producers(
     """Create or update producers from a CSV file: phone[, name, language, village, region,
     cluster, subscriptions, role] (subscriptions: crop@market separated by ';' or '|'; role:
     producer or enumerator, each change audited)."""
-    from gateway import imports
+    from gateway.actions import imports
 
     report, skipped = _run_import(
         file,
@@ -379,15 +379,16 @@ def worker(
     import signal
     import time
 
-    from gateway import housekeeping, logs
-    from gateway.senders import build_sender
-    from gateway.db import Database
+    from gateway.core import logs
+    from gateway.core.db import Database
+    from gateway.outbound.senders import build_sender
+    from gateway.worker import WorkerCycle
     from messages import default_catalog
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
-    cycle = housekeeping.WorkerCycle()
+    cycle = WorkerCycle()
     stopping = {"now": False}
 
     def stop(_signum, _frame) -> None:
@@ -417,8 +418,8 @@ def prune(
     days: Annotated[int | None, typer.Option("--days", min=1, help="Keep this many days (default: GATEWAY_RETENTION_DAYS)")] = None,
 ) -> None:
     """Delete SMS and USSD session rows older than the retention period (the workers do it daily)."""
-    from gateway import housekeeping
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.worker import prune
 
     settings = _settings()
     keep = days or settings.retention_days
@@ -427,7 +428,7 @@ def prune(
         return
     db = Database.from_settings(settings)
     try:
-        report = housekeeping.prune(db, now=dt.datetime.now(settings.tz), days=keep, dry_run=dry_run)
+        report = prune(db, now=dt.datetime.now(settings.tz), days=keep, dry_run=dry_run)
     finally:
         db.dispose()
     verb = "would delete" if dry_run else "deleted"
@@ -441,8 +442,8 @@ def buyer_summary(
 ) -> None:
     """Queue today's SMS summary of new offers for every opted-in buyer (once a day: the workers
     do it at GATEWAY_BUYER_SUMMARY_HOUR; running this again the same day sends nothing more)."""
-    from gateway import linkage
-    from gateway.db import Database
+    from gateway.actions import linkage
+    from gateway.core.db import Database
     from messages import default_catalog
 
     settings = _settings()
@@ -487,9 +488,10 @@ def broadcast_command(
     """Send a message to an audience: preview per language with segments and cost, then send."""
     from sqlmodel import select
 
-    from gateway import broadcast, models
-    from gateway.db import Database
-    from gateway.imports import crop_names, market_names
+    from gateway.actions.imports import crop_names, market_names
+    from gateway.core.db import Database
+    from gateway.data import models
+    from gateway.outbound import broadcast
 
     settings = _settings()
     bad = [code for code in language if code not in ("fr", "bm")]
@@ -545,8 +547,9 @@ def _send_with_progress(db, settings, broadcast_id: int) -> None:
 
     from rich.progress import Progress
 
-    from gateway import broadcast, models
-    from gateway.senders import build_sender
+    from gateway.data import models
+    from gateway.outbound import broadcast
+    from gateway.outbound.senders import build_sender
     from messages import default_catalog
 
     sender, catalog = build_sender(settings), default_catalog()
@@ -589,8 +592,9 @@ def broadcast_status(
     """Progress of broadcasts: queued, sent, delivered, failed, cost."""
     from sqlmodel import select
 
-    from gateway import broadcast, models
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import models
+    from gateway.outbound import broadcast
 
     db = Database.from_settings(_settings())
     try:
@@ -623,8 +627,8 @@ def setup(
     """Start a production database: migrate, load the reference data (regions, markets, crops,
     units, price kinds). No demo prices, producers, demands, buyers or tips. Idempotent: a second
     run adds nothing and never overwrites what staff changed."""
-    from gateway import migrate as mig
-    from gateway import reference
+    from gateway.core import migrate as mig
+    from gateway.data import reference
 
     settings = _settings()
     mig.upgrade(settings.database_url)
@@ -637,8 +641,8 @@ def setup(
 
 
 def _load_reference(settings, path: Optional[Path], source: str) -> None:
-    from gateway import reference
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import reference
 
     db = Database.from_settings(settings)
     try:
@@ -672,8 +676,8 @@ def reference_export(
     """Every reference row, retired ones marked "active": false, in the import format."""
     import json
 
-    from gateway import reference
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import reference
 
     db = Database.from_settings(_settings())
     try:
@@ -704,8 +708,8 @@ def staff_add(
     ] = "",
 ) -> None:
     """Create a staff account (asks for the password)."""
-    from gateway import auth
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import auth
 
     db = Database.from_settings(_settings())
     try:
@@ -726,8 +730,8 @@ def staff_first_admin(
     email: Annotated[str, typer.Option(help="The first administrator's e-mail")] = "admin@sugu.local",
 ) -> None:
     """On a new install (no staff yet): an administrator with a one-time password, printed once."""
-    from gateway import auth
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import auth
 
     settings = _settings()
     db = Database.from_settings(settings)
@@ -752,8 +756,8 @@ def staff_reset_password(
     console sessions end. For the administrator who cannot sign in any more."""
     from sqlmodel import select
 
-    from gateway import auth, models
-    from gateway.db import Database
+    from gateway.core.db import Database
+    from gateway.data import auth, models
 
     db = Database.from_settings(_settings())
     password = auth.one_time_password()
@@ -790,7 +794,7 @@ def _show(text: str, *, ended: bool, columns: int | None = None) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from gateway.startup import explain
+    from gateway.core.startup import explain
 
     try:
         app(argv)

@@ -10,7 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from gateway import models
+from gateway.data import models
 
 
 class Metrics:
@@ -69,13 +69,13 @@ class _OutboxCollector:
 
 
 class _ReplyCollector:
-    """The reply ceilings (gateway.replies), from the shared ledger: the same in every process."""
+    """The reply ceilings (gateway.outbound.replies), from the shared ledger: the same in every process."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     def collect(self):
-        from gateway import replies
+        from gateway.outbound import replies
 
         state = self.app.state
         try:

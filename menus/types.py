@@ -137,7 +137,7 @@ class Subscription:
 
 @dataclass(frozen=True)
 class Profile:
-    """The caller as the session saw them when it started (see gateway.ussd)."""
+    """The caller as the session saw them when it started (see gateway.ussd.service)."""
 
     phone: str
     language: str | None = None  # None: never chose one, so the session starts by asking

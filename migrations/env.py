@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-from gateway import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from gateway.data import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -16,7 +16,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     return Settings().database_url
 

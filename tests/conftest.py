@@ -20,9 +20,10 @@ from sqlalchemy.engine import make_url
 # browser walk-through check the French console.
 os.environ.setdefault("GATEWAY_CONSOLE_LANGUAGE", "en")
 
-from gateway import migrate, seed  # noqa: E402
-from gateway.db import Database
-from gateway.settings import Settings
+from gateway.data import seed  # noqa: E402
+from gateway.core import migrate
+from gateway.core.db import Database
+from gateway.core.settings import Settings
 
 TODAY = dt.date(2026, 11, 28)  # a Saturday, market day in Sikasso
 NOW = dt.datetime.combine(TODAY, dt.time(10, 0), ZoneInfo("Africa/Bamako"))

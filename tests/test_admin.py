@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from gateway import auth, models
+from gateway.data import auth
+from gateway.data import models
 from gateway.app import create_app
 from tests.conftest import NOW
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
-from gateway import auth, models
+from gateway.data import auth
+from gateway.data import models
 
 pytestmark = pytest.mark.db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dataview import ContentCache
+from gateway.data.dataview import ContentCache
 
 
 def test_content_cache_serves_within_its_time_to_live_then_reloads():
@@ -42,8 +42,8 @@ def test_sqlite_connections_share_one_page_cache_budget(tmp_path):
 
     from sqlalchemy import text
 
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
 
     try:
         sqlite = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module uses

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import broadcast, models
+from gateway.outbound import broadcast
+from gateway.data import models
 from gateway.aggregators.africastalking import AfricasTalkingSender
-from gateway.db import Database
+from gateway.core.db import Database
 from messages import default_catalog
 from messages.sms import measure
 from tests.conftest import NOW
@@ -263,7 +264,7 @@ def test_quiet_hours(population, sender, fake_at, bsettings, hour, minute, sends
 
 
 def test_replies_are_not_held_by_quiet_hours(db, sender, fake_at, bsettings):
-    from gateway.outbox import queue_sms
+    from gateway.outbound.outbox import queue_sms
 
     night = NOW.replace(hour=23)
     with db.unit_of_work() as session:
@@ -315,7 +316,7 @@ def test_a_slow_sender_is_handed_fewer_rows_per_step(db, sender, fake_at, bsetti
     ],
 )
 def test_notices_wait_for_the_day_but_not_for_the_bulk_budget(db, sender, fake_at, bsettings, hour, budget, sends):
-    from gateway.outbox import queue_sms
+    from gateway.outbound.outbox import queue_sms
 
     when = NOW.replace(hour=hour)
     settings = bsettings.model_copy(update={"daily_sms_budget": budget})
@@ -521,7 +522,7 @@ def test_same_phone_and_text_twice_go_in_separate_requests(db, sender, fake_at, 
 
 @pytest.mark.parametrize("n, duplicates, expected", [(5, 0, [5]), (1200, 0, [1000, 200]), (3, 2, [3, 2])])
 def test_request_batches(n, duplicates, expected):
-    from gateway.outbox import request_batches
+    from gateway.outbound.outbox import request_batches
 
     group = [models.SmsMessage(id=i, phone=f"+2237000{i:04d}", text="x", kind="alert", encoding="GSM-7", segments=1) for i in range(n)]
     group += [models.SmsMessage(id=n + i, phone=group[i].phone, text="x", kind="alert", encoding="GSM-7", segments=1) for i in range(duplicates)]
@@ -536,7 +537,7 @@ def test_request_batches(n, duplicates, expected):
 def test_finding_5_daily_budget_is_shared_by_five_workers(settings, db, fake_at, bsettings):
     """With 50 left of today's budget, five workers started at once send 50 between them, not
     50 each: the budget is reserved in the database under a lock, at claim."""
-    from gateway import budgets
+    from gateway.outbound import budgets
 
     phones = many_producers(db, 400)
     publish(db, ("tomato", "sikasso"))
@@ -574,7 +575,7 @@ def test_finding_5_daily_budget_is_shared_by_five_workers(settings, db, fake_at,
 
 def test_unsent_rows_give_their_budget_back(db, sender, fake_at, bsettings):
     """Throttled, or failed before the request left: back to the queue, and to the budget."""
-    from gateway import budgets
+    from gateway.outbound import budgets
 
     many_producers(db, 10, mixed=False)
     publish(db, ("tomato", "sikasso"))

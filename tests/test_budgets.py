@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import budgets
-from gateway.db import Database
+from gateway.outbound import budgets
+from gateway.core.db import Database
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.db

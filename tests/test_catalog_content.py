@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.seed import load_json
+from gateway.data.seed import load_json
 from messages import to_ussd
 
 TIPS = load_json("tips.json")

@@ -60,9 +60,9 @@ def sms_env(db_url, fake_at, monkeypatch):
 
 
 def _add_producers(db_url):
-    from gateway import models
-    from gateway.db import Database
-    from gateway.settings import Settings
+    from gateway.data import models
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
 
     db = Database.from_settings(Settings(database_url=db_url))
     with db.unit_of_work() as session:

@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from gateway import auth, models
+from gateway.data import auth
+from gateway.data import models
 from gateway.app import create_app
 from tests.test_admin import PASSWORD, ROLES, Browser, Clock, csrf_of
 
@@ -376,7 +377,7 @@ def test_finding12_slow_body_gets_408():
     import asyncio
     import threading
 
-    from gateway.middleware import BodyLimit
+    from gateway.core.middleware import BodyLimit
 
     async def app(scope, receive, send):  # pragma: no cover - never reached
         raise AssertionError("the application must not run")
@@ -438,8 +439,8 @@ def test_finding6_anonymous_sign_ins_do_not_delay_ussd(settings, staff, monkeypa
                 r = c.post("/admin/login", data={"email": f"nobody{n}@sugu.test", "password": "guess", "csrf_token": token})
                 logins.append(r.status_code)
 
-    from gateway.senders import build_sender
-    from gateway.db import Database
+    from gateway.outbound.senders import build_sender
+    from gateway.core.db import Database
 
     app = create_app(settings)
     app.state.db, app.state.sender = Database.from_settings(settings), build_sender(settings)  # what lifespan does

@@ -15,7 +15,8 @@ from sqlalchemy import delete
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from gateway import auth, models
+from gateway.data import auth
+from gateway.data import models
 from gateway.admin import charts, dashboard
 from gateway.app import create_app
 from gateway.cli import app as cli

@@ -9,7 +9,8 @@ import re
 import pytest
 from sqlmodel import func, select
 
-from gateway import broadcast, models
+from gateway.outbound import broadcast
+from gateway.data import models
 from gateway.app import create_app
 from tests.test_admin import Browser, app, browser, clock, staff  # noqa: F401 - fixtures
 

@@ -10,7 +10,8 @@ import re
 import pytest
 from sqlmodel import func, select
 
-from gateway import models, reference
+from gateway.data import models
+from gateway.data import reference
 from gateway.app import create_app
 from tests.conftest import TODAY
 from tests.test_admin import Browser, app, browser, clock, staff  # noqa: F401 (fixtures)

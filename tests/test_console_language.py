@@ -181,7 +181,7 @@ def french_client(settings):
 
 
 def test_console_default_language_is_french(monkeypatch):
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     monkeypatch.delenv("GATEWAY_CONSOLE_LANGUAGE", raising=False)
     assert Settings().console_language == "fr"

@@ -11,7 +11,8 @@ import re
 import pytest
 from sqlmodel import func, select
 
-from gateway import corrections, models
+from gateway.outbound import corrections
+from gateway.data import models
 from gateway.app import create_app
 from messages import default_catalog
 from messages import staff as staff_text

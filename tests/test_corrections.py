@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import func, select
 
-from gateway import auth, broadcast, models
+from gateway.data import auth
+from gateway.outbound import broadcast
+from gateway.data import models
 from messages import default_catalog
 from tests.conftest import NOW
 from tests.test_admin import Browser, Clock, app, browser, clock, staff  # noqa: F401 (fixtures)
@@ -216,7 +218,7 @@ def sms_reply(b: Browser, text: str) -> str:
     ],
 )
 def test_downstream_after_a_correction(browser, api, db, reader, action):
-    from gateway.dataview import SqlDataView
+    from gateway.data.dataview import SqlDataView
 
     with db.unit_of_work() as session:
         before = next(q for q in SqlDataView(session).latest_prices(TOMATO) if q.market_id == SIKASSO)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
-from gateway import models
+from gateway.data import models
 from gateway.app import create_app
 from tests.conftest import NOW
 
@@ -86,7 +86,7 @@ def test_postgres_stops_and_comes_back(backend, db_url, db, fake_at):
     url = make_url(db_url)
     outage = Outage((url.host, url.port or 5432))
     proxied = url.set(host="127.0.0.1", port=outage.port, query={"connect_timeout": "2"}).render_as_string(hide_password=False)
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     settings = Settings(database_url=proxied, secret_key="x", worker_in_process=False, content_cache_s=0,
                         at_api_key="test-key", at_base_url=fake_at.url)

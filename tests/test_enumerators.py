@@ -11,9 +11,9 @@ import statistics
 import pytest
 from sqlmodel import col, select, update
 
-from gateway import models
+from gateway.data import models
 from gateway.app import create_app
-from gateway.dataview import SqlDataView
+from gateway.data.dataview import SqlDataView
 from menus import pricecheck
 from messages import default_catalog
 from tests.conftest import NOW

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from gateway import models
+from gateway.data import models
 
 pytestmark = pytest.mark.db
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from gateway import models
+from gateway.data import models
 from gateway.app import create_app
 from tests.conftest import NOW
 
@@ -90,12 +90,12 @@ def test_readiness(client, settings, db):
 
 
 def test_readiness_without_database(backend):
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     url = "sqlite:////nonexistent-dir/x.db" if backend.name == "sqlite" else "postgresql+psycopg://postgres@127.0.0.1:1/x?connect_timeout=1"
     import unittest.mock
 
-    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(Settings(database_url=url, secret_key="x", worker_in_process=False))) as c:
+    with unittest.mock.patch("gateway.core.startup.Path.mkdir"), TestClient(create_app(Settings(database_url=url, secret_key="x", worker_in_process=False))) as c:
         response = c.get("/readyz")
         assert response.status_code == 503 and "database unreachable" in response.text
         assert c.get("/healthz").status_code == 200
@@ -137,14 +137,14 @@ RATE_STEPS = [
 
 
 def test_phone_rate_limit_is_a_sliding_window_per_phone():
-    from gateway.webhooks import PhoneRateLimit
+    from gateway.aggregators.callbacks import PhoneRateLimit
 
     limit = PhoneRateLimit(2)
     assert [limit.allow(phone, now=1000 + t) for t, phone, _ in RATE_STEPS] == [ok for *_, ok in RATE_STEPS]
 
 
 def test_phone_rate_limit_forgets_idle_phones():
-    from gateway.webhooks import PhoneRateLimit
+    from gateway.aggregators.callbacks import PhoneRateLimit
 
     limit = PhoneRateLimit(5)
     for i in range(1000):
@@ -176,7 +176,7 @@ def test_no_secret_or_full_phone_number_in_logs(sms_settings, fake_at, caplog):
 
 
 def test_access_log_lines_are_redacted():
-    from gateway.logs import RedactSecrets
+    from gateway.core.logs import RedactSecrets
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
                                ("1.2.3.4:5", "POST", "/webhooks/at/sms?token=abc123&x=1", "1.1", 200), None)

@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from gateway import housekeeping, models
+from gateway import worker
+from gateway.data import models
 from gateway.cli import app
 from messages import default_catalog
 from tests.conftest import NOW
@@ -74,9 +75,9 @@ def labels(db):
         )
 
 
-@pytest.mark.parametrize("batch", [housekeeping.BATCH, 2], ids=["one-transaction", "batches-of-two"])
+@pytest.mark.parametrize("batch", [worker.BATCH, 2], ids=["one-transaction", "batches-of-two"])
 def test_prune_deletes_old_final_rows_and_keeps_the_rest(traffic, batch):
-    report = housekeeping.prune(traffic, now=NOW, days=400, batch=batch)
+    report = worker.prune(traffic, now=NOW, days=400, batch=batch)
     assert report.deleted == {"sms_message": 6, "sms_inbound": 2, "ussd_session": 1}
     outbound, inbound_ids, sessions = labels(traffic)
     assert all(label.startswith("keep") for label in outbound + inbound_ids + sessions), (outbound, inbound_ids, sessions)
@@ -86,14 +87,14 @@ def test_prune_deletes_old_final_rows_and_keeps_the_rest(traffic, batch):
 
 def test_dry_run_counts_and_deletes_nothing(traffic):
     before = labels(traffic)
-    report = housekeeping.prune(traffic, now=NOW, days=400, dry_run=True)
+    report = worker.prune(traffic, now=NOW, days=400, dry_run=True)
     # The inbound replied to by an old reply still has it in a dry run: counted after its reply goes.
     assert report.deleted == {"sms_message": 6, "sms_inbound": 1, "ussd_session": 1}
     assert labels(traffic) == before
 
 
 def test_a_longer_retention_keeps_more(traffic):
-    assert housekeeping.prune(traffic, now=NOW, days=600).deleted == {"sms_message": 0, "sms_inbound": 0, "ussd_session": 0}
+    assert worker.prune(traffic, now=NOW, days=600).deleted == {"sms_message": 0, "sms_inbound": 0, "ussd_session": 0}
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,7 @@ def test_a_longer_retention_keeps_more(traffic):
     ],
 )
 def test_daily_chores_prune_once_a_day(traffic, settings, hour, retention, prunes):
-    chores = housekeeping.DailyChores()
+    chores = worker.DailyChores()
     conf = settings.model_copy(update={"retention_days": retention})
     now = NOW.replace(hour=hour)
     chores.tick(traffic, lambda: now, default_catalog(), conf)
@@ -142,7 +143,7 @@ TRIM_STEPS = [
 
 def test_heap_trimmer_trims_during_work_at_most_every_interval_and_once_when_idle():
     now = [100.0]
-    trimmer = housekeeping.HeapTrimmer(min_interval_s=30, clock=lambda: now[0])
+    trimmer = worker.HeapTrimmer(min_interval_s=30, clock=lambda: now[0])
     calls = []
     trimmer._trim = lambda pad: calls.append(pad) or 1
     trimmed = []
@@ -154,9 +155,9 @@ def test_heap_trimmer_trims_during_work_at_most_every_interval_and_once_when_idl
 
 
 def test_heap_trimmer_is_a_no_op_without_glibc():
-    trimmer = housekeeping.HeapTrimmer()
+    trimmer = worker.HeapTrimmer()
     trimmer._trim = None
     assert not trimmer.after_step(True)
-    assert housekeeping.HeapTrimmer()._trim is not None  # this machine has glibc: the real call
-    assert housekeeping.HeapTrimmer().after_step(True)
+    assert worker.HeapTrimmer()._trim is not None  # this machine has glibc: the real call
+    assert worker.HeapTrimmer().after_step(True)
 

@@ -12,10 +12,13 @@ from sqlalchemy import func
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from gateway import cli, imports, models, seed
-from gateway.db import Database
-from gateway.effects import ensure_producer
-from gateway.imports import (
+from gateway import cli
+from gateway.actions import imports
+from gateway.data import models
+from gateway.data import seed
+from gateway.core.db import Database
+from gateway.data.producers import ensure_producer
+from gateway.actions.imports import (
     FileFormatError,
     PriceRow,
     ProducerRow,
@@ -24,7 +27,7 @@ from gateway.imports import (
     parse_prices_csv,
     parse_producers_csv,
 )
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.conftest import NOW, TODAY
 
 REFERENCE = seed.load_json("reference.json")

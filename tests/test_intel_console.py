@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlmodel import select
 
-from gateway import models
+from gateway.data import models
 from tests.conftest import TODAY
 
 from tests.test_admin import app, browser, clock, staff  # noqa: F401  (fixtures)
@@ -127,7 +127,7 @@ def test_console_says_a_five_year_old_price_is_too_old(browser, db):
 
 def test_console_sms_and_ussd_give_the_same_answer(browser, db):
     """One function answers all three: the direction and the outlook on a real monthly series."""
-    from gateway.dataview import SqlDataView
+    from gateway.data.dataview import SqlDataView
     from menus import trends
     from tests.test_menus import hop
 

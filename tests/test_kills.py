@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import broadcast, models, outbox
+from gateway.outbound import broadcast
+from gateway.data import models
+from gateway.outbound import outbox
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from messages import default_catalog
 from tests.conftest import NOW

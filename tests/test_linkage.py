@@ -10,11 +10,12 @@ import json
 import pytest
 from sqlmodel import func, select
 
-from gateway import linkage, models
-from gateway.dataview import CachedDataView, ContentCache, SqlDataView
-from gateway.effects import MAX_SERVICE_SMS_PER_DAY, apply_effects
-from gateway.phones import parse_phone
-from gateway.seed import load_json
+from gateway.actions import linkage
+from gateway.data import models
+from gateway.data.dataview import CachedDataView, ContentCache, SqlDataView
+from gateway.actions.effects import MAX_SERVICE_SMS_PER_DAY, apply_effects
+from gateway.core.phones import parse_phone
+from gateway.data.seed import load_json
 from menus import types as m
 from messages import default_catalog, to_ussd
 from messages.catalog import LANGUAGES, load_file_catalog

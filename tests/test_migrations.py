@@ -8,9 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func
 from sqlmodel import SQLModel, select
 
-from gateway import migrate, models, seed
-from gateway.db import Database
-from gateway.settings import Settings
+from gateway.core import migrate
+from gateway.data import models
+from gateway.data import seed
+from gateway.core.db import Database
+from gateway.core.settings import Settings
 from tests.conftest import TODAY
 
 pytestmark = pytest.mark.db

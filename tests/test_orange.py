@@ -19,15 +19,17 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 from sqlmodel import func, select
 
-from gateway import auth, models, outbox
+from gateway.data import auth
+from gateway.data import models
+from gateway.outbound import outbox
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.aggregators.fake_orange import delivery_notification, inbound_notification
 from gateway.aggregators.orange import OrangeSender, message_id, normalize_sender, outbound_body, outbound_path
 from gateway.app import create_app
-from gateway.senders import build_sender
-from gateway.sending import ACCEPTED, ACCOUNT, FAILED, REJECTED
-from gateway.sending import AccountProblem, SendError, Throttled, TransportError
-from gateway.settings import Settings
+from gateway.outbound.senders import build_sender
+from gateway.aggregators.sending import ACCEPTED, ACCOUNT, FAILED, REJECTED
+from gateway.aggregators.sending import AccountProblem, SendError, Throttled, TransportError
+from gateway.core.settings import Settings
 from tests.conftest import NOW
 
 A, B, C = "+22370000001", "+22366000002", "+22370000003"
@@ -603,7 +605,7 @@ def test_database_down_answers_503_so_orange_retries(backend, fake_orange):
     )
     orange = {"sms_provider": "orange", "orange_base_url": fake_orange.url}
     settings = Settings(database_url=url, worker_in_process=False, secret_key="x", **orange)
-    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
+    with unittest.mock.patch("gateway.core.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
         assert sms(client, "aide").status_code == 503
         assert receipt(client, "DeliveredToTerminal", "x").status_code == 503
     assert fake_orange.requests() == []
@@ -715,7 +717,7 @@ def test_no_secret_token_or_phone_in_logs(fake_orange, caplog):
 
 
 def test_log_filter_redacts_credentials_quoted_by_a_library():
-    from gateway.logs import RedactSecrets
+    from gateway.core.logs import RedactSecrets
 
     for line, secret in [
         ("Authorization: Bearer abc.DEF-123", "abc.DEF-123"),

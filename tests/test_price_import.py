@@ -14,10 +14,14 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import auth, imports, migrate, models, seed
-from gateway.db import Database
-from gateway.imports import FileFormatError, PriceOptions, PriceRow, RowError, read_price_file
-from gateway.settings import Settings
+from gateway.data import auth
+from gateway.actions import imports
+from gateway.core import migrate
+from gateway.data import models
+from gateway.data import seed
+from gateway.core.db import Database
+from gateway.actions.imports import FileFormatError, PriceOptions, PriceRow, RowError, read_price_file
+from gateway.core.settings import Settings
 from tests.conftest import NOW, TODAY
 from tests.test_admin import app, browser, clock, staff  # noqa: F401  (fixtures)
 from tests.test_imports import CROPS, MARKETS, cli_run, database  # noqa: F401  (fixtures)

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import auth, models, reference
+from gateway.data import auth
+from gateway.data import models
+from gateway.data import reference
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from menus.keywords import parse
 from menus.types import Crop, Market, Term
 from tests.conftest import NOW

@@ -8,9 +8,9 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings as hsettings
 
-from gateway import auth
+from gateway.data import auth
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.db

@@ -17,12 +17,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import models, sms
+from gateway.data import models
+from gateway.sms import service as sms
 from gateway.aggregators import africastalking as at
 from gateway.app import FAKE_AT_PREFIX, app_factory, create_app
-from gateway.configs import sms_config
-from gateway.replies import ReplyRules
-from gateway.startup import StartupError, check_production
+from gateway.core.configs import sms_config
+from gateway.outbound.replies import ReplyRules
+from gateway.core.startup import StartupError, check_production
 from messages import default_catalog
 from tests.conftest import NOW
 from tests.test_startup import gateway
@@ -97,7 +98,7 @@ def test_production_start_without_secret_is_one_line(tmp_path):
     ],
 )
 def test_production_needs_a_secret_or_networks(env, allowed):
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     settings = Settings(**env)
     if allowed:
@@ -242,7 +243,7 @@ def test_allowed_countries_are_configurable(settings, db):
 def test_allowed_countries_must_be_regions():
     from pydantic import ValidationError
 
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     with pytest.raises(ValidationError, match="unknown region 'XX'"):
         Settings(allowed_countries="ML,XX")
@@ -284,7 +285,7 @@ def test_new_number_replies_per_hour_ceiling(settings, db):
 
 def test_directory_sms_from_ussd_follow_the_reply_rules(settings, db):
     """SMS sent as a side effect of USSD are replies too: a foreign caller gets none."""
-    from gateway import effects
+    from gateway.actions import effects
     from menus import types as m
 
     with db.unit_of_work() as session:
@@ -383,7 +384,7 @@ def test_nul_byte_in_a_callback_is_answered_not_500(settings, db, path, body, co
 
 
 def test_dashboard_shows_the_security_posture(settings, db):
-    from gateway import auth
+    from gateway.data import auth
 
     login = {"email": "admin@sugu.test", "password": "correct horse battery"}
     with db.unit_of_work() as session:

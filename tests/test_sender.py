@@ -8,9 +8,11 @@ import datetime as dt
 import pytest
 from sqlmodel import select
 
-from gateway import broadcast, models, outbox
+from gateway.outbound import broadcast
+from gateway.data import models
+from gateway.outbound import outbox
 from gateway.aggregators.africastalking import AfricasTalkingSender
-from gateway.sending import (
+from gateway.aggregators.sending import (
     ACCEPTED,
     ACCOUNT,
     FAILED,

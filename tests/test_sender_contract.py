@@ -11,7 +11,7 @@ import pytest
 
 from gateway.aggregators.africastalking import AfricasTalkingSender
 from gateway.aggregators.orange import OrangeSender
-from gateway.sending import ACCEPTED, REJECTED, SendError
+from gateway.aggregators.sending import ACCEPTED, REJECTED, SendError
 
 A, B, C = "+22370000001", "+22366000002", "+22370000003"
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: refused before anything is sent

@@ -13,12 +13,13 @@ from sqlalchemy import func
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from gateway import models, reference
+from gateway.data import models
+from gateway.data import reference
 from gateway.app import create_app
 from gateway.cli import app as cli
-from gateway.dataview import SqlDataView
-from gateway.db import Database
-from gateway.settings import Settings
+from gateway.data.dataview import SqlDataView
+from gateway.core.db import Database
+from gateway.core.settings import Settings
 from menus.sms import respond
 from menus.types import Profile
 from messages import default_catalog

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from gateway import broadcast, models
+from gateway.outbound import broadcast
+from gateway.data import models
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.db

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import models
+from gateway.data import models
 from tests.conftest import NOW, TODAY
 
 pytestmark = pytest.mark.db
@@ -312,7 +312,7 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
     from fastapi.testclient import TestClient
 
     from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     url = (
         "sqlite:////nonexistent-dir/sugu.db"
@@ -322,7 +322,7 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
     settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, worker_in_process=False)
     import unittest.mock
 
-    with unittest.mock.patch("gateway.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
+    with unittest.mock.patch("gateway.core.startup.Path.mkdir"), TestClient(create_app(settings)) as client:
         assert sms(client, "aide").status_code == 503
         assert client.post("/webhooks/at/sms/delivery", data={"id": "x", "status": "Success"}).status_code == 503
     assert fake_at.requests() == []

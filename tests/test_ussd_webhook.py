@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import models
+from gateway.data import models
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.db
@@ -234,7 +234,7 @@ def test_internal_error_ends_politely_in_the_callers_language(client, db, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("gateway.ussd.menus.run", broken)
+    monkeypatch.setattr("gateway.ussd.service.menus.run", broken)
     reply = Caller(client).dial()
     assert reply.startswith("END Haketo, baara in ma se ka ke sisan.")
     assert count(db, models.Producer) == 1  # nothing half-applied
@@ -245,14 +245,14 @@ def test_database_down_still_answers_end(backend, monkeypatch):
     from fastapi.testclient import TestClient
 
     from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     url = (
         "sqlite:////nonexistent-dir/sub/sugu.db"
         if backend.name == "sqlite"
         else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     )
-    monkeypatch.setattr("gateway.startup.Path.mkdir", lambda *a, **k: None)
+    monkeypatch.setattr("gateway.core.startup.Path.mkdir", lambda *a, **k: None)
     with TestClient(create_app(Settings(database_url=url))) as client:
         reply = Caller(client).hop()
     assert reply.startswith("END Desole, le service a un probleme.")

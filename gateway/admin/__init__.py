@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from gateway.admin.core import SESSION_MAX_AGE_S, LoginRequired, PasswordChangeRequired, path_for, render
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 
 def secret_key(settings: Settings) -> str:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import col, func, select
 
-from gateway import auth, models
 from gateway.admin.core import (
     SESSION_MAX_AGE_S,
     Admin,
@@ -28,8 +27,9 @@ from gateway.admin.core import (
     settings_of,
     tr,
 )
-from gateway.deps import DbId
-from gateway.effects import insert_ignore
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.data.producers import insert_ignore
 from messages import staff as staff_text
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

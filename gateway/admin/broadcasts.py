@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
-from gateway import auth, broadcast, models
 from gateway.admin.core import (
     UTC,
     Editor,
@@ -28,7 +27,9 @@ from gateway.admin.core import (
     tn,
     tr,
 )
-from gateway.deps import DbId
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.outbound import broadcast
 from messages import staff as staff_text
 from messages.catalog import LANGUAGES
 

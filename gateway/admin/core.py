@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
-from gateway import auth
-from gateway.db import Database
+from gateway.core.db import Database
+from gateway.data import auth
 from messages import staff as staff_text
 
 TEMPLATES = Jinja2Templates(directory=str(resources.files("gateway.admin").joinpath("templates")))

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 
-from gateway import models, replies
 from gateway.admin.charts import line_chart
 from gateway.admin.core import (
     UTC,
@@ -22,6 +21,8 @@ from gateway.admin.core import (
     settings_of,
     tr,
 )
+from gateway.data import models
+from gateway.outbound import replies
 from messages import staff as staff_text
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

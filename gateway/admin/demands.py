@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from gateway import auth, linkage, models, outbox, reference
+from gateway.actions import linkage
 from gateway.admin.core import (
     DB_INT_MAX,
     UTC,
@@ -28,9 +28,11 @@ from gateway.admin.core import (
     tn,
     tr,
 )
-from gateway.content import overrides
-from gateway.deps import DbId
-from gateway.spreadsheets import csv_text
+from gateway.core.deps import DbId
+from gateway.data import auth, models, reference
+from gateway.data.content import overrides
+from gateway.data.spreadsheets import csv_text
+from gateway.outbound import outbox
 from messages import default_catalog
 from messages.sms import measure, render_sms
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import select
 
-from gateway import models
 from gateway.admin.charts import forecast_chart
 from gateway.admin.core import PriceStaff, db_of, language_of, now_of, render, tn, tr
-from gateway.dataview import SqlDataView
+from gateway.data import models
+from gateway.data.dataview import SqlDataView
 from menus import trends
 from messages import staff as staff_text
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from gateway import auth, linkage, models
+from gateway.actions import linkage
 from gateway.admin.core import (
     Editor,
     Form,
@@ -18,15 +18,16 @@ from gateway.admin.core import (
     clear_content_cache,
     db_of,
     flash,
-    now_of,
     language_of,
+    now_of,
     render,
     settings_of,
     tr,
 )
-from gateway.content import current_catalog
-from gateway.deps import DbId
-from gateway.phones import InvalidPhone, parse_phone
+from gateway.core.deps import DbId
+from gateway.core.phones import InvalidPhone, parse_phone
+from gateway.data import auth, models
+from gateway.data.content import current_catalog
 from menus.types import SERVICE_CATEGORIES, SERVICE_NAME_MAX, SERVICE_SUMMARY_MAX
 from messages import staff as staff_text
 from messages import to_ussd
@@ -45,7 +46,7 @@ def _found(row, what: str):
     return row
 
 
-# gateway.phones says what is wrong in English; the console says it in the reader's language.
+# gateway.core.phones says what is wrong in English; the console says it in the reader's language.
 PHONE_REASONS = {
     "phone number is empty": "Give a phone number.",
     "phone number is too long": "This phone number is too long.",
@@ -168,7 +169,7 @@ def _service_form(request: Request, values: dict, service_id: int, regions, erro
 
 def service_errors(request: Request, form: dict, values: dict, regions) -> dict[str, str]:
     """What is wrong with an entry, beside each field and in the reader's language (the same rules
-    as gateway.linkage.check_service, which says them in English for the logs)."""
+    as gateway.actions.linkage.check_service, which says them in English for the logs)."""
     errors: dict[str, str] = {}
     if values["category"] not in SERVICE_CATEGORIES:
         errors["category"] = tr(request, "Choose a category from the list.")

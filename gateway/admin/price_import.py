@@ -15,8 +15,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 
-from gateway import auth, imports
+from gateway.actions import imports
 from gateway.admin.core import Editor, Form, db_of, now_of, render, tr
+from gateway.data import auth
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import col, select
 
-from gateway import auth, broadcast, corrections, models
 from gateway.admin.charts import line_chart
 from gateway.admin.core import (
     UTC,
@@ -30,9 +29,11 @@ from gateway.admin.core import (
     tn,
     tr,
 )
-from gateway.content import overrides
-from gateway.dataview import SqlDataView
-from gateway.deps import DbId
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.data.content import overrides
+from gateway.data.dataview import SqlDataView
+from gateway.outbound import broadcast, corrections
 from menus.types import PriceQuote
 from messages import staff as staff_text
 from messages.sms import measure
@@ -428,7 +429,7 @@ def _withdraw_lines(request: Request, session, old: models.PriceObservation) -> 
                         unit=staff_text.word(lang, "unit", earlier.unit), day=staff_text.date(earlier.observed_on, lang)))
     else:
         lines.append(tr(request, "There is no earlier price: farmers will be told there is no price for this crop at this market."))
-    received = len(corrections.recipients(session, old))
+    received = len(broadcast.alert_receivers(session, old))
     if received:
         lines.append(tn(request, received, "{n} producer received this value in an alert: you can send a correction SMS afterwards.",
                         "{n} producers received this value in an alert: you can send them a correction SMS afterwards."))

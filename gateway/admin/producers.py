@@ -6,7 +6,6 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 
-from gateway import auth, models
 from gateway.admin.core import (
     Editor,
     Form,
@@ -18,8 +17,9 @@ from gateway.admin.core import (
     tn,
     tr,
 )
-from gateway.deps import DbId
-from gateway.effects import set_role
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.data.producers import set_role
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -92,7 +92,7 @@ def producer_role(request: Request, producer_id: DbId, staff: Editor, form: Form
 
 @router.post("/producers/import", name="admin_producers_import")
 async def producers_import(request: Request, staff: Editor):
-    from gateway import imports
+    from gateway.actions import imports
 
     form = await request.form()
     if not auth.csrf_ok(request.session, form.get("csrf_token")):

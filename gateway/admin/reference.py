@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import models, reference
 from gateway.admin.core import (
     Editor,
     Form,
@@ -27,7 +26,8 @@ from gateway.admin.core import (
     tn,
     tr,
 )
-from gateway.deps import DbId
+from gateway.core.deps import DbId
+from gateway.data import models, reference
 from messages import staff as staff_text
 
 router = APIRouter(prefix="/admin/reference", include_in_schema=False)

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 
 import menus
 from gateway.admin.core import AnyStaff, Form, db_of, language_of, now_of, render, settings_of, tr
-from gateway.configs import engine_config, sms_config
-from gateway.dataview import SqlDataView
-from messages.catalog import LANGUAGES
+from gateway.core.configs import engine_config, sms_config
+from gateway.data.dataview import SqlDataView
 from messages import staff as staff_text
+from messages.catalog import LANGUAGES
 from messages.sms import measure, render_sms
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -52,7 +52,7 @@ class PageState:
 
 
 def _phone(request: Request, raw: str) -> tuple[str | None, str]:
-    from gateway.phones import InvalidPhone, parse_phone
+    from gateway.core.phones import InvalidPhone, parse_phone
 
     try:
         return parse_phone(raw), ""
@@ -65,9 +65,9 @@ def _ussd(request: Request, state: PageState) -> dict:
     the number's producer row, the menus replay the path, and what a real call would change
     (opt-out, offers, subscriptions, SMS) is listed, never applied (finding 10: a reporter opted
     a real farmer out and sent SMS abroad from here). Nothing is written, nothing is sent."""
-    from gateway.content import current_catalog
-    from gateway.effects import producer_by_phone
-    from gateway.ussd import profile_from_snapshot, snapshot
+    from gateway.data.content import current_catalog
+    from gateway.data.producers import producer_by_phone
+    from gateway.ussd.service import profile_from_snapshot, snapshot
 
     phone, error = _phone(request, state.ussd_phone)
     if not state.dialled or phone is None:
@@ -89,8 +89,8 @@ def _ussd(request: Request, state: PageState) -> dict:
 
 def _sms(request: Request, state: PageState) -> dict:
     """The reply that would be sent, computed by the real responder; nothing is stored or sent."""
-    from gateway.content import current_catalog
-    from gateway.effects import producer_by_phone, profile_of
+    from gateway.data.content import current_catalog
+    from gateway.data.producers import producer_by_phone, profile_of
     from menus.sms import respond
 
     if not state.sms_text:

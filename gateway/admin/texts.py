@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
 import menus
-from gateway import auth, models
 from gateway.admin.core import (
     UTC,
     Editor,
@@ -30,10 +29,11 @@ from gateway.admin.core import (
     settings_of,
     tr,
 )
-from gateway.configs import engine_config
-from gateway.content import overrides
-from gateway.dataview import SqlDataView
-from gateway.deps import DbId
+from gateway.core.configs import engine_config
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.data.content import overrides
+from gateway.data.dataview import SqlDataView
 from messages import default_catalog, placeholders, to_ussd
 from messages import staff as staff_text
 from messages.catalog import (

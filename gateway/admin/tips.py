@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import select
 
-from gateway import auth, models
 from gateway.admin.core import (
     Editor,
     Form,
@@ -17,7 +16,8 @@ from gateway.admin.core import (
     render,
     tr,
 )
-from gateway.deps import DbId
+from gateway.core.deps import DbId
+from gateway.data import auth, models
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 

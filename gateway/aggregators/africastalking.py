@@ -16,8 +16,7 @@ from typing import Mapping, Sequence
 import requests
 from africastalking.SMS import SMSService
 
-from gateway.phones import InvalidPhone, parse_phone
-from gateway.sending import (
+from gateway.aggregators.sending import (
     ACCEPTED,
     ACCOUNT,
     FAILED,
@@ -28,6 +27,7 @@ from gateway.sending import (
     Throttled,
     TransportError,
 )
+from gateway.core.phones import InvalidPhone, parse_phone
 
 MAX_SESSION_ID = 100
 MAX_TEXT = 2000  # inputs joined; the engine caps the steps it replays

@@ -37,12 +37,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gateway.aggregators.fake_at import (
     FakeConfigError,
-    add_log_routes,
     _fail_next,
     _integer,
     _messages_page,
     _now_iso,
     _number,
+    add_log_routes,
 )
 from gateway.aggregators.orange import DELIVERY_STATUS, OUTBOUND_PATH, TOKEN_PATH
 

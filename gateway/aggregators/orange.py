@@ -34,9 +34,19 @@ from urllib.parse import quote
 import httpx
 
 from gateway.aggregators.africastalking import BadRequest, DeliveryReport, InboundSms, parse_date
-from gateway.phones import InvalidPhone, parse_phone
-from gateway.sending import ACCEPTED, ACCOUNT, FAILED, REJECTED, RecipientResult
-from gateway.sending import AccountProblem, Rejected, SendError, Throttled, TransportError
+from gateway.aggregators.sending import (
+    ACCEPTED,
+    ACCOUNT,
+    FAILED,
+    REJECTED,
+    AccountProblem,
+    RecipientResult,
+    Rejected,
+    SendError,
+    Throttled,
+    TransportError,
+)
+from gateway.core.phones import InvalidPhone, parse_phone
 
 log = logging.getLogger("gateway.orange")
 

@@ -6,10 +6,9 @@ Create Date: 2026-11-29 08:57:10.577554
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '0001'
 down_revision: Union[str, None] = None

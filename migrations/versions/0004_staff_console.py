@@ -6,10 +6,9 @@ Create Date: 2026-11-29 09:36:31.242451
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '0004'
 down_revision: Union[str, None] = '0003'

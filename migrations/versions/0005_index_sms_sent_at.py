@@ -7,9 +7,6 @@ Create Date: 2026-11-29 11:51:20.806398
 from typing import Sequence, Union
 
 from alembic import op
-import sqlalchemy as sa
-import sqlmodel
-
 
 revision: str = '0005'
 down_revision: Union[str, None] = '0004'

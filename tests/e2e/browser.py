@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from gateway import auth
+from gateway.data import auth
 from gateway.app import create_app
 from tests.conftest import NOW
 

@@ -13,7 +13,7 @@ import re
 import pytest
 from sqlmodel import select
 
-from gateway import models
+from gateway.data import models
 from tests.e2e.browser import (
     BM_LONG,
     BM_LONG_IN_SMS,

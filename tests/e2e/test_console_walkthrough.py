@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from gateway import auth, models
+from gateway.data import auth
+from gateway.data import models
 from gateway.app import create_app
 from tests.conftest import NOW
 from tests.e2e.browser import PASSWORD, SCREENSHOTS, fits_the_width, serve

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from gateway import broadcast, models
+from gateway.outbound import broadcast
+from gateway.data import models
 from messages import default_catalog
 from tests.conftest import NOW
 from tests.e2e.browser import PHONE, expect, signed_in

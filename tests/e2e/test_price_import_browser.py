@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from gateway import models
+from gateway.data import models
 from tests.e2e.browser import expect, signed_in
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]

@@ -1,0 +1,1 @@
+"""The staff JSON API (routes.py) and its reference-data endpoints (reference.py)."""

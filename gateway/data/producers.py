@@ -1,0 +1,75 @@
+"""Producers as every channel and import finds them: looked up or created by phone (safe when
+processes race), their role, and the profile the menus see."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from gateway.data import auth, models
+from menus import types as m
+
+
+def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING (safe when processes race): the new row's id, or None
+    when the row already existed. (RETURNING, because rowcount is not reliable across drivers.)"""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = (
+        module.insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(model.id)
+    )
+    return session.exec(stmt).scalar()
+
+
+def producer_by_phone(session: Session, phone: str) -> models.Producer | None:
+    return session.exec(select(models.Producer).where(models.Producer.phone == phone)).first()
+
+
+def ensure_producer(session: Session, phone: str) -> models.Producer:
+    producer = producer_by_phone(session, phone)
+    if producer is None:
+        insert_ignore(session, models.Producer, {"phone": phone}, ["phone"])
+        producer = producer_by_phone(session, phone)
+    assert producer is not None
+    return producer
+
+
+def set_role(session: Session, producer: models.Producer, role: str, *, staff: auth.Staff | None,
+             now: dt.datetime, via: str) -> bool:
+    """Make or unmake an enumerator (who may report prices by SMS), audited; False when the
+    producer already had that role. `via`: console, api or the import's file name."""
+    if role not in models.PRODUCER_ROLES:
+        raise ValueError(f"role must be one of {', '.join(models.PRODUCER_ROLES)}, not {role!r}")
+    if producer.role == role:
+        return False
+    auth.audit(session, staff, action="role", entity="producer", entity_id=producer.phone,
+               before={"role": producer.role}, after={"role": role, "via": via}, now=now)
+    producer.role = role
+    producer.updated_at = now.astimezone(dt.timezone.utc)
+    session.add(producer)
+    return True
+
+
+def profile_of(session: Session, producer: models.Producer) -> m.Profile:
+    subs = session.exec(
+        select(models.Subscription.crop_id, models.Subscription.market_id)
+        .where(models.Subscription.producer_id == producer.id)
+        .order_by(models.Subscription.id)
+    ).all()
+    return m.Profile(
+        phone=producer.phone,
+        language=producer.language,
+        name=producer.name,
+        village=producer.village,
+        region=producer.region,
+        cluster=producer.cluster,
+        subscriptions=tuple(m.Subscription(c, mk) for c, mk in subs),
+        opted_out=producer.opted_out,
+        role=producer.role,
+        producer_id=producer.id,
+    )

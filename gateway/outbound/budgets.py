@@ -1,0 +1,72 @@
+"""Ceilings shared by every worker and process: what a budget spent per period, in the database.
+
+A caller reserves what it is about to spend in the unit of work that spends it (a claim of bulk
+messages, a reply being queued): if that unit of work rolls back, the reservation goes with it.
+What goes back unspent (a message returned to the queue) is refunded. The row is read under a
+lock (FOR UPDATE on PostgreSQL; SQLite's single writer, taken by the INSERT first), so two
+workers can never both spend the last units: with 50 left, five workers get 50 between them,
+not 250.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select, update
+
+from gateway.data import models
+
+B = models.BudgetUsage
+
+
+def day_period(now: dt.datetime, tz: ZoneInfo) -> str:
+    """The farmers' calendar day: budgets restart at local midnight."""
+    return now.astimezone(tz).date().isoformat()
+
+
+def hour_period(now: dt.datetime, tz: ZoneInfo) -> str:
+    return now.astimezone(tz).strftime("%Y-%m-%dT%H")
+
+
+def _ensure_row(session: Session, name: str, period: str, now: dt.datetime) -> None:
+    # Written first, so that on SQLite this unit of work holds the write lock before it reads.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.exec(
+        insert(B).values(name=name, period=period, used=0, updated_at=now).on_conflict_do_nothing(
+            index_elements=["name", "period"]
+        )
+    )
+
+
+def reserve(session: Session, name: str, period: str, wanted: int, limit: int, *, now: dt.datetime) -> int:
+    """Up to `wanted` units out of `limit` for this period; returns what was granted (0 when spent)."""
+    if wanted <= 0:
+        return 0
+    now = now.astimezone(dt.timezone.utc)
+    _ensure_row(session, name, period, now)
+    used = session.exec(select(B.used).where(B.name == name, B.period == period).with_for_update()).one()
+    granted = max(0, min(wanted, limit - used))
+    if granted:
+        session.exec(
+            update(B).where(B.name == name, B.period == period).values(used=B.used + granted, updated_at=now)
+        )
+    return granted
+
+
+def refund(session: Session, name: str, period: str, amount: int, *, now: dt.datetime) -> None:
+    """Give back what was reserved and not spent (never below zero)."""
+    if amount <= 0:
+        return
+    session.exec(
+        update(B)
+        .where(B.name == name, B.period == period)
+        .values(used=case((B.used >= amount, B.used - amount), else_=0), updated_at=now.astimezone(dt.timezone.utc))
+    )
+
+
+def spent(session: Session, name: str, period: str) -> int:
+    return session.exec(select(B.used).where(B.name == name, B.period == period)).first() or 0

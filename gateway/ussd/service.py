@@ -1,0 +1,240 @@
+"""USSD service: one hop = load the session's start, replay the menus, apply the effects.
+
+Runs inside the caller's unit of work (one transaction per hop); never commits itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, case, update
+from sqlmodel import Session, select
+
+import menus
+from gateway.actions.effects import apply_effects
+from gateway.aggregators.africastalking import UssdHop, UssdSessionEnd
+from gateway.core.phones import mask
+from gateway.data import models
+from gateway.data.dataview import SqlDataView
+from gateway.data.producers import insert_ignore, producer_by_phone, profile_of
+from gateway.outbound.replies import ReplyRules
+from menus import types as m
+from menus.paging import truncate
+from messages import Catalog, to_ussd
+
+log = logging.getLogger("gateway.ussd")
+
+
+@dataclass
+class HopTrace:
+    """What the hop learnt before it failed, so that an apology speaks the caller's language."""
+
+    language: str | None = None
+    catalog: Catalog | None = None
+
+
+def snapshot(session: Session, producer: models.Producer | None) -> dict:
+    if producer is None:
+        return {}
+    profile = profile_of(session, producer)
+    return {
+        "language": profile.language,
+        "name": profile.name,
+        "village": profile.village,
+        "region": profile.region,
+        "cluster": profile.cluster,
+        "opted_out": profile.opted_out,
+        "subscriptions": [[s.crop_id, s.market_id] for s in profile.subscriptions],
+    }
+
+
+def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
+    return m.Profile(
+        phone=phone,
+        language=data.get("language"),
+        name=data.get("name") or "",
+        village=data.get("village") or "",
+        region=data.get("region") or "",
+        cluster=data.get("cluster") or "",
+        opted_out=bool(data.get("opted_out")),
+        subscriptions=tuple(m.Subscription(c, mk) for c, mk in data.get("subscriptions", [])),
+    )
+
+
+@dataclass
+class HopPlan:
+    """What a hop showed, and what it must write: the replay reads only (see plan_hop)."""
+
+    screen: m.Screen
+    new_session: bool
+    start_profile: dict
+    changed: bool  # something worth writing: a new session, effects, another branch, the end
+
+
+def plan_hop(
+    session: Session,
+    *,
+    hop: UssdHop,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: menus.EngineConfig,
+    data: m.DataView | None = None,
+    trace: HopTrace | None = None,
+) -> HopPlan:
+    """Load the session's start and replay the menus: reads only."""
+    trace = trace or HopTrace()
+    connection = session.connection()
+    start = connection.execute(_SESSION_START, {"session_id": hop.session_id}).first()
+    if start is not None and start[3] != hop.phone:
+        # A session id is not a secret: a hop naming another caller's session must neither see
+        # that caller's profile nor act in their name. End it; write nothing.
+        log.warning("ussd hop on another caller's session", extra={"session": hop.session_id, "phone": mask(hop.phone)})
+        language = start[1] or "fr"
+        trace.language = language
+        text = truncate(to_ussd(catalog.text(language, "error.internal")), config.max_chars)
+        return HopPlan(m.Screen(text=text, end=True, screen_id="foreign_session", language=language), False, {}, False)
+    if start is None:
+        start_profile = snapshot(session, producer_by_phone(session, hop.phone))
+        trace.language = start_profile.get("language")
+    else:
+        start_profile = start[0] or {}
+        trace.language = start[1] or start_profile.get("language")
+    profile = profile_from_snapshot(hop.phone, start_profile)
+    screen = menus.run(
+        hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config
+    )
+    trace.language = screen.language
+    # Most hops only read; the session row is written when something worth recording changed.
+    # Hop counts per session come from the aggregator's end-of-session notification.
+    changed = bool(start is None or screen.effects or screen.end or (screen.section and screen.section != start[2]))
+    return HopPlan(screen, start is None, start_profile, changed)
+
+
+def record_hop(
+    session: Session, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True,
+    rules: ReplyRules | None = None,
+) -> None:
+    """The hop's writes: the session row, the effects. Nothing when the hop only read. `rules`
+    bound the SMS an effect sends (gateway.outbound.replies)."""
+    if not plan.changed:
+        return
+    screen = plan.screen
+    stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
+    if plan.new_session:
+        insert_ignore(
+            session,
+            models.UssdSession,
+            {
+                "session_id": hop.session_id,
+                "phone": hop.phone,
+                "service_code": hop.service_code,
+                "network_code": hop.network_code,
+                "start_profile": plan.start_profile,
+                "started_at": stamp,
+                "updated_at": stamp,
+            },
+            ["session_id"],
+        )
+    apply_effects(
+        session,
+        phone=hop.phone,
+        effects=screen.effects,
+        session_ref=hop.session_id,
+        now=stamp,
+        today=now.date(),
+        catalog=catalog,
+        fold=fold,
+        rules=rules,
+    )
+    session.connection().execute(
+        _SESSION_HOP,
+        {
+            "sid": hop.session_id,
+            "screen": screen.screen_id[:32],
+            "section": screen.section[:32],
+            "lang": screen.language,
+            "stamp": stamp,
+        },
+    )
+
+
+def handle_hop(
+    session: Session,
+    *,
+    hop: UssdHop,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: menus.EngineConfig,
+    data: m.DataView | None = None,
+    trace: HopTrace | None = None,
+    fold: bool = True,
+    rules: ReplyRules | None = None,
+) -> m.Screen:
+    """A whole hop in the caller's unit of work. Writes come last: on SQLite the database-wide
+    write lock is then held only for them, not during the menu replay. `fold`: GATEWAY_SMS_FOLD,
+    for the SMS an effect sends (a directory entry)."""
+    plan = plan_hop(session, hop=hop, now=now, catalog=catalog, config=config, data=data, trace=trace)
+    record_hop(session, plan, hop=hop, now=now, catalog=catalog, fold=fold, rules=rules)
+    return plan.screen
+
+
+# Built once: statement construction is most of SQLAlchemy's cost on a hop this small.
+_us = models.UssdSession.__table__
+_SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section, _us.c.phone).where(
+    _us.c.session_id == bindparam("session_id")
+)
+_SESSION_HOP = (
+    update(_us)
+    .where(_us.c.session_id == bindparam("sid"))
+    .values(
+        hops=_us.c.hops + 1,
+        last_screen=bindparam("screen"),
+        # The last branch of the main menu the caller went into.
+        section=case((bindparam("section") != "", bindparam("section")), else_=_us.c.section),
+        language=bindparam("lang"),
+        updated_at=bindparam("stamp"),
+    )
+)
+
+
+def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> None:
+    now = now.astimezone(dt.timezone.utc)
+    insert_ignore(
+        session,
+        models.UssdSession,
+        {
+            "session_id": event.session_id,
+            "phone": event.phone,
+            "service_code": event.service_code,
+            "network_code": event.network_code,
+            "start_profile": {},
+            "started_at": now,
+            "updated_at": now,
+        },
+        ["session_id"],
+    )
+    row = session.exec(
+        select(models.UssdSession).where(models.UssdSession.session_id == event.session_id)
+    ).one()
+    if row.phone != event.phone:  # bound to its caller, as hops are
+        log.warning("ussd end event for another caller's session", extra={"session": event.session_id, "phone": mask(event.phone)})
+        return
+    row.end_status = event.status
+    row.end_cost = event.cost or None
+    row.end_duration_ms = event.duration_ms
+    row.end_hops = event.hops
+    row.end_error = event.error or None
+    row.ended_at = event.ended_at or now
+    row.updated_at = now
+    session.add(row)
+
+
+def note_error(session: Session, *, session_id: str) -> None:
+    row = session.exec(
+        select(models.UssdSession).where(models.UssdSession.session_id == session_id)
+    ).first()
+    if row is not None:
+        row.errors += 1
+        session.add(row)
