@@ -1,5 +1,6 @@
-"""The audio layer of the voice channel (issue 16 items 4 and 5): uploads normalised to the
-telephone format, container sniffing, clips joined into one file per playlist.
+"""The audio layer of the voice channel (issue 16 items 4-6): uploads normalised to the telephone
+format, container sniffing, clips joined into one file per playlist, and synthetic prompts made
+offline by eSpeak NG from its wheel.
 
 Every input is made here: WAVs with the `wave` module, MP3/OGG/WebM/M4A encoded with PyAV.
 """
@@ -10,15 +11,23 @@ import array
 import hashlib
 import io
 import math
+import os
 import random
+import subprocess
+import sys
+import threading
 import time
 import wave
+from pathlib import Path
 
 import av
 import pytest
 
-from messages.voice import audio
+from messages.voice import audio, synth
 from messages.voice.audio import AudioError
+from messages.voice.numbers import clip_text, say_money
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- making inputs -----------------------------------------------------------------------------
@@ -320,3 +329,119 @@ def test_to_mp3_of_a_playlist():
     assert len(mp3) < len(joined) / 3
     assert audio.duration_s(mp3) == pytest.approx(audio.duration_s(joined), abs=0.06)
     assert audio.normalise(mp3, max_seconds=10)  # it decodes back
+
+
+# --- synthesis ---------------------------------------------------------------------------------
+
+
+def test_synthesize_french():
+    data = synth.synthesize("quatre-vingts", "fr")
+    params, samples = read(data)
+    assert (params.nchannels, params.sampwidth) == (1, 2)
+    assert 0.3 <= params.nframes / params.framerate <= 2.0  # two words, said slowly
+    assert peak_dbfs(samples) > -20  # not silent
+    out = audio.normalise(data, max_seconds=10)
+    assert 0.3 <= audio.duration_s(out) <= 2.0
+
+
+@pytest.mark.parametrize("text", ["kɛmɛ fila ni bi duuru", "bi wolonwula", "ɲɔgɔn", "Ɔkutɔburu", "kɛ́mɛ"])
+def test_synthesize_bambara_with_the_stand_in_voice(text):
+    data = synth.synthesize(text, "bm")
+    params, samples = read(data)
+    seconds = params.nframes / params.framerate
+    assert peak_dbfs(samples) > -20
+    # About 0.15-0.4 s a syllable: a voice that spells out letters it does not know is far longer.
+    syllables = sum(text.lower().count(v) for v in "aeiouɛɔ") - sum(text.count(v * 2) for v in "aeiou")
+    assert seconds < 0.45 * syllables + 0.4, (text, seconds)
+
+
+@pytest.mark.parametrize("word", ["duuru", "fu", "mugan", "kɛmɛ", "seegin", "wɔɔrɔ", "ɲɔgɔn", "nowanburu"])
+def test_bambara_is_read_letter_for_letter(word):
+    said = synth.phonemes(word, "bm")
+    assert "(" not in said  # no switch to another language ("seegin" went English in French)
+    assert "y" not in said  # "u" is /u/, not French /y/
+    assert "ə" not in said  # final vowels are said, not dropped
+
+
+def test_the_number_clips_of_a_price_synthesize():
+    for lang in ("fr", "bm"):
+        for clip in say_money(1250, lang):
+            assert audio.normalise(synth.synthesize(clip_text(clip), lang), max_seconds=10)
+
+
+@pytest.mark.parametrize("text, lang", [("bonjour", "en"), ("bonjour", "xx"), ("", "fr"), ("   ", "bm")])
+def test_synthesize_refuses(text, lang):
+    with pytest.raises(ValueError):
+        synth.synthesize(text, lang)
+
+
+def test_synthesis_is_thread_safe():
+    # eSpeak's API is one global state: without the lock, two threads' samples would land in one
+    # clip (about twice as long) or be cut short. Each text's length varies by a few ms between
+    # calls (see synth's docstring), so lengths are compared, not bytes.
+    texts = [("deux cent cinquante", "fr"), ("kɛmɛ fila", "bm"), ("soixante et onze", "fr"),
+             ("waa kelen", "bm")]
+    alone = {t: audio.duration_s(synth.synthesize(*t)) for t in texts}
+    results: list[tuple[tuple[str, str], float]] = []
+
+    def speak(t: tuple[str, str]) -> None:
+        for _ in range(5):
+            results.append((t, audio.duration_s(synth.synthesize(*t))))
+
+    threads = [threading.Thread(target=speak, args=(t,)) for t in texts * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 40
+    assert all(seconds == pytest.approx(alone[t], rel=0.05) for t, seconds in results)
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_nothing_happens_at_import():
+    out = run_python(
+        "import sys\n"
+        "from messages.voice import synth\n"
+        "print('espeakng_loader' in sys.modules, synth._engine is None)\n"
+        "print(synth.available(), synth._engine is not None)\n"
+    )
+    assert out.split() == ["False", "True", "True", "True"]
+
+
+def test_synthesis_needs_no_network():
+    # A fresh process where any network use from Python raises, and where the engine starts
+    # after the guard is on: the whole path (loader, library, data, normalise) runs offline.
+    out = run_python(
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise AssertionError('network used')\n"
+        "socket.socket.connect = socket.socket.connect_ex = refuse\n"
+        "socket.create_connection = socket.getaddrinfo = socket.gethostbyname = refuse\n"
+        "from messages.voice import audio, synth\n"
+        "wav = synth.synthesize('quatre-vingts', 'fr')\n"
+        "print(round(audio.duration_s(audio.normalise(wav, max_seconds=10)), 1))\n"
+    )
+    assert 0.3 <= float(out) <= 2.0
+
+
+def test_the_engine_library_has_no_network_calls():
+    # The C library cannot reach the network behind Python's back: its dynamic symbols import no
+    # socket function (fopen is there, to show the check reads the right table).
+    import espeakng_loader
+
+    binary = Path(espeakng_loader.get_library_path()).read_bytes()
+    if binary[:4] != b"\x7fELF":
+        pytest.skip("the symbol check reads ELF libraries (Linux)")
+    assert b"\0fopen\0" in binary
+    for name in (b"socket", b"connect", b"getaddrinfo", b"gethostbyname", b"curl_easy_init"):
+        assert b"\0" + name + b"\0" not in binary
+    data = Path(espeakng_loader.get_data_path())
+    assert (data / "phondata").is_file() and (data / "fr_dict").is_file() and (data / "sw_dict").is_file()
