@@ -220,3 +220,220 @@ def test_golden_table_is_broad():
     assert any(s["end"] for s in screens) and any("98." in s["text"] for s in screens)
     assert any(s["text"].startswith(("Choix invalide.", "Sugandili ma nye.")) for s in screens)
     assert len(screens) >= 1000
+
+
+# -- the structure each hop carries (Screen.structure) -----------------------------------------------
+
+import datetime as dt  # noqa: E402
+import re  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from menus.paging import Item, paginate_shown  # noqa: E402
+from menus.screen import (  # noqa: E402
+    FREE_TEXT, NOTHING, QUANTITY, Choice, CropRef, Day, KindRef, MarketRef, Money, Number, Pair, Percent, Phone, Phrase,
+    Quantity, RegionRef, Text, UnitRef, phrase,
+)  # fmt: skip
+from menus.wording import Wording  # noqa: E402
+from messages import to_ussd  # noqa: E402
+from tests.fakes import TODAY  # noqa: E402
+
+VOCABULARY = (Phrase, Pair, Money, Quantity, Day, Percent, Number, Phone, CropRef, MarketRef, RegionRef, UnitRef, KindRef, Text)
+_OPTION = re.compile(r"^(\d+)\. ")
+
+
+class Names:
+    """Names straight from a data view, for wording a structure independently of the engine."""
+
+    def __init__(self, view):
+        self.view = view
+
+    def crop(self, crop_id):
+        return next((c for c in self.view.crops() if c.id == crop_id), None)
+
+    def market(self, market_id):
+        return next((m for m in self.view.markets() if m.id == market_id), None)
+
+    def terms(self, what):
+        source = getattr(self.view, what, None)
+        return {t.code: t for t in source()} if source else {}
+
+
+def parts_of(part):
+    """A part and every part inside it."""
+    yield part
+    if isinstance(part, Phrase):
+        for _, value in part.values:
+            yield from parts_of(value)
+    elif isinstance(part, Pair):
+        yield from parts_of(part.first)
+        yield from parts_of(part.second)
+
+
+def layout_parts(layout):
+    return [p for top in (layout.title, *layout.body, *layout.lines, *layout.options) if top is not None for p in parts_of(top)]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_structure_agrees_with_the_text(group):
+    """On every golden screen: the option numbers in the text are the page's options, no more;
+    "98" shows exactly when the structure says more follows; each fact line of the page is a
+    line of the text; prose on the page has words on it; values are of the vocabulary, never
+    a bare string or number; the notice is the line shown in place of the title."""
+    for record in (r for r in GOLDEN_RECORDS if r["case"]["group"] == group):
+        case = record["case"]
+        screen = hop(case)
+        page, text = screen.structure, screen.text
+        where = f"{case}:\n{text}"
+        lines = text.split("\n")
+        wording = Wording(_catalog(case.get("catalog", "files")), Names(_view(case["view"])))
+        word = lambda part: to_ussd(wording.text(part, screen.language))  # noqa: E731
+        assert page.end is screen.end, where
+        assert all(isinstance(p, VOCABULARY) for p in layout_parts(page.layout)), where
+        if screen.end:
+            assert page.layout.title is None and word(page.body[0]).startswith(text.removesuffix("...")), where
+            continue
+        numbers = [int(m.group(1)) for line in lines[1:] if (m := _OPTION.match(line))]
+        assert numbers == [c.number for c in page.options], where
+        assert all(f"{c.number}. {word(c.label)}".startswith(line.removesuffix("...")) for c, line in
+                   zip(page.options, [line for line in lines[1:] if _OPTION.match(line)])), where  # fmt: skip
+        assert page.more is lines[-1].startswith("98."), where
+        assert page.layout.nav is (" 00." in lines[-1] or lines[-1].startswith("0.")) or not page.layout.nav and "00." not in lines[-1], where
+        for part in page.lines:
+            assert word(part).strip() in lines or any(line.endswith("...") and word(part).startswith(line[:-3]) for line in lines), where
+        for part in page.body:
+            prose = word(part).replace("\n", " ")
+            assert any(line and line in prose for line in lines[1:]), where
+        if page.notice is not None:
+            assert lines[0].removesuffix("...") in word(page.notice).replace("\n", " "), where
+        else:
+            assert lines[0] == word(page.layout.title).split("\n")[0][: len(lines[0])].rstrip() or lines[0].endswith("..."), where
+
+
+def value(page, where, key, name):
+    """The value of placeholder `name` in the first phrase `key` of the page (title, body, lines)."""
+    for top in (page.layout.title, *page.body, *page.lines, page.notice):
+        for part in parts_of(top):
+            if isinstance(part, Phrase) and part.key == key:
+                return part.value(name)
+    raise AssertionError(f"no {key} in {where}")
+
+
+WEEK = dt.timedelta(days=7)
+
+# (path, where on the page, catalog key, placeholder, the typed value it carries)
+VALUES = [
+    pytest.param("1*1*6", "body", "prices.detail", "price", Money(14000), id="price"),
+    pytest.param("1*1*6", "body", "prices.detail", "unit", UnitRef("basket"), id="price-unit"),
+    pytest.param("1*1*6", "body", "prices.detail", "kind", KindRef("wholesale"), id="price-kind"),
+    pytest.param("1*1*6", "body", "prices.detail", "date", Day(TODAY), id="price-day"),
+    pytest.param("1*1*6", "body", "prices.detail", "age", NOTHING, id="fresh-price-says-no-age"),
+    pytest.param("1*1*4", "body", "prices.detail", "age", phrase("prices.age_weeks", weeks=Number(4)), id="old-price-age"),
+    pytest.param("1*1*6", "body", "prices.change", "change", Percent(8), id="change"),
+    pytest.param("1*1*6", "body", "prices.change", "previous", Money(13000), id="previous-price"),
+    pytest.param("1*1*6", "body", "prices.change", "previous_date", Day(TODAY - WEEK), id="previous-day"),
+    pytest.param("1*1*6", "title", "prices.detail_title", "market", MarketRef(1), id="market-title"),
+    pytest.param("1*1*1", "lines", "prices.line", "price", Money(650, "kg"), id="other-unit-said-with-amount"),
+    pytest.param("1*1*1", "lines", "prices.line", "market", MarketRef(7, "Bamako"), id="market-line"),
+    pytest.param("1*2*2", "lines", "prices.best_line", "price", Money(1075), id="best-price"),
+    pytest.param("2*1", "body", "demands.detail", "quantity", Quantity(20000), id="demand-quantity"),
+    pytest.param("2*1", "body", "demands.detail", "until", Day(TODAY + 30 * dt.timedelta(days=1), year=True), id="demand-until"),
+    pytest.param("2*1", "body", "demands.detail", "buyer", Text("Lawal Int."), id="buyer-is-staff-text"),
+    pytest.param("2*1*1*500", "body", "offer.confirm", "quantity", Quantity(500), id="offer-quantity"),
+    pytest.param("2*1*1*500*1", "body", "offer.thanks", "crop", CropRef(2), id="end-screen-phrase"),
+    pytest.param("7*1*3*1", "body", "services.entry", "phone", Phone("+22320620000"), id="phone"),
+    pytest.param("7*1", "title", "services.choose_region", "category", phrase("services.category.microfinance"), id="nested-phrase"),
+    pytest.param("4*1", "lines", "alerts.item", "crop", CropRef(1), id="subscription-crop"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path, where, key, name, expected", VALUES)
+def test_phrases_carry_typed_values(path, where, key, name, expected):
+    screen = hop({"view": "demo", "path": path, "lang": "bm", "subs": "two"})
+    page = screen.structure
+    assert value(page, f"{path}:\n{screen.text}", key, name) == expected
+    assert any(part is not None and any(isinstance(p, Phrase) and p.key == key for p in parts_of(part))
+               for part in {"title": (page.layout.title,), "body": page.body, "lines": page.lines}[where])  # fmt: skip
+
+
+def test_trend_lines_are_values_too():
+    case = {"view": "history", "path": "1*1*6*2", "lang": "fr", "subs": "none"}
+    page = hop(case).structure
+    kinds = {type(p) for line in page.layout.lines for p in parts_of(line)} - {Phrase}
+    assert {Percent, Money, UnitRef, Day, Number} <= kinds
+    assert not any(isinstance(p, Text) for line in page.layout.lines for p in parts_of(line))
+    forecast = next(p for line in page.layout.lines for p in parts_of(line) if isinstance(p, Phrase) and p.key.startswith("trend.forecast"))
+    when = forecast.value("when")
+    assert when.key == "trend.when_week" and isinstance(when.value("date"), Day)
+
+
+# (path, language, options as the whole layout has them, options on the page shown, fact lines on
+# the page shown, more?, nav?, entry)
+SHAPES = [
+    pytest.param("", "fr", [phrase(f"main.{k}") for k in ("prices", "demands", "tips", "alerts", "profile", "language", "services")],
+                 range(1, 8), 0, False, False, "", id="main-menu-without-nav"),
+    pytest.param("1", "fr", [CropRef(i) for i in (1, 2, 3, 4)], range(1, 5), 0, False, True, "", id="crops"),
+    pytest.param("5", "fr", [phrase(f"profile.edit.{k}") for k in ("name", "village", "region", "cluster")], range(1, 3), 4, True, True, "", id="profile-page-one"),
+    pytest.param("5*98", "fr", [phrase(f"profile.edit.{k}") for k in ("name", "village", "region", "cluster")], range(3, 5), 0, False, True, "", id="profile-page-two"),
+    pytest.param("2*1*1", "fr", [], range(0), 0, False, True, QUANTITY, id="quantity-entry"),
+    pytest.param("5*1", "bm", [], range(0), 0, False, True, FREE_TEXT, id="text-entry"),
+    pytest.param("1*2*1", "fr", [], range(0), 4, True, True, "", id="facts-paged"),
+    pytest.param("1*2*1*98", "fr", [], range(0), 3, False, True, "", id="facts-page-two"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path, lang, options, shown, lines, more, nav, entry", SHAPES)
+def test_page_shape(path, lang, options, shown, lines, more, nav, entry):
+    page = hop({"view": "demo", "path": path, "lang": lang, "subs": "none"}).structure
+    assert list(page.layout.options) == options
+    assert page.layout.choices() == tuple(Choice(n, label) for n, label in enumerate(options, start=1))
+    assert [c.number for c in page.options] == list(shown)
+    assert len(page.lines) == lines
+    assert (page.more, page.layout.nav, page.layout.entry) == (more, nav, entry)
+
+
+# (path, language at start, the notice, the language the hop answers in)
+NOTICES = [
+    pytest.param("9", "fr", phrase("error.invalid_choice"), "fr", id="error"),
+    pytest.param("98", "bm", phrase("error.no_more"), "bm", id="no-more"),
+    pytest.param("2*1*1*abc", "fr", phrase("error.quantity"), "fr", id="bad-quantity"),
+    pytest.param("1*1*6*1", "fr", phrase("alerts.subscribed"), "fr", id="confirmation"),
+    pytest.param("6*2", "fr", phrase("lang.changed"), "bm", id="said-in-the-new-language"),
+    pytest.param("1*1", "fr", None, "fr", id="none"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path, lang, notice, answered_in", NOTICES)
+def test_notice_is_structure(path, lang, notice, answered_in):
+    screen = hop({"view": "demo", "path": path, "lang": lang, "subs": "none"})
+    assert screen.structure.notice == notice
+    assert screen.language == answered_in
+
+
+def test_long_prose_is_on_every_page_it_runs_over():
+    paths = ("3*2*1*1", "3*2*1*1*98", "3*2*1*1*98*98")
+    pages = [hop({"view": "demo", "path": path, "lang": "fr", "subs": "none"}).structure for path in paths]
+    assert pages[0].body == pages[1].body == pages[2].body == pages[0].layout.body  # one tip, three pages
+    assert [(p.number, p.count, p.more) for p in pages] == [(0, 3, True), (1, 3, True), (2, 3, False)]
+
+
+def test_end_screens_are_structure():
+    page = hop({"view": "demo", "path": "*".join(["1", "0"] * 21), "lang": "fr", "subs": "none"}).structure
+    assert page.end and page.body == (phrase("session.too_long"),) and page.options == ()
+
+
+@given(
+    items=st.lists(st.tuples(st.text(alphabet="abcdef ", min_size=1, max_size=300), st.booleans()), max_size=30),
+    budget=st.integers(min_value=80, max_value=182),
+)
+def test_pages_say_which_items_they_show(items, budget):
+    """Every item is on some page, in order; pages share an item only when prose runs over."""
+    items = [Item(text.strip() or "x", splittable) for text, splittable in items]
+    pages, shown = paginate_shown(["Titre"], items, "0.Retour", "98.Suite 0.Retour", budget)
+    assert len(shown) == len(pages)
+    assert shown[0].start == 0 and shown[-1].stop == len(items)
+    for before, after in zip(shown, shown[1:]):
+        assert after.start in (before.stop, before.stop - 1)
+        if after.start == before.stop - 1:  # the item split between them is prose
+            assert items[after.start].splittable
