@@ -11,7 +11,7 @@ from dataclasses import dataclass
 ELLIPSIS = "..."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a hop makes one per line it shows
 class Item:
     text: str
     # Body text may continue on the next page at a word boundary; an option label never does.
@@ -57,16 +57,33 @@ def paginate(
     The header (a title) is repeated on every page. Guarantees: every page is within
     `budget`; no option label is split across pages; every item appears, in order.
     """
+    return paginate_shown(header, items, nav_last, nav_more, budget)[0]
+
+
+def paginate_shown(
+    header: list[str],
+    items: list[Item],
+    nav_last: str,
+    nav_more: str,
+    budget: int,
+) -> tuple[list[list[str]], list[range]]:
+    """paginate(), with the indexes of the items each page shows (wholly or in part), so that
+    a screen's structure can say what is on the page shown."""
     pending = list(items)
     pages: list[list[str]] = []
+    shown: list[range] = []
+    done = 0  # items wholly shown on earlier pages or on this one so far
     while True:
         base = list(header)
+        start = done
         # Does everything left fit on this page with the closing footer?
         last = base + [i.text for i in pending] + ([nav_last] if nav_last else [])
         if screen_len(last) <= budget:
             pages.append(last)
-            return pages
+            shown.append(range(start, len(items)))
+            return pages, shown
         footer = [nav_more] if nav_more else []
+        partial = 0  # 1: the page ends with the head of an item whose tail goes on the next
         room = budget - screen_len(base + footer) - 1  # -1: newline before the next line
         body: list[str] = []
         while pending:
@@ -76,6 +93,7 @@ def paginate(
             if len(item.text) <= free:
                 body.append(item.text)
                 pending.pop(0)
+                done += 1
                 continue
             # Split prose at a space; cut inside a word only when it alone exceeds a page.
             breakable = item.text.rfind(" ", 0, free + 1) > 0
@@ -84,17 +102,21 @@ def paginate(
                 body.append(head)
                 if tail:
                     pending[0] = Item(tail, True)
+                    partial = 1
                 else:
                     pending.pop(0)
+                    done += 1
             elif not body:
                 # A single label longer than a whole page: shorten it rather than loop forever.
                 body.append(truncate(item.text, max(free, 1)))
                 pending.pop(0)
+                done += 1
             break
         pages.append(base + body + footer)
+        shown.append(range(start, done + partial))
         if not pending:
             # Only reachable when the final item exactly filled the page: close it properly.
             pages[-1] = base + body + ([nav_last] if nav_last else [])
             if screen_len(pages[-1]) > budget:
                 pages[-1] = base + body + footer
-            return pages
+            return pages, shown

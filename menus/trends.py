@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from statistics import NormalDist, fmean, median, stdev
 from typing import Iterable, Sequence
 
+from menus.screen import Day, Number, Phrase, phrase
+
 WEEK_DAYS = 7
 WEEKLY, MONTHLY, IRREGULAR = "weekly", "monthly", "irregular"
 METHODS = ("last", "trend", "seasonal", "seasonal_trend")
@@ -590,3 +592,15 @@ def when_text(t, cadence: str, day: dt.date, short_date) -> str:
     if cadence == WEEKLY:
         return t("trend.when_week", date=short_date(day))
     return t("trend.when_month", month=t(f"trend.month.m{day.month}"), year=day.year)
+
+
+def span_phrase(found: Trend) -> Phrase:
+    """span_text() as a phrase, for the menus (menus.screen)."""
+    return phrase("trend.span_weeks" if found.cadence == WEEKLY else "trend.span_months", n=Number(found.span))
+
+
+def when_phrase(cadence: str, day: dt.date) -> Phrase:
+    """when_text() as a phrase, for the menus (menus.screen)."""
+    if cadence == WEEKLY:
+        return phrase("trend.when_week", date=Day(day))
+    return phrase("trend.when_month", month=phrase(f"trend.month.m{day.month}"), year=Number(day.year))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from menus.pricecheck import PricePoint
+from menus.screen import Page
 
 LANGUAGES = ("fr", "bm")
 
@@ -275,3 +276,6 @@ class Screen:
     language: str
     effects: tuple[Effect, ...] = field(default=())
     section: str = ""  # the main-menu branch it belongs to ("price_crops"...), for statistics
+    # The same screen as phrases and values (menus.screen), for channels that do not show text
+    # (voice); None where the gateway answers without the menus.
+    structure: Page | None = None

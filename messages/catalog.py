@@ -98,6 +98,9 @@ class Catalog:
         # An override saved before templates were checked (or written by SQL) that is not a plain
         # template is ignored: the file's text is used.
         self._overrides = {k: v for k, v in (overrides or {}).items() if template_problem(v) is None}
+        # Texts without values (titles, menu labels, navigation), by (language, key): every USSD hop
+        # shows some, and a catalog never changes (overrides make a new one). Bounded by the keys.
+        self._plain: dict[tuple[str, str], str] = {}
 
     def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> "Catalog":
         return Catalog(self._base, overrides)
@@ -122,6 +125,14 @@ class Catalog:
         raise CatalogError(key)
 
     def text(self, language: str, key: str, **params: object) -> str:
+        if not params:
+            plain = self._plain.get((language, key))
+            if plain is None:
+                plain = self._plain[(language, key)] = self._format(language, key, params)
+            return plain
+        return self._format(language, key, params)
+
+    def _format(self, language: str, key: str, params: dict[str, object]) -> str:
         template = self.template(language, key)
         try:
             return template.format_map(params)
