@@ -32,10 +32,19 @@ from gateway.core.startup import DEV_MODE_BANNER, check_production
 from gateway.data.dataview import ContentCache
 from gateway.metrics import Metrics
 from gateway.outbound.replies import ReplyRules
-from gateway.outbound.senders import FAKE_AT_PREFIX, FAKE_ORANGE_PREFIX, build_sender, sends_to_a_fake
+from gateway.outbound.senders import (
+    FAKE_AT_PREFIX,
+    FAKE_AT_VOICE_PREFIX,
+    FAKE_ORANGE_PREFIX,
+    build_caller,
+    build_sender,
+    sends_to_a_fake,
+)
 from gateway.sms import webhook as sms_webhook
 from gateway.sms import webhook_orange as sms_webhook_orange
 from gateway.ussd import webhook as ussd_webhook
+from gateway.voice import webhook as voice_webhook
+from gateway.voice.prompts import PromptAudio
 from messages import default_catalog
 
 log = logging.getLogger("gateway.app")
@@ -49,7 +58,7 @@ async def _worker_loop(app: FastAPI) -> None:
     """The in-process broadcaster (single-machine installs): the same step as `gateway worker`."""
     state = app.state
     settings: Settings = state.settings
-    cycle = worker.WorkerCycle()
+    cycle = worker.WorkerCycle(caller=state.caller, caller_factory=lambda: state.caller)
     while True:
         try:
             result = await run_in_threadpool(
@@ -69,6 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI):
         app.state.db = Database.from_settings(settings)
         app.state.sender = build_sender(settings)
+        app.state.caller = build_caller(settings)
         if settings.dev_mode:
             log.warning(DEV_MODE_BANNER)
         elif sends_to_a_fake(settings):
@@ -82,6 +92,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with suppress(asyncio.CancelledError):
                     await worker_task
             app.state.sender.close()
+            if app.state.caller is not None:
+                app.state.caller.close()
             app.state.db.dispose()
 
     app = FastAPI(
@@ -94,9 +106,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
     app.state.reply_rules = ReplyRules.from_settings(settings)
+    app.state.prompt_audio = PromptAudio()
     app.include_router(ussd_webhook.router)
     app.include_router(sms_webhook.router)
     app.include_router(sms_webhook_orange.router)
+    app.include_router(voice_webhook.router)
+    app.include_router(voice_webhook.audio_router)
     app.include_router(api.router)
     app.include_router(api_reference.router)
     admin.install(app, settings)
@@ -114,7 +129,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         default=settings.max_body_bytes,
         # The fakes take what the real APIs take: a 1,000-recipient bulk request is ~17 KiB.
         by_prefix={"/admin": settings.max_upload_bytes, "/api/": settings.max_upload_bytes,
-                   FAKE_AT_PREFIX: FAKE_BODY_BYTES, FAKE_ORANGE_PREFIX: FAKE_BODY_BYTES},
+                   FAKE_AT_PREFIX: FAKE_BODY_BYTES, FAKE_ORANGE_PREFIX: FAKE_BODY_BYTES,
+                   FAKE_AT_VOICE_PREFIX: FAKE_BODY_BYTES},
         timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(RequestId)
@@ -129,6 +145,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         fake = create_fake_at_app(FakeAT(segments=lambda text: measure(text).segments))
         app.mount(FAKE_AT_PREFIX, LoopbackOnly(fake))
         app.state.fakes_mounted.append(FAKE_AT_PREFIX)
+    if settings.dev_mode and settings.sms_uses_fake and not settings.voice_base_url:
+        from gateway.aggregators.fake_at_voice import create_fake_at_voice_app
+
+        app.mount(FAKE_AT_VOICE_PREFIX, LoopbackOnly(create_fake_at_voice_app()))
+        app.state.fakes_mounted.append(FAKE_AT_VOICE_PREFIX)
     if settings.dev_mode and settings.orange_uses_fake and not settings.orange_base_url:
         from gateway.aggregators.fake_orange import create_fake_orange_app
 

@@ -381,14 +381,14 @@ def worker(
 
     from gateway.core import logs
     from gateway.core.db import Database
-    from gateway.outbound.senders import build_sender
+    from gateway.outbound.senders import build_caller, build_sender
     from gateway.worker import WorkerCycle
     from messages import default_catalog
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_json)
     db, sender, catalog = Database.from_settings(settings), build_sender(settings), default_catalog()
-    cycle = WorkerCycle()
+    cycle = WorkerCycle(caller_factory=lambda: build_caller(settings))
     stopping = {"now": False}
 
     def stop(_signum, _frame) -> None:
@@ -409,6 +409,7 @@ def worker(
                 time.sleep(min(0.2, pause))
     finally:
         sender.close()
+        cycle.close()
         db.dispose()
 
 

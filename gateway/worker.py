@@ -152,14 +152,32 @@ class WorkerCycle:
 
     chores: DailyChores = field(default_factory=DailyChores)
     trimmer: HeapTrimmer = field(default_factory=HeapTrimmer)
+    # Builds the VoiceCaller that places calls (calls back missed calls), on the first call due:
+    # a worker that never calls does not load the voice adapter and its HTTP client.
+    caller_factory: Callable[[], object | None] | None = None
+    caller: object | None = None
 
     def turn(self, db: Database, sender, *, clock: Callable[[], dt.datetime], catalog: Catalog, settings: Settings):
         self.chores.tick(db, clock, catalog, settings)
         result = broadcast.worker_step(db, sender, clock=clock, catalog=catalog, settings=settings)
-        self.trimmer.after_step(bool(result.claimed or result.expanded))
+        if self.caller_factory is not None:
+            from gateway.outbound import calls
+
+            result.calls_placed = calls.step(db, self._caller, clock=clock, settings=settings).placed
+        self.trimmer.after_step(bool(result.claimed or result.expanded or result.calls_placed))
         return result
+
+    def _caller(self):
+        if self.caller is None and self.caller_factory is not None:
+            self.caller = self.caller_factory()
+        return self.caller
+
+    def close(self) -> None:
+        if self.caller is not None:
+            self.caller.close()
+            self.caller = None
 
     @staticmethod
     def pause_s(result, settings: Settings) -> float:
         """How long to wait before the next turn: as told when throttled, none while there is work."""
-        return result.pause_s or (0 if result.claimed else settings.worker_poll_s)
+        return result.pause_s or (0 if result.claimed or result.calls_placed else settings.worker_poll_s)

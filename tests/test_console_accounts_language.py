@@ -339,7 +339,7 @@ def test_issue15_lists_are_cards_with_labels_on_a_phone(browsers, db, path):
 
 
 def _auth_texts() -> set[str]:
-    tree = ast.parse((ROOT / "gateway" / "auth.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "gateway" / "data" / "auth.py").read_text(encoding="utf-8"))
     texts = {auth.WRONG, auth.THROTTLED}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("AuthError", "Busy", "Throttled"):

@@ -17,7 +17,7 @@ ORDER = (
     ("aggregators",),  # one adapter per aggregator, the sender interface, callback helpers
     ("outbound",),  # outbox, broadcasts, budgets, reply ceilings, corrections
     ("actions",),  # what an action changes across data and outbound
-    ("ussd", "sms"),  # one room per channel; channels never import each other
+    ("ussd", "sms", "voice"),  # one room per channel; channels never import each other
     ("admin", "api"),  # staff surfaces
     ("metrics",),  # what the operator watches, read across rooms
     ("worker",),  # the worker process's cycle
@@ -100,7 +100,7 @@ def test_every_room_says_what_it_holds():
         assert doc, f"gateway/{package.name}/__init__.py has no docstring saying what the room holds"
 
 
-@pytest.mark.parametrize("channel", ["ussd", "sms"])
+@pytest.mark.parametrize("channel", ["ussd", "sms", "voice"])
 def test_a_channel_is_one_webhook_and_one_service(channel):
     room = GATEWAY / channel
     assert (room / "webhook.py").exists() and (room / "service.py").exists()

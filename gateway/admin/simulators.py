@@ -67,7 +67,7 @@ def _ussd(request: Request, state: PageState) -> dict:
     a real farmer out and sent SMS abroad from here). Nothing is written, nothing is sent."""
     from gateway.data.content import current_catalog
     from gateway.data.producers import producer_by_phone
-    from gateway.ussd.service import profile_from_snapshot, snapshot
+    from gateway.data.producers import profile_from_snapshot, snapshot
 
     phone, error = _phone(request, state.ussd_phone)
     if not state.dialled or phone is None:

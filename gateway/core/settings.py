@@ -76,6 +76,27 @@ class Settings(BaseSettings):
         None, description="API base URL (default https://api.orange.com; the fake without credentials)"
     )
     orange_timeout_s: float = Field(10.0, gt=0, description="Read timeout of one Orange request")
+    # Voice (Africa's Talking Voice). A call to the service number is rejected, which costs the
+    # caller nothing, and the caller is called back; `answer` picks up instead (for numbers where
+    # the call is free to the caller).
+    voice_inbound: Literal["callback", "answer"] = Field(
+        "callback", description="Inbound calls: callback (reject, then call back: free) | answer"
+    )
+    voice_number: str = Field("", description="The service's voice number, E.164: the caller id of calls placed")
+    voice_base_url: str | None = Field(
+        None, description="Voice API base URL (default: live or sandbox by username; the fake without a key)"
+    )
+    voice_callback_delay_s: int = Field(15, ge=0, le=600, description="Seconds between a missed call and the call back")
+    voice_callbacks_per_phone_per_day: int = Field(
+        3, ge=0, description="Calls back per phone and day; beyond, a missed call is only rejected"
+    )
+    voice_minutes_per_day: int = Field(600, ge=0, description="Minutes of calls Sugu places per day, then none")
+    voice_call_minutes_estimate: int = Field(
+        3, ge=1, le=60, description="Minutes reserved from the daily budget when a call is placed (settled after)"
+    )
+    voice_retry_after_s: int = Field(600, ge=30, description="Wait before calling again a call not answered")
+    voice_max_attempts: int = Field(2, ge=1, le=5, description="Tries per call (2: an unanswered call is retried once)")
+    voice_concurrent_calls: int = Field(10, ge=1, description="Calls being placed or in progress at once, at most")
     broadcast_approval_threshold: int = Field(
         500, ge=0, description="Console broadcasts to more recipients need a second staff member's approval"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Named constraints, so that migrations can alter and drop them on every backend.
@@ -506,4 +506,96 @@ class BudgetUsage(SQLModel, table=True):
     name: str = Field(max_length=32, primary_key=True)
     period: str = Field(max_length=16, primary_key=True)  # "2026-12-01" (a day) or "2026-12-01T14" (an hour)
     used: int = Field(default=0)
+    updated_at: dt.datetime = _ts()
+
+
+# -- voice ---------------------------------------------------------------------------------------
+
+
+class VoiceSession(SQLModel, table=True):
+    """One row per call. Like a USSD session it keeps the caller's profile when it began (every
+    key press replays the menus from it, on any process), and also the menu inputs so far: a
+    voice aggregator sends one key press per callback, not the history. `voice_page` is where the
+    caller is in a list spoken five options at a time; the final callback fills the end."""
+
+    __tablename__ = "voice_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=100, unique=True)
+    phone: str = Field(max_length=20, index=True)
+    direction: str = Field(default="inbound", max_length=16)  # inbound | outbound
+    start_profile: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    inputs: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    voice_page: int = 0
+    silences: int = 0  # prompts in a row without a key press: the call ends after three
+    language: str | None = Field(default=None, max_length=2)
+    last_screen: str = Field(default="", max_length=32)
+    section: str = Field(default="", max_length=32)
+    started_at: dt.datetime = _ts(index=True)
+    updated_at: dt.datetime = _ts()
+    ended_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    duration_s: int | None = None
+    amount: str | None = Field(default=None, max_length=32)
+    currency: str | None = Field(default=None, max_length=8)
+    hangup_cause: str | None = Field(default=None, max_length=64)
+
+
+class AudioBlob(SQLModel, table=True):
+    """Audio by content hash: recordings, synthetic prompts and joined playlists. Served only by
+    this hash (unguessable, immutable: cached for a year by whoever fetches it)."""
+
+    __tablename__ = "audio_blob"
+
+    hash: str = Field(max_length=64, primary_key=True)
+    mime: str = Field(default="audio/wav", max_length=32)
+    size: int = 0
+    duration_ms: int = 0
+    data: bytes = Field(sa_type=LargeBinary)
+    created_at: dt.datetime = _ts()
+
+
+class AudioPrompt(SQLModel, table=True):
+    """One revision of one clip's audio in one language ("fr.num.71", "bm.text.main.title.0",
+    "fr.crop.3"): recorded in the console, uploaded, or synthetic (made offline by the speech
+    engine, flagged "record me"). The newest revision is played; older ones are the history."""
+
+    __tablename__ = "audio_prompt"
+    __table_args__ = (UniqueConstraint("clip", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clip: str = Field(max_length=160, index=True)
+    language: str = Field(max_length=8, index=True)
+    revision: int = 1
+    audio_hash: str = Field(max_length=64, foreign_key="audio_blob.hash")
+    source: str = Field(default="synthetic", max_length=16)  # synthetic | recorded | uploaded
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))  # the words read
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: dt.datetime = _ts()
+
+
+class VoiceCall(SQLModel, table=True):
+    """A call Sugu places: calling back a farmer whose call it rejected (so that they pay nothing),
+    or a voice alert. Queued, claimed by a worker under a lease (as outbox rows are), placed,
+    then settled by the call's final callback; an unanswered one is tried again later.
+    `pending_phone` is the phone while the call is queued or being placed and NULL after: its
+    unique index keeps one call waiting per phone, however many missed calls came in."""
+
+    __tablename__ = "voice_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=20, index=True)
+    pending_phone: str | None = Field(default=None, max_length=20, unique=True)
+    purpose: str = Field(default="callback", max_length=16)  # callback | alert
+    status: str = Field(default="queued", max_length=16, index=True)
+    # queued | calling | answered | not_answered | failed | refused
+    due_at: dt.datetime = _ts(index=True)
+    lease_until: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    attempts: int = 0
+    client_request_id: str = Field(max_length=64, unique=True)
+    session_id: str | None = Field(default=None, max_length=100, index=True)
+    minutes_reserved: int = 0
+    duration_s: int | None = None
+    amount: str | None = Field(default=None, max_length=32)
+    reason: str = Field(default="", max_length=64)  # why it was refused or failed
+    created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()

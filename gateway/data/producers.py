@@ -17,13 +17,11 @@ def insert_ignore(session: Session, model: type, values: dict, keys: list[str]) 
     when the row already existed. (RETURNING, because rowcount is not reliable across drivers.)"""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    stmt = (
-        module.insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=keys)
-        .returning(model.id)
-    )
-    return session.exec(stmt).scalar()
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    if "id" not in model.__table__.c:  # keyed by what it holds (audio by hash): nothing to return
+        session.exec(stmt)
+        return None
+    return session.exec(stmt.returning(model.id)).scalar()
 
 
 def producer_by_phone(session: Session, phone: str) -> models.Producer | None:
@@ -72,4 +70,33 @@ def profile_of(session: Session, producer: models.Producer) -> m.Profile:
         opted_out=producer.opted_out,
         role=producer.role,
         producer_id=producer.id,
+    )
+
+
+def snapshot(session: Session, producer: models.Producer | None) -> dict:
+    """The profile a session starts from (USSD, voice): every hop replays from it."""
+    if producer is None:
+        return {}
+    profile = profile_of(session, producer)
+    return {
+        "language": profile.language,
+        "name": profile.name,
+        "village": profile.village,
+        "region": profile.region,
+        "cluster": profile.cluster,
+        "opted_out": profile.opted_out,
+        "subscriptions": [[s.crop_id, s.market_id] for s in profile.subscriptions],
+    }
+
+
+def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
+    return m.Profile(
+        phone=phone,
+        language=data.get("language"),
+        name=data.get("name") or "",
+        village=data.get("village") or "",
+        region=data.get("region") or "",
+        cluster=data.get("cluster") or "",
+        opted_out=bool(data.get("opted_out")),
+        subscriptions=tuple(m.Subscription(c, mk) for c, mk in data.get("subscriptions", [])),
     )

@@ -626,6 +626,7 @@ class StepResult:
     quiet: bool = False
     budget_exhausted: bool = False
     expanded: int = 0  # broadcasts this step expanded
+    calls_placed: int = 0  # voice calls the same turn placed (gateway.worker)
 
 
 def worker_step(

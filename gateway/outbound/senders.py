@@ -8,12 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gateway.aggregators.calling import VoiceCaller
     from gateway.aggregators.sending import SmsSender
     from gateway.core.settings import Settings
 
 FAKE_AT_PREFIX = "/fake-at"
 FAKE_ORANGE_PREFIX = "/fake-orange"
 FAKE_ORANGE_SENDER = "tel:+2230000"
+FAKE_AT_VOICE_PREFIX = "/fake-at-voice"
+FAKE_VOICE_NUMBER = "+22320221234"  # a Bamako fixed line, as the fake needs a valid caller id
 
 
 def build_sender(settings: Settings) -> SmsSender:
@@ -59,3 +62,24 @@ def sends_to_a_fake(settings: Settings) -> bool:
     if settings.sms_provider == "orange":
         return settings.orange_uses_fake and not settings.orange_base_url
     return settings.sms_uses_fake and not settings.at_base_url
+
+
+def build_caller(settings: Settings) -> VoiceCaller | None:
+    """The voice caller (calls back missed calls, voice alerts); None when calls cannot be
+    placed: live keys but no GATEWAY_VOICE_NUMBER to call from."""
+    from gateway.aggregators.africastalking_voice import AfricasTalkingCaller
+
+    if settings.sms_uses_fake or settings.at_api_key is None:
+        base = settings.voice_base_url or settings.public_url.rstrip("/") + FAKE_AT_VOICE_PREFIX
+        return AfricasTalkingCaller(username="sandbox", api_key="fake", caller_id=settings.voice_number or FAKE_VOICE_NUMBER,
+                                    base_url=base, timeout_s=settings.at_timeout_s)
+    if not settings.voice_number:
+        return None
+    return AfricasTalkingCaller(
+        username=settings.at_username,
+        api_key=settings.at_api_key.get_secret_value(),
+        caller_id=settings.voice_number,
+        base_url=settings.voice_base_url,
+        timeout_s=settings.at_timeout_s,
+        trust_env=settings.at_trust_env,
+    )

@@ -18,7 +18,7 @@ from gateway.aggregators.africastalking import UssdHop, UssdSessionEnd
 from gateway.core.phones import mask
 from gateway.data import models
 from gateway.data.dataview import SqlDataView
-from gateway.data.producers import insert_ignore, producer_by_phone, profile_of
+from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
 from gateway.outbound.replies import ReplyRules
 from menus import types as m
 from menus.paging import truncate
@@ -33,34 +33,6 @@ class HopTrace:
 
     language: str | None = None
     catalog: Catalog | None = None
-
-
-def snapshot(session: Session, producer: models.Producer | None) -> dict:
-    if producer is None:
-        return {}
-    profile = profile_of(session, producer)
-    return {
-        "language": profile.language,
-        "name": profile.name,
-        "village": profile.village,
-        "region": profile.region,
-        "cluster": profile.cluster,
-        "opted_out": profile.opted_out,
-        "subscriptions": [[s.crop_id, s.market_id] for s in profile.subscriptions],
-    }
-
-
-def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
-    return m.Profile(
-        phone=phone,
-        language=data.get("language"),
-        name=data.get("name") or "",
-        village=data.get("village") or "",
-        region=data.get("region") or "",
-        cluster=data.get("cluster") or "",
-        opted_out=bool(data.get("opted_out")),
-        subscriptions=tuple(m.Subscription(c, mk) for c, mk in data.get("subscriptions", [])),
-    )
 
 
 @dataclass

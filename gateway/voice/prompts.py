@@ -1,0 +1,151 @@
+"""The audio a prompt plays: each clip's newest recording (or, until someone records it, a
+synthetic one made here once and stored, flagged for the studio), joined into one file per
+distinct playlist, stored and served by its hash.
+
+A playlist's name is the hash of its clips' audio hashes: the same prompt with the same
+recordings is joined once, on any process, and a new recording of any clip makes a new name (so
+a cached file never goes stale). In-process, the clips -> playlist answer is kept for a few
+seconds, so that a busy prompt (the main menu) costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gateway.data import models
+from gateway.data.producers import insert_ignore
+from menus.voice import Clip
+from messages.voice import audio
+
+log = logging.getLogger("gateway.voice")
+
+GAP_MS = 120  # between two clips of a prompt
+MAX_CLIP_SECONDS = 60.0
+SYNTHETIC, RECORDED, UPLOADED = "synthetic", "recorded", "uploaded"
+
+Synthesize = Callable[[str, str], bytes]
+
+
+class NoAudio(RuntimeError):
+    """A clip has no recording and no synthetic stand-in can be made (no speech engine)."""
+
+
+def _default_synthesize(text: str, lang: str) -> bytes:
+    from messages.voice import synth  # loads eSpeak NG on first use only
+
+    return synth.synthesize(text, lang)
+
+
+def store_blob(session: Session, data: bytes) -> str:
+    """Keep `data` under its content hash (once, whoever races); the hash."""
+    digest = audio.content_hash(data)
+    insert_ignore(session, models.AudioBlob, {
+        "hash": digest, "mime": audio.PLAY_CONTENT_TYPE, "size": len(data),
+        "duration_ms": round(audio.duration_s(data) * 1000), "data": data,
+    }, ["hash"])
+    return digest
+
+
+def latest(session: Session, clips: Sequence[str]) -> dict[str, models.AudioPrompt]:
+    """The newest revision of each clip that has one."""
+    if not clips:
+        return {}
+    p = models.AudioPrompt
+    newest = (
+        select(p.clip, func.max(p.revision).label("revision"))
+        .where(col(p.clip).in_(sorted(set(clips))))
+        .group_by(p.clip)
+        .subquery()
+    )
+    rows = session.exec(
+        select(p).join(newest, (p.clip == newest.c.clip) & (p.revision == newest.c.revision))
+    ).all()
+    return {row.clip: row for row in rows}
+
+
+def save_prompt(session: Session, *, clip: str, language: str, data: bytes, source: str, text: str,
+                staff_id: int | None) -> models.AudioPrompt:
+    """A new revision of `clip` (audio already in the telephone format)."""
+    digest = store_blob(session, data)
+    p = models.AudioPrompt
+    revision = (session.exec(select(func.max(p.revision)).where(p.clip == clip)).one() or 0) + 1
+    row = models.AudioPrompt(clip=clip, language=language, revision=revision, audio_hash=digest, source=source,
+                             text=text, staff_id=staff_id)
+    session.add(row)
+    session.flush()
+    return row
+
+
+class PromptAudio:
+    """Playlists for prompts. One per process; thread-safe."""
+
+    def __init__(self, synthesize: Synthesize | None = None, *, cache_s: float = 10.0, cache_size: int = 4096) -> None:
+        self.synthesize = synthesize or _default_synthesize
+        self.cache_s = cache_s
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, ...], tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def playlist(self, session: Session, clips: Sequence[Clip]) -> str:
+        """The hash of the audio that says `clips`, in order (joined and stored when new)."""
+        key = tuple(c.id for c in clips)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self.cache_s:
+                self._cache.move_to_end(key)
+                return hit[1]
+        digest = self._build(session, clips)
+        with self._lock:
+            self._cache[key] = (now, digest)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return digest
+
+    def _build(self, session: Session, clips: Sequence[Clip]) -> str:
+        found = latest(session, [c.id for c in clips])
+        for clip in clips:
+            if clip.id not in found:
+                found[clip.id] = self._synthetic(session, clip)
+        hashes = [found[c.id].audio_hash for c in clips]
+        name = hashlib.sha256(("playlist:" + ",".join(hashes)).encode()).hexdigest()
+        if session.get(models.AudioBlob, name) is not None:
+            return name
+        blobs = {b.hash: b.data for b in session.exec(
+            select(models.AudioBlob).where(col(models.AudioBlob.hash).in_(sorted(set(hashes))))
+        ).all()}
+        joined = audio.join([blobs[h] for h in hashes], gap_ms=GAP_MS)
+        insert_ignore(session, models.AudioBlob, {
+            "hash": name, "mime": audio.PLAY_CONTENT_TYPE, "size": len(joined),
+            "duration_ms": round(audio.duration_s(joined) * 1000), "data": joined,
+        }, ["hash"])
+        return name
+
+    def _synthetic(self, session: Session, clip: Clip) -> models.AudioPrompt:
+        language = clip.id.split(".", 1)[0]
+        try:
+            raw = self.synthesize(clip.text, language)
+            data = audio.normalise(raw, max_seconds=MAX_CLIP_SECONDS)
+        except Exception as exc:  # no engine, or nothing it could say: the prompt cannot be made
+            raise NoAudio(f"no audio for clip {clip.id}: {exc}") from exc
+        digest = store_blob(session, data)
+        # Revision 1 is the synthetic stand-in: two processes making it at once keep one.
+        insert_ignore(session, models.AudioPrompt, {
+            "clip": clip.id, "language": language, "revision": 1, "audio_hash": digest,
+            "source": SYNTHETIC, "text": clip.text,
+        }, ["clip", "revision"])
+        return latest(session, [clip.id])[clip.id]
+
+
+def audio_bytes(session: Session, digest: str) -> bytes | None:
+    blob = session.get(models.AudioBlob, digest)
+    return None if blob is None else blob.data

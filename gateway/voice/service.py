@@ -1,0 +1,205 @@
+"""Voice service: one callback = one key press (or silence) applied to the call's menus.
+
+The menus are USSD's (menus.run), replayed from the call's start profile over the inputs stored
+with the call; the prompt is the same screen spoken (menus.voice): five options at a time, keys
+mapped back to the menus' option numbers. Runs inside the caller's unit of work; never commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
+
+from sqlmodel import Session, select
+
+import menus
+from gateway.actions.effects import apply_effects
+from gateway.aggregators.calling import VoiceCallback
+from gateway.core.phones import mask
+from gateway.data import models
+from gateway.data.dataview import SqlDataView
+from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
+from gateway.outbound.replies import ReplyRules
+from menus import types as m
+from menus.screen import QUANTITY, Layout, Page, phrase
+from menus.voice import BACK_KEY, HOME_KEY, MORE_KEY, PER_PROMPT, REPEAT_KEY, Clip, Prompt, VoiceRenderer
+from messages import Catalog
+
+log = logging.getLogger("gateway.voice")
+
+# Prompts in a row without a key press before the call ends: the prompt is said three times.
+MAX_SILENCES = 3
+HOME_INPUT, BACK_INPUT = "00", "0"  # what the menus take for "main menu" and "back"
+# The first screen asks the language: said in every language the menus speak.
+LANGUAGE_SCREENS = frozenset({"lang_first"})
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the call hears next."""
+
+    clips: tuple[Clip, ...]
+    language: str
+    prompt: Prompt
+    end: bool
+
+
+class _Names:
+    """Names for the renderer, read once per callback from the data view."""
+
+    def __init__(self, data: m.DataView) -> None:
+        self._data = data
+        self._crops: dict[int, m.Crop] | None = None
+        self._markets: dict[int, m.Market] | None = None
+        self._terms: dict[str, dict[str, m.Term]] = {}
+
+    def crop(self, crop_id: int) -> m.Crop | None:
+        if self._crops is None:
+            self._crops = {c.id: c for c in self._data.crops()}
+        return self._crops.get(crop_id)
+
+    def market(self, market_id: int) -> m.Market | None:
+        if self._markets is None:
+            self._markets = {x.id: x for x in self._data.markets()}
+        return self._markets.get(market_id)
+
+    def terms(self, what: str) -> Mapping[str, m.Term]:
+        if what not in self._terms:
+            read = getattr(self._data, what, None)
+            self._terms[what] = {t.code: t for t in read()} if read else {}
+        return self._terms[what]
+
+
+def _screen(inputs: Sequence[str], profile: m.Profile, data: m.DataView, catalog: Catalog, now: dt.datetime,
+            config: menus.EngineConfig) -> m.Screen:
+    return menus.run(list(inputs), profile=profile, data=data, catalog=catalog, now=now, config=config)
+
+
+def _prompt(screen: m.Screen, renderer: VoiceRenderer, offset: int, *, greeting: bool, notice: str | None = None
+            ) -> tuple[tuple[Clip, ...], Prompt]:
+    page = screen.structure or Page(Layout(None, nav=False), end=screen.end)
+    if notice is not None:
+        page = replace(page, notice=phrase(notice))
+    languages = ("fr", "bm") if screen.screen_id in LANGUAGE_SCREENS else (screen.language,)
+    clips: list[Clip] = []
+    prompt = None
+    for index, lang in enumerate(languages):
+        prompt = renderer.prompt(page, lang, offset, greeting=greeting and index == 0)
+        clips += prompt.clips
+    assert prompt is not None
+    return tuple(clips), prompt
+
+
+def answer(
+    session: Session,
+    *,
+    call: VoiceCallback,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: menus.EngineConfig,
+    data: m.DataView | None = None,
+    rules: ReplyRules | None = None,
+    fold: bool = True,
+) -> Turn:
+    """The call's next prompt after `call` (its first, a key press, or silence)."""
+    row = session.exec(
+        select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
+    ).first()
+    stamp = now.astimezone(dt.timezone.utc)
+    if row is not None and row.phone != call.phone:
+        # A session id is not a secret: never speak another caller's profile.
+        log.warning("voice callback on another caller's session", extra={"session": call.session_id,
+                                                                         "phone": mask(call.phone)})
+        return _goodbye(catalog, VoiceRenderer(catalog, _Names(data or SqlDataView(session))), "fr")
+    first = row is None
+    if first:
+        insert_ignore(session, models.VoiceSession, {
+            "session_id": call.session_id, "phone": call.phone, "direction": call.direction,
+            "start_profile": snapshot(session, producer_by_phone(session, call.phone)),
+            "inputs": [], "started_at": stamp, "updated_at": stamp,
+        }, ["session_id"])
+        row = session.exec(
+            select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
+        ).one()
+    data = data or SqlDataView(session)
+    renderer = VoiceRenderer(catalog, _Names(data))
+    profile = profile_from_snapshot(call.phone, row.start_profile or {})
+    inputs = list(row.inputs or [])
+    current = _screen(inputs, profile, data, catalog, now, config)
+    offset = row.voice_page * PER_PROMPT
+    notice: str | None = None
+    effects: tuple[m.Effect, ...] = ()
+    screen = current
+    key = (call.digits or "").strip()
+    if first:
+        pass
+    elif not key:
+        row.silences += 1
+        if row.silences >= MAX_SILENCES:
+            row.updated_at = stamp
+            session.add(row)
+            return _goodbye(catalog, renderer, current.language)
+        notice = "voice.silence"
+    else:
+        row.silences = 0
+        _, prompt = _prompt(current, renderer, offset, greeting=False)
+        chosen = None if prompt.entry else prompt.choice(key)
+        if key == REPEAT_KEY:
+            pass
+        elif key == HOME_KEY:
+            inputs.append(HOME_INPUT)
+            offset = 0
+        elif key == MORE_KEY and prompt.more:
+            offset += PER_PROMPT
+        elif key == BACK_KEY and offset:
+            offset -= PER_PROMPT
+        elif key == BACK_KEY:
+            inputs.append(BACK_INPUT)
+            offset = 0
+        elif prompt.entry == QUANTITY:
+            inputs.append(key.rstrip(HOME_KEY))
+            offset = 0
+        elif chosen is not None:
+            inputs.append(str(chosen))
+            offset = 0
+        else:
+            notice = "error.invalid_choice"
+        if inputs != row.inputs:
+            screen = _screen(inputs, profile, data, catalog, now, config)
+            effects = screen.effects
+    clips, prompt = _prompt(screen, renderer, offset, greeting=first, notice=notice)
+    if effects:
+        apply_effects(session, phone=call.phone, effects=effects, session_ref=call.session_id, channel="voice",
+                      now=stamp, today=now.date(), catalog=catalog, fold=fold, rules=rules)
+    row.inputs = inputs
+    row.voice_page = offset // PER_PROMPT
+    row.language = screen.language
+    row.last_screen = screen.screen_id[:32]
+    if screen.section:
+        row.section = screen.section[:32]
+    row.updated_at = stamp
+    session.add(row)
+    return Turn(clips, screen.language, prompt, prompt.end or screen.end)
+
+
+def _goodbye(catalog: Catalog, renderer: VoiceRenderer, language: str) -> Turn:
+    clips = tuple(renderer.speak(phrase("voice.goodbye"), language))
+    return Turn(clips, language, Prompt(clips, end=True), True)
+
+
+def record_end(session: Session, *, call: VoiceCallback, now: dt.datetime) -> None:
+    """The final callback: how long the call lasted and what it cost."""
+    row = session.exec(
+        select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
+    ).first()
+    if row is None or row.phone != call.phone:
+        return  # rejected calls and foreign ids leave no row
+    row.ended_at = now.astimezone(dt.timezone.utc)
+    row.duration_s = call.duration_s
+    row.amount = None if call.amount is None else str(call.amount)[:32]
+    row.currency = (call.currency or None) and call.currency[:8]
+    row.hangup_cause = (call.hangup_cause or None) and call.hangup_cause[:64]
+    row.updated_at = row.ended_at
+    session.add(row)

@@ -1,0 +1,201 @@
+"""The voice channel's rendering: a Layout becomes a prompt, the clips to play one after the other,
+and the keys the caller may press. The menus are the same as USSD's; only the wording differs.
+
+Conventions, said in the help prompt: options are read "for tomatoes, press 1", at most five a
+prompt, then "for more, press 9"; `*` repeats the prompt, `0` goes back, `#` to the main menu.
+
+A clip is an id and the words it says. Ids name meanings, so a recording follows a text through
+rewordings of other texts: a catalog text's literal pieces ("fr.text.prices.detail.0"; a voice
+wording `voice.<key>` is preferred when the written one abbreviates), names from the data
+("fr.crop.3", "bm.market.12", "fr.unit.kg"), numbers, prices and dates by the language's rules
+(messages.voice.numbers), and staff-written words ("fr.say.<hash>": tips, buyers' names), made
+by the speech engine until someone records them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from string import Formatter
+from typing import Callable
+
+from menus.screen import (
+    Choice,
+    CropRef,
+    Day,
+    KindRef,
+    MarketRef,
+    Money,
+    Number,
+    Page,
+    Pair,
+    Part,
+    Percent,
+    Phone,
+    Phrase,
+    Quantity,
+    RegionRef,
+    Text,
+    UnitRef,
+    phrase,
+)
+from menus.wording import Names
+from messages import Catalog, to_ussd
+from messages.voice import numbers
+
+PER_PROMPT = 5
+MORE_KEY, REPEAT_KEY, BACK_KEY, HOME_KEY = "9", "*", "0", "#"
+
+# A literal piece of a template with nothing to say ("\n", " (", ") ", ": ") is not a clip.
+_SAYABLE = re.compile(r"\w", re.UNICODE)
+_SPOKEN_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    id: str
+    text: str  # the words: read aloud by whoever records it, or by the speech engine
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What one answer plays, and what each key then does."""
+
+    clips: tuple[Clip, ...]
+    choices: tuple[tuple[str, int], ...] = ()  # key pressed -> the menus' option number
+    more: bool = False  # MORE_KEY lists the next options
+    entry: str = ""  # menus.screen.QUANTITY: digits ended by #, given to the menus as typed
+    end: bool = False  # the call ends after it
+
+    def choice(self, key: str) -> int | None:
+        return next((number for k, number in self.choices if k == key), None)
+
+
+class VoiceRenderer:
+    def __init__(self, catalog: Catalog, names: Names) -> None:
+        self.catalog = catalog
+        self.names = names
+
+    # -- parts to clips ---------------------------------------------------------------------
+
+    def speak(self, part: Part | None, lang: str) -> list[Clip]:
+        if part is None:
+            return []
+        return _SPEAK[type(part)](self, part, lang)
+
+    def _phrase(self, p: Phrase, lang: str) -> list[Clip]:
+        key = f"voice.{p.key}" if self.catalog.has(f"voice.{p.key}") else p.key
+        values = dict(p.values)
+        clips: list[Clip] = []
+        for index, (literal, field, _, _) in enumerate(Formatter().parse(self.catalog.template(lang, key))):
+            if literal and _SAYABLE.search(literal):
+                clips.append(Clip(f"{lang}.text.{key}.{index}", _SPOKEN_NEWLINES.sub(" ", literal).strip()))
+            if field is not None and field in values:
+                clips += self.speak(values[field], lang)
+        return clips
+
+    def _pair(self, p: Pair, lang: str) -> list[Clip]:
+        return self.speak(p.first, lang) + self.speak(p.second, lang)
+
+    def _money(self, p: Money, lang: str) -> list[Clip]:
+        clips = _numbers(numbers.say_money(round(p.amount), lang))
+        if p.unit:
+            clips += self.speak(phrase("voice.per_unit", unit=UnitRef(p.unit)), lang)
+        return clips
+
+    def _percent(self, p: Percent, lang: str) -> list[Clip]:
+        direction = "voice.percent_up" if p.value > 0 else "voice.percent_down" if p.value < 0 else "voice.percent_none"
+        if p.value == 0:
+            return self.speak(phrase(direction), lang)
+        return self.speak(phrase(direction), lang) + _numbers(numbers.say_percent(abs(p.value), lang))
+
+    def _quantity(self, p: Quantity, lang: str) -> list[Clip]:
+        return _numbers(numbers.say_number(p.kg, lang)) + self.speak(phrase("voice.kilograms"), lang)
+
+    def _phone(self, p: Phone, lang: str) -> list[Clip]:
+        # Digit by digit, as numbers are read out to be written down.
+        return [clip for digit in p.e164.lstrip("+") for clip in _numbers(numbers.say_number(int(digit), lang))]
+
+    def _crop(self, p: CropRef, lang: str) -> list[Clip]:
+        crop = self.names.crop(p.id)
+        return [Clip(f"{lang}.crop.{p.id}", crop.name(lang) if crop else "?")]
+
+    def _market(self, p: MarketRef, lang: str) -> list[Clip]:
+        market = self.names.market(p.id)
+        if market is None:
+            return _said(p.name, lang)
+        return [Clip(f"{lang}.market.{p.id}", market.label(lang))]
+
+    def _term(self, what: str, prefix: str, code: str, lang: str) -> list[Clip]:
+        term = self.names.terms(what).get(code)
+        if term is not None:
+            words = term.name(lang)
+        else:
+            key = f"{prefix}.{code}"
+            words = self.catalog.text(lang, key) if self.catalog.has(key) else code
+        return [Clip(f"{lang}.{prefix}.{code}", words)]
+
+    # -- a page to a prompt -------------------------------------------------------------------
+
+    def prompt(self, page: Page, lang: str, offset: int = 0, *, greeting: bool = False) -> Prompt:
+        """The prompt for `page`, its options from `offset` (a multiple of PER_PROMPT)."""
+        layout = page.layout
+        clips: list[Clip] = []
+        if greeting:
+            clips += self.speak(phrase("voice.help"), lang)
+        clips += self.speak(page.notice, lang)
+        if page.end:
+            for part in layout.body:
+                clips += self.speak(part, lang)
+            return Prompt(tuple(clips), end=True)
+        clips += self.speak(layout.title, lang)
+        for part in (*layout.body, *layout.lines):
+            clips += self.speak(part, lang)
+        shown: tuple[Choice, ...] = layout.choices(range(offset, min(offset + PER_PROMPT, len(layout.options))))
+        choices = []
+        for key, choice in enumerate(shown, start=1):
+            clips += self.speak(phrase("voice.option", label=choice.label, digit=Number(key)), lang)
+            choices.append((str(key), choice.number))
+        more = offset + PER_PROMPT < len(layout.options)
+        if more:
+            clips += self.speak(phrase("voice.more"), lang)
+        if layout.entry:
+            clips += self.speak(phrase("voice.entry"), lang)
+        return Prompt(tuple(clips), tuple(choices), more, layout.entry)
+
+
+def _numbers(ids: tuple[str, ...]) -> list[Clip]:
+    return [Clip(clip, numbers.clip_text(clip)) for clip in ids]
+
+
+def _slug(name: str) -> str:
+    """A region is named by its French name ("Ségou"): its clip by that name folded ("segou")."""
+    return re.sub(r"[^a-z0-9]+", "-", to_ussd(name).lower()).strip("-")
+
+
+def _said(words: str, lang: str) -> list[Clip]:
+    """Words staff or callers wrote: one clip named by its words, made by the speech engine."""
+    words = _SPOKEN_NEWLINES.sub(" ", words).strip()
+    if not words:
+        return []
+    digest = hashlib.sha256(words.encode("utf-8")).hexdigest()[:20]
+    return [Clip(f"{lang}.say.{digest}", words)]
+
+
+_SPEAK: dict[type, Callable[[VoiceRenderer, object, str], list[Clip]]] = {
+    Phrase: VoiceRenderer._phrase,
+    Pair: VoiceRenderer._pair,
+    Text: lambda r, p, lang: _said(p.text, lang),
+    Money: VoiceRenderer._money,
+    Quantity: VoiceRenderer._quantity,
+    Day: lambda r, p, lang: _numbers(numbers.say_date(p.day, lang)),
+    Percent: VoiceRenderer._percent,
+    Number: lambda r, p, lang: _numbers(numbers.say_number(p.value, lang)),
+    Phone: VoiceRenderer._phone,
+    CropRef: VoiceRenderer._crop,
+    MarketRef: VoiceRenderer._market,
+    RegionRef: lambda r, p, lang: [Clip(f"{lang}.region.{_slug(p.name)}", p.name)] if p.name else [],
+    UnitRef: lambda r, p, lang: r._term("units", "unit", p.code, lang),
+    KindRef: lambda r, p, lang: r._term("kinds", "kind", p.code, lang),
+}
