@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from string import Formatter
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 from menus.screen import (
     Choice,
@@ -40,6 +40,7 @@ from menus.screen import (
     UnitRef,
     phrase,
 )
+from menus.types import Crop, DataView, Market, Term
 from menus.wording import Names
 from messages import Catalog, to_ussd
 from messages.voice import numbers
@@ -72,6 +73,32 @@ class Prompt:
         return next((number for k, number in self.choices if k == key), None)
 
 
+class DataNames:
+    """Names for the renderer from a data view, each list read once (a view lives for one hop)."""
+
+    def __init__(self, data: DataView) -> None:
+        self._data = data
+        self._crops: dict[int, Crop] | None = None
+        self._markets: dict[int, Market] | None = None
+        self._terms: dict[str, dict[str, Term]] = {}
+
+    def crop(self, crop_id: int) -> Crop | None:
+        if self._crops is None:
+            self._crops = {c.id: c for c in self._data.crops()}
+        return self._crops.get(crop_id)
+
+    def market(self, market_id: int) -> Market | None:
+        if self._markets is None:
+            self._markets = {x.id: x for x in self._data.markets()}
+        return self._markets.get(market_id)
+
+    def terms(self, what: str) -> Mapping[str, Term]:
+        if what not in self._terms:
+            read = getattr(self._data, what, None)
+            self._terms[what] = {t.code: t for t in read()} if read else {}
+        return self._terms[what]
+
+
 class VoiceRenderer:
     def __init__(self, catalog: Catalog, names: Names) -> None:
         self.catalog = catalog
@@ -90,7 +117,7 @@ class VoiceRenderer:
         clips: list[Clip] = []
         for index, (literal, field, _, _) in enumerate(Formatter().parse(self.catalog.template(lang, key))):
             if literal and _SAYABLE.search(literal):
-                clips.append(Clip(f"{lang}.text.{key}.{index}", _SPOKEN_NEWLINES.sub(" ", literal).strip()))
+                clips.append(Clip(f"{lang}.text.{key}.{index}", _words(literal)))
             if field is not None and field in values:
                 clips += self.speak(values[field], lang)
         return clips
@@ -165,6 +192,12 @@ class VoiceRenderer:
         return Prompt(tuple(clips), tuple(choices), more, layout.entry)
 
 
+def _words(literal: str) -> str:
+    """A template's literal piece as words to say: one line, without the punctuation that only
+    joined it to a value (": quel marché?" is read "quel marché?")."""
+    return _SPOKEN_NEWLINES.sub(" ", literal).strip().lstrip(":;,-–)").strip()
+
+
 def _numbers(ids: tuple[str, ...]) -> list[Clip]:
     return [Clip(clip, numbers.clip_text(clip)) for clip in ids]
 
@@ -199,3 +232,47 @@ _SPEAK: dict[type, Callable[[VoiceRenderer, object, str], list[Clip]]] = {
     UnitRef: lambda r, p, lang: r._term("units", "unit", p.code, lang),
     KindRef: lambda r, p, lang: r._term("kinds", "kind", p.code, lang),
 }
+
+
+# -- what there is to record -----------------------------------------------------------------------
+
+# Catalog sections the menus never say: SMS texts (their own channel), the USSD navigation line
+# (voice has its keys, said by voice.help), the language menu's written title.
+_UNSPOKEN_SECTIONS = ("sms.", "alert.", "correction.", "linkage.", "nav.")
+
+
+def _text_clips(catalog: Catalog, lang: str, key: str) -> list[Clip]:
+    return [
+        Clip(f"{lang}.text.{key}.{index}", _words(literal))
+        for index, (literal, _, _, _) in enumerate(Formatter().parse(catalog.template(lang, key)))
+        if literal and _SAYABLE.search(literal)
+    ]
+
+
+def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str] = ()) -> list[Clip]:
+    """Every clip the voice menus can play in `lang`, in the order a studio offers them: the
+    menus' texts (their voice wording where there is one), names from the data, then numbers,
+    dates and percents. Staff-written texts (tips, buyers' names) are not listed: the speech
+    engine says them until someone records them."""
+    clips: list[Clip] = []
+    for key in sorted(catalog.keys(lang)):
+        if key.startswith(_UNSPOKEN_SECTIONS) or (not key.startswith("voice.") and catalog.has(f"voice.{key}")):
+            continue
+        clips += _text_clips(catalog, lang, key)
+    names = DataNames(data)
+    renderer = VoiceRenderer(catalog, names)
+    for crop in data.crops():
+        if crop.active:
+            clips += renderer.speak(CropRef(crop.id), lang)
+    for market in data.markets():
+        if market.active:
+            clips += renderer.speak(MarketRef(market.id, market.name), lang)
+    for region in regions:
+        clips += renderer.speak(RegionRef(region), lang)
+    for what, prefix in (("units", "unit"), ("kinds", "kind")):
+        for code, term in sorted(names.terms(what).items()):
+            if term.active:
+                clips += renderer._term(what, prefix, code, lang)
+    clips += _numbers(numbers.all_clips(lang))
+    seen: set[str] = set()
+    return [c for c in clips if not (c.id in seen or seen.add(c.id))]

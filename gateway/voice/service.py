@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from sqlmodel import Session, select
 
@@ -24,7 +24,17 @@ from gateway.data.producers import insert_ignore, producer_by_phone, profile_fro
 from gateway.outbound.replies import ReplyRules
 from menus import types as m
 from menus.screen import QUANTITY, Layout, Page, phrase
-from menus.voice import BACK_KEY, HOME_KEY, MORE_KEY, PER_PROMPT, REPEAT_KEY, Clip, Prompt, VoiceRenderer
+from menus.voice import (
+    BACK_KEY,
+    HOME_KEY,
+    MORE_KEY,
+    PER_PROMPT,
+    REPEAT_KEY,
+    Clip,
+    DataNames,
+    Prompt,
+    VoiceRenderer,
+)
 from messages import Catalog
 
 log = logging.getLogger("gateway.voice")
@@ -44,32 +54,6 @@ class Turn:
     language: str
     prompt: Prompt
     end: bool
-
-
-class _Names:
-    """Names for the renderer, read once per callback from the data view."""
-
-    def __init__(self, data: m.DataView) -> None:
-        self._data = data
-        self._crops: dict[int, m.Crop] | None = None
-        self._markets: dict[int, m.Market] | None = None
-        self._terms: dict[str, dict[str, m.Term]] = {}
-
-    def crop(self, crop_id: int) -> m.Crop | None:
-        if self._crops is None:
-            self._crops = {c.id: c for c in self._data.crops()}
-        return self._crops.get(crop_id)
-
-    def market(self, market_id: int) -> m.Market | None:
-        if self._markets is None:
-            self._markets = {x.id: x for x in self._data.markets()}
-        return self._markets.get(market_id)
-
-    def terms(self, what: str) -> Mapping[str, m.Term]:
-        if what not in self._terms:
-            read = getattr(self._data, what, None)
-            self._terms[what] = {t.code: t for t in read()} if read else {}
-        return self._terms[what]
 
 
 def _screen(inputs: Sequence[str], profile: m.Profile, data: m.DataView, catalog: Catalog, now: dt.datetime,
@@ -112,7 +96,7 @@ def answer(
         # A session id is not a secret: never speak another caller's profile.
         log.warning("voice callback on another caller's session", extra={"session": call.session_id,
                                                                          "phone": mask(call.phone)})
-        return _goodbye(catalog, VoiceRenderer(catalog, _Names(data or SqlDataView(session))), "fr")
+        return _goodbye(catalog, VoiceRenderer(catalog, DataNames(data or SqlDataView(session))), "fr")
     first = row is None
     if first:
         insert_ignore(session, models.VoiceSession, {
@@ -124,7 +108,7 @@ def answer(
             select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
         ).one()
     data = data or SqlDataView(session)
-    renderer = VoiceRenderer(catalog, _Names(data))
+    renderer = VoiceRenderer(catalog, DataNames(data))
     profile = profile_from_snapshot(call.phone, row.start_profile or {})
     inputs = list(row.inputs or [])
     current = _screen(inputs, profile, data, catalog, now, config)
