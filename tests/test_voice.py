@@ -262,3 +262,33 @@ def test_a_call_is_rejected_and_a_call_back_queued_once(callback_client, db):
         rows = session.exec(select(models.VoiceCall)).all()
     assert len(rows) == 1 and rows[0].phone == PHONE and rows[0].status == "queued"
     assert rows[0].due_at.replace(tzinfo=dt.timezone.utc) > NOW.astimezone(dt.timezone.utc)
+
+
+def test_bambara_borrows_the_french_recording_of_words_and_names_never_of_numbers(voice, db):
+    from gateway.voice import prompts
+
+    with db.unit_of_work() as session:
+        recorded = audio.normalise(_tone(), max_seconds=10)
+        prompts.save_prompt(session, clip="fr.crop.1", language="fr", data=recorded, source="recorded",
+                            text="Tomate", staff_id=None)
+        prompts.save_prompt(session, clip="fr.num.70", language="fr", data=recorded, source="recorded",
+                            text="soixante-dix", staff_id=None)
+        found = prompts.resolve(session, ["bm.crop.1", "bm.num.70"])
+    assert found["bm.crop.1"][1] == "fr.crop.1"
+    assert "bm.num.70" not in found  # synthesized in Bambara, never the French number
+
+
+def _tone(seconds: float = 0.5, rate: int = 8000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
+                                 for n in range(int(seconds * rate))))
+    return out.getvalue()

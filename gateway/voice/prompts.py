@@ -71,6 +71,38 @@ def latest(session: Session, clips: Sequence[str]) -> dict[str, models.AudioProm
     return {row.clip: row for row in rows}
 
 
+# Clips a French recording may stand in for while the Bambara one is missing: words and names.
+# Never numbers: Bambara counts money in 5-franc units, so "fr.num.70" is not "bm.num.70".
+BORROWABLE = frozenset({"text", "crop", "market", "region", "unit", "kind"})
+
+
+def twin(clip: str, language: str = "fr") -> str | None:
+    """The same clip in `language` ("bm.crop.3" -> "fr.crop.3"), when one may stand in."""
+    lang, _, rest = clip.partition(".")
+    kind = rest.partition(".")[0]
+    return f"{language}.{rest}" if lang != language and kind in BORROWABLE else None
+
+
+def resolve(session: Session, clips: Sequence[str]) -> dict[str, tuple[models.AudioPrompt, str | None]]:
+    """What each clip plays: its own newest recording; else, for words and names, the French
+    recording of the same clip (said as borrowed: the second item names it); else its own
+    synthetic stand-in. A clip with none of these is left out (to be synthesized)."""
+    wanted = set(clips)
+    twins = {c: t for c in wanted if (t := twin(c)) is not None}
+    found = latest(session, [*wanted, *twins.values()])
+    out: dict[str, tuple[models.AudioPrompt, str | None]] = {}
+    for clip in wanted:
+        own = found.get(clip)
+        borrowed = found.get(twins.get(clip, ""))
+        if own is not None and own.source != SYNTHETIC:
+            out[clip] = (own, None)
+        elif borrowed is not None and borrowed.source != SYNTHETIC:
+            out[clip] = (borrowed, borrowed.clip)
+        elif own is not None:
+            out[clip] = (own, None)
+    return out
+
+
 def save_prompt(session: Session, *, clip: str, language: str, data: bytes, source: str, text: str,
                 staff_id: int | None) -> models.AudioPrompt:
     """A new revision of `clip` (audio already in the telephone format)."""
@@ -112,7 +144,7 @@ class PromptAudio:
         return digest
 
     def _build(self, session: Session, clips: Sequence[Clip]) -> str:
-        found = latest(session, [c.id for c in clips])
+        found = {clip: row for clip, (row, _) in resolve(session, [c.id for c in clips]).items()}
         for clip in clips:
             if clip.id not in found:
                 found[clip.id] = self._synthetic(session, clip)
