@@ -33,6 +33,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist, fmean, median, stdev
 from typing import Iterable, Sequence
 
@@ -565,6 +566,23 @@ def report(
     """The series, its direction and its outlook, from the whole history of one crop at one
     market (callers load it from `HISTORY_START`). `all_horizons`: every backtest horizon (the
     console) rather than the farmer's. `outlook=False`: the direction only (lists of markets)."""
+    # Memoised on the history itself: the backtest is ~90 ms, and a USSD or voice session replays
+    # the trend screen on every later hop while the history has not changed (a new price is a new
+    # key). A Report is read-only for its callers.
+    return _report(tuple(rows), today, unit, kind, None if horizons is None else tuple(horizons),
+                   all_horizons, outlook)
+
+
+@lru_cache(maxsize=256)
+def _report(
+    rows: tuple[tuple[int, str, str, dt.date], ...],
+    today: dt.date,
+    unit: str | None,
+    kind: str | None,
+    horizons: tuple[int, ...] | None,
+    all_horizons: bool,
+    outlook: bool,
+) -> Report:
     series = build_series(rows, unit, kind)
     spec = series.spec
     stale = bool(series.points) and series.age(today) > spec.trend_max_age

@@ -526,6 +526,9 @@ class VoiceSession(SQLModel, table=True):
     direction: str = Field(default="inbound", max_length=16)  # inbound | outbound
     start_profile: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     inputs: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The keys of the prompt last said ({"choices": [[key, option]], "more", "entry"}): a key
+    # press is read against what the caller heard, without replaying the screen before it.
+    keys: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     voice_page: int = 0
     silences: int = 0  # prompts in a row without a key press: the call ends after three
     language: str | None = Field(default=None, max_length=2)

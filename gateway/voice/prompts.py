@@ -4,8 +4,9 @@ distinct playlist, stored and served by its hash.
 
 A playlist's name is the hash of its clips' audio hashes: the same prompt with the same
 recordings is joined once, on any process, and a new recording of any clip makes a new name (so
-a cached file never goes stale). In-process, the clips -> playlist answer is kept for a few
-seconds, so that a busy prompt (the main menu) costs one dictionary lookup.
+a cached file never goes stale). In-process, the clips -> playlist answer is kept for a minute,
+so that a busy prompt (the main menu) costs one dictionary lookup; a new recording is heard
+within that minute.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def save_prompt(session: Session, *, clip: str, language: str, data: bytes, sour
 class PromptAudio:
     """Playlists for prompts. One per process; thread-safe."""
 
-    def __init__(self, synthesize: Synthesize | None = None, *, cache_s: float = 10.0, cache_size: int = 4096) -> None:
+    def __init__(self, synthesize: Synthesize | None = None, *, cache_s: float = 60.0, cache_size: int = 4096) -> None:
         self.synthesize = synthesize or _default_synthesize
         self.cache_s = cache_s
         self.cache_size = cache_size

@@ -102,7 +102,7 @@ def answer(
         insert_ignore(session, models.VoiceSession, {
             "session_id": call.session_id, "phone": call.phone, "direction": call.direction,
             "start_profile": snapshot(session, producer_by_phone(session, call.phone)),
-            "inputs": [], "started_at": stamp, "updated_at": stamp,
+            "inputs": [], "keys": {}, "started_at": stamp, "updated_at": stamp,
         }, ["session_id"])
         row = session.exec(
             select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
@@ -111,11 +111,8 @@ def answer(
     renderer = VoiceRenderer(catalog, DataNames(data))
     profile = profile_from_snapshot(call.phone, row.start_profile or {})
     inputs = list(row.inputs or [])
-    current = _screen(inputs, profile, data, catalog, now, config)
     offset = row.voice_page * PER_PROMPT
     notice: str | None = None
-    effects: tuple[m.Effect, ...] = ()
-    screen = current
     key = (call.digits or "").strip()
     if first:
         pass
@@ -124,41 +121,42 @@ def answer(
         if row.silences >= MAX_SILENCES:
             row.updated_at = stamp
             session.add(row)
-            return _goodbye(catalog, renderer, current.language)
+            return _goodbye(catalog, renderer, row.language or "fr")
         notice = "voice.silence"
     else:
         row.silences = 0
-        _, prompt = _prompt(current, renderer, offset, greeting=False)
-        chosen = None if prompt.entry else prompt.choice(key)
+        # What the keys of the prompt the caller heard do, kept with the call: one replay a key.
+        heard = row.keys or _keys(_prompt(_screen(inputs, profile, data, catalog, now, config), renderer, offset,
+                                          greeting=False)[1])
+        choices = dict(heard.get("choices", []))
         if key == REPEAT_KEY:
             pass
         elif key == HOME_KEY:
             inputs.append(HOME_INPUT)
             offset = 0
-        elif key == MORE_KEY and prompt.more:
+        elif key == MORE_KEY and heard.get("more"):
             offset += PER_PROMPT
         elif key == BACK_KEY and offset:
             offset -= PER_PROMPT
         elif key == BACK_KEY:
             inputs.append(BACK_INPUT)
             offset = 0
-        elif prompt.entry == QUANTITY:
+        elif heard.get("entry") == QUANTITY:
             inputs.append(key.rstrip(HOME_KEY))
             offset = 0
-        elif chosen is not None:
-            inputs.append(str(chosen))
+        elif not heard.get("entry") and key in choices:
+            inputs.append(str(choices[key]))
             offset = 0
         else:
             notice = "error.invalid_choice"
-        if inputs != row.inputs:
-            screen = _screen(inputs, profile, data, catalog, now, config)
-            effects = screen.effects
+    screen = _screen(inputs, profile, data, catalog, now, config)
     clips, prompt = _prompt(screen, renderer, offset, greeting=first, notice=notice)
-    if effects:
-        apply_effects(session, phone=call.phone, effects=effects, session_ref=call.session_id, channel="voice",
-                      now=stamp, today=now.date(), catalog=catalog, fold=fold, rules=rules)
+    if inputs != row.inputs and screen.effects:  # a new input's effects, once (never on a repeat)
+        apply_effects(session, phone=call.phone, effects=screen.effects, session_ref=call.session_id,
+                      channel="voice", now=stamp, today=now.date(), catalog=catalog, fold=fold, rules=rules)
     row.inputs = inputs
     row.voice_page = offset // PER_PROMPT
+    row.keys = _keys(prompt)
     row.language = screen.language
     row.last_screen = screen.screen_id[:32]
     if screen.section:
@@ -166,6 +164,10 @@ def answer(
     row.updated_at = stamp
     session.add(row)
     return Turn(clips, screen.language, prompt, prompt.end or screen.end)
+
+
+def _keys(prompt: Prompt) -> dict:
+    return {"choices": [list(c) for c in prompt.choices], "more": prompt.more, "entry": prompt.entry}
 
 
 def _goodbye(catalog: Catalog, renderer: VoiceRenderer, language: str) -> Turn:

@@ -36,6 +36,7 @@ from gateway.aggregators.calling import (
 from gateway.core.configs import engine_config
 from gateway.core.phones import mask
 from gateway.data.content import current_catalog
+from gateway.data.dataview import CachedDataView
 from gateway.outbound import calls
 from gateway.voice import prompts
 from gateway.voice import service as voice
@@ -133,7 +134,8 @@ async def voice_callback(request: Request) -> Response:
         with db.unit_of_work() as session:
             catalog = current_catalog(session, state.content_cache)
             turn = voice.answer(session, call=call, now=clock(), catalog=catalog, config=config,
-                                rules=state.reply_rules, fold=settings.sms_fold)
+                                data=CachedDataView(session, state.content_cache), rules=state.reply_rules,
+                                fold=settings.sms_fold)
             language[0] = turn.language
             digest = state.prompt_audio.playlist(session, turn.clips)
             return _response(turn, digest, callback, audio_base)

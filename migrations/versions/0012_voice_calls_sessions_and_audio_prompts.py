@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('start_profile', sa.JSON(), nullable=False),
     sa.Column('inputs', sa.JSON(), nullable=False),
+    sa.Column('keys', sa.JSON(), nullable=False),
     sa.Column('voice_page', sa.Integer(), nullable=False),
     sa.Column('silences', sa.Integer(), nullable=False),
     sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True),
