@@ -23,6 +23,8 @@ migrate: install
 seed: migrate
 	$(BIN)/gateway seed-demo --if-empty
 	$(BIN)/gateway staff first-admin
+	@# Voice prompts nobody has recorded yet, made offline by the bundled speech engine (once).
+	$(BIN)/gateway voice synthesize
 
 run: seed
 	@echo ""

@@ -694,6 +694,71 @@ def reference_export(
         typer.echo(f"{sum(len(v) for v in document.values())} rows written to {file}")
 
 
+voice_app = typer.Typer(help="Voice: synthetic prompts, the weekly radio bulletin.", no_args_is_help=True)
+app.add_typer(voice_app, name="voice")
+
+
+@voice_app.command("synthesize")
+def voice_synthesize(
+    language: Annotated[Optional[list[str]], typer.Option("--language", help="fr, bm (default: both)")] = None,
+) -> None:
+    """Make the synthetic stand-in of every voice clip not recorded yet (offline, with the speech
+    engine in the package): the first calls then wait for no synthesis. Safe to run again."""
+    from gateway.core.db import Database
+    from gateway.data.dataview import SqlDataView
+    from gateway.voice import bulletin, prompts
+    from menus.voice import inventory
+    from messages import default_catalog
+
+    languages = language or ["fr", "bm"]
+    db = Database.from_settings(_settings())
+    maker = prompts.PromptAudio()
+    try:
+        for lang in languages:
+            with db.unit_of_work() as session:
+                clips = inventory(default_catalog(), lang, SqlDataView(session), bulletin.regions(session))
+                missing = [c for c in clips if c.id not in prompts.latest(session, [c.id for c in clips])]
+            for start in range(0, len(missing), 50):  # short units of work: SQLite has one writer
+                with db.unit_of_work() as session:
+                    for clip in missing[start : start + 50]:
+                        maker._synthetic(session, clip)
+            typer.echo(f"{lang}: {len(clips)} clips, {len(missing)} synthesized now")
+    finally:
+        db.dispose()
+
+
+@voice_app.command("bulletin")
+def voice_bulletin(
+    region: Annotated[str, typer.Argument(help="The region's name, e.g. Sikasso")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the MP3")],
+    language: Annotated[str, typer.Option("--language", help="fr or bm")] = "fr",
+) -> None:
+    """This week's radio bulletin of a region as an MP3: its main crops' prices in its markets
+    with their direction, and one tip (about one to two minutes)."""
+    from gateway.core.db import Database
+    from gateway.data.dataview import SqlDataView
+    from gateway.voice import bulletin
+    from messages import default_catalog
+
+    settings = _settings()
+    if language not in ("fr", "bm"):
+        typer.echo("--language: fr or bm", err=True)
+        raise typer.Exit(2)
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            known = bulletin.regions(session)
+            if region not in known:
+                typer.echo(f"unknown region {region!r}; regions: {', '.join(known)}", err=True)
+                raise typer.Exit(1)
+            made = bulletin.make(session, region=region, language=language, catalog=default_catalog(),
+                                 today=dt.datetime.now(settings.tz).date(), data=SqlDataView(session))
+    finally:
+        db.dispose()
+    output.write_bytes(made.mp3)
+    typer.echo(f"{output}: {made.seconds:.0f} s, {made.prices} prices, week of {made.week_of:%d/%m/%Y}")
+
+
 staff_app = typer.Typer(help="Staff accounts of the console.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 

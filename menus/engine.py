@@ -20,8 +20,6 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from messages import Catalog, to_ussd
-
 from menus import trends
 from menus.screen import (
     FREE_TEXT,
@@ -44,9 +42,9 @@ from menus.screen import (
     UnitRef,
     phrase,
 )
-from menus.ussd import FLASH_WIDTH, Pages, UssdRenderer  # noqa: F401 (FLASH_WIDTH: tests read it here)
-from menus.wording import Wording
 from menus.types import (
+    SERVICE_CATEGORIES,
+    TIP_CATEGORIES,
     Crop,
     DataView,
     Demand,
@@ -57,19 +55,20 @@ from menus.types import (
     RecordOffer,
     Screen,
     SendService,
-    SERVICE_CATEGORIES,
     ServiceEntry,
     SetLanguage,
     SetProfileField,
     StartAlerts,
     StopAlerts,
-    Term,
     Subscribe,
     Subscription,
+    Term,
     Tip,
-    TIP_CATEGORIES,
     Unsubscribe,
 )
+from menus.ussd import FLASH_WIDTH, Pages, UssdRenderer  # noqa: F401 (FLASH_WIDTH: tests read it here)
+from menus.wording import Wording
+from messages import Catalog, to_ussd
 
 BACK, HOME, MORE = "0", "00", "98"
 MAX_OFFER_KG = 1_000_000

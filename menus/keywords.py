@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from messages import to_ussd
-
 from menus.types import Crop, Market, Term
+from messages import to_ussd
 
 # Keyword → (intent, the language it is written in, when it says so).
 KEYWORDS: dict[str, tuple[str, str | None]] = {

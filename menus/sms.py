@@ -9,10 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from messages import Catalog
-from messages.formatting import long_date, money, short_date, signed_percent
-from messages.sms import measure, render_sms
-
 from menus import pricecheck, trends
 from menus.keywords import Parsed, parse
 from menus.types import (
@@ -27,6 +23,9 @@ from menus.types import (
     Subscription,
     Unsubscribe,
 )
+from messages import Catalog
+from messages.formatting import long_date, money, short_date, signed_percent
+from messages.sms import measure, render_sms
 
 SEGMENT = 160  # GSM-7 characters in one SMS
 REPORT_WINDOW_DAYS = pricecheck.WINDOW_DAYS

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from messages import to_ussd
-
 from menus.paging import Item, paginate_shown, screen_len, truncate
 from menus.screen import Layout, Page, Part, phrase
 from menus.wording import Wording
+from messages import to_ussd
 
 # An error or notice line replaces the title for one screen; pages are laid out with this much
 # room for the title so that page breaks never depend on whether an error is showing.

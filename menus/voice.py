@@ -155,8 +155,11 @@ class VoiceRenderer:
         return [Clip(f"{lang}.market.{p.id}", market.label(lang))]
 
     def _term(self, what: str, prefix: str, code: str, lang: str) -> list[Clip]:
+        spoken = f"voice.{prefix}.{code}"  # "kilo", not "kg": said, not written
         term = self.names.terms(what).get(code)
-        if term is not None:
+        if self.catalog.has(spoken):
+            words = self.catalog.text(lang, spoken)
+        elif term is not None:
             words = term.name(lang)
         else:
             key = f"{prefix}.{code}"
@@ -236,9 +239,9 @@ _SPEAK: dict[type, Callable[[VoiceRenderer, object, str], list[Clip]]] = {
 
 # -- what there is to record -----------------------------------------------------------------------
 
-# Catalog sections the menus never say: SMS texts (their own channel), the USSD navigation line
-# (voice has its keys, said by voice.help), the language menu's written title.
-_UNSPOKEN_SECTIONS = ("sms.", "alert.", "correction.", "linkage.", "nav.")
+# Catalog sections never said as texts: SMS texts (their own channel), the USSD navigation line
+# (voice has its keys, said by voice.help); units and kinds are names (their own clips).
+_UNSPOKEN_SECTIONS = ("sms.", "alert.", "correction.", "linkage.", "nav.", "unit.", "kind.", "voice.unit.", "voice.kind.")
 
 
 def _text_clips(catalog: Catalog, lang: str, key: str) -> list[Clip]:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Protocol
 
-from messages import Catalog
-from messages.formatting import long_date, money, phone_display, short_date, signed_percent
-
 from menus.screen import (
     CropRef,
     Day,
@@ -29,6 +26,8 @@ from menus.screen import (
     UnitRef,
 )
 from menus.types import Crop, Market, Term
+from messages import Catalog
+from messages.formatting import long_date, money, phone_display, short_date, signed_percent
 
 # How a text channel punctuates a Pair.
 PAIR_FORMATS = {"dash": "{} - {}", "colon": "{}: {}", "paren": "{} ({})"}

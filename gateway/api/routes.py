@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlmodel import Session, col, select
@@ -626,3 +626,33 @@ def upsert_producer(request: Request, body: ProducerIn, staff: Editor):
         auth.audit(session, staff, action="upsert", entity="producer", entity_id=producer.phone, before=before,
                    after=body.model_dump(exclude={"subscriptions"}), now=now)
         return _producer_out(session, producer)
+
+
+# -- the weekly radio bulletin ---------------------------------------------------------------------
+
+
+@router.get(
+    "/bulletins/{region}.mp3",
+    response_class=Response,
+    responses={200: {"content": {"audio/mpeg": {}}, "description": "The bulletin, about one to two minutes"}},
+    summary="This week's radio bulletin of a region (MP3), for community radio stations",
+)
+def radio_bulletin(request: Request, region: str, staff: PriceStaff,
+                   language: Annotated[Literal["fr", "bm"], Query()] = "fr"):
+    from gateway.data.content import current_catalog
+    from gateway.data.dataview import CachedDataView
+    from gateway.voice import bulletin
+    from messages import to_ussd
+
+    state = request.app.state
+    with state.db.unit_of_work() as session:
+        if region not in bulletin.regions(session):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such region")
+        made = bulletin.make(session, region=region, language=language, today=state.clock().date(),
+                             catalog=current_catalog(session, state.content_cache),
+                             data=CachedDataView(session, state.content_cache),
+                             prompt_audio=state.prompt_audio)
+    slug = re.sub(r"[^a-z0-9]+", "-", to_ussd(region).lower()).strip("-")
+    name = f"sugu-{slug}-{language}-{made.week_of:%Y-%m-%d}.mp3"
+    return Response(made.mp3, media_type="audio/mpeg",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
