@@ -78,6 +78,17 @@ _PROFILE_TEXT = re.compile(r"^[^\W_][\w .,'-]*$")
 _NUMBER = re.compile(r"[0-9]{1,9}")
 
 
+# Every hop replays from the main menu: its phrases are made once.
+_MAIN_TITLE = phrase("main.title")
+_MAIN_MENU = tuple(
+    (phrase(f"main.{label}"), node)
+    for label, node in (
+        ("prices", "price_crops"), ("demands", "demands"), ("tips", "tip_categories"), ("alerts", "alerts"),
+        ("profile", "profile"), ("language", "language"), ("services", "services"),
+    )
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     max_chars: int = 160
@@ -152,6 +163,8 @@ class _Memo:
     def __init__(self, data: DataView) -> None:
         self._data = data
         self._cache: dict[tuple, object] = {}
+        self._crop_ids: dict[int, Crop] | None = None
+        self._market_ids: dict[int, Market] | None = None
 
     def _get(self, key: tuple, load: Callable[[], object]):
         if key not in self._cache:
@@ -173,12 +186,17 @@ class _Memo:
     def markets(self) -> Sequence[Market]:
         return self._get(("markets",), lambda: [m for m in self.all_markets() if m.active])
 
+    # By id, indexed once a hop: every crop and market name on a screen is looked up when worded.
+
     def crop(self, crop_id: int) -> Crop | None:
-        # By id: every crop label on a screen is looked up here when the screen is worded.
-        return self._get(("crop_ids",), lambda: _first_by_id(self.all_crops())).get(crop_id)
+        if self._crop_ids is None:
+            self._crop_ids = _first_by_id(self.all_crops())
+        return self._crop_ids.get(crop_id)
 
     def market(self, market_id: int) -> Market | None:
-        return self._get(("market_ids",), lambda: _first_by_id(self.all_markets())).get(market_id)
+        if self._market_ids is None:
+            self._market_ids = _first_by_id(self.all_markets())
+        return self._market_ids.get(market_id)
 
     def prices(self, crop_id: int) -> list[PriceQuote]:
         def load() -> list[PriceQuote]:
@@ -339,18 +357,9 @@ class _Replay:
         return Outcome(reset=(Frame("main"),), effects=(SetLanguage(language),), notice=notice)
 
     def view_main(self) -> View:
-        go = lambda node: (lambda: Outcome(push=Frame(node)))  # noqa: E731
         return View(
-            phrase("main.title"),
-            options=[
-                Option(phrase("main.prices"), go("price_crops")),
-                Option(phrase("main.demands"), go("demands")),
-                Option(phrase("main.tips"), go("tip_categories")),
-                Option(phrase("main.alerts"), go("alerts")),
-                Option(phrase("main.profile"), go("profile")),
-                Option(phrase("main.language"), go("language")),
-                Option(phrase("main.services"), go("services")),
-            ],
+            _MAIN_TITLE,
+            options=[Option(label, lambda node=node: Outcome(push=Frame(node))) for label, node in _MAIN_MENU],
             nav=False,
         )
 

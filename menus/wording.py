@@ -29,6 +29,7 @@ from menus.types import Crop, Market, Term
 from messages import Catalog
 from messages.formatting import long_date, money, phone_display, short_date, signed_percent
 
+_NO_VALUES: Mapping[str, str] = {}
 # How a text channel punctuates a Pair.
 PAIR_FORMATS = {"dash": "{} - {}", "colon": "{}: {}", "paren": "{} ({})"}
 
@@ -54,8 +55,9 @@ class Wording:
 
     def _phrase(self, p: Phrase, lang: str) -> str:
         if not p.values:
-            return self.catalog.text(lang, p.key)
-        return self.catalog.text(lang, p.key, **{name: self.text(value, lang) for name, value in p.values})
+            return self.catalog.fill(lang, p.key, _NO_VALUES)
+        # The dispatch of text() inlined: a price line has four values, a screen several lines.
+        return self.catalog.fill(lang, p.key, {name: _WORD[type(value)](self, value, lang) for name, value in p.values})
 
     def _money(self, p: Money, lang: str) -> str:
         # An amount with its own unit reads as the catalogs write prices: "650F/kg".

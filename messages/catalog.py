@@ -125,21 +125,24 @@ class Catalog:
         raise CatalogError(key)
 
     def text(self, language: str, key: str, **params: object) -> str:
+        return self.fill(language, key, params)
+
+    def fill(self, language: str, key: str, params: Mapping[str, object]) -> str:
+        """text() with the values in a mapping (callers that build them as one save a copy)."""
         if not params:
             plain = self._plain.get((language, key))
-            if plain is None:
-                plain = self._plain[(language, key)] = self._format(language, key, params)
-            return plain
-        return self._format(language, key, params)
-
-    def _format(self, language: str, key: str, params: dict[str, object]) -> str:
+            if plain is not None:
+                return plain
         template = self.template(language, key)
         try:
-            return template.format_map(params)
+            text = template.format_map(params)
         except (KeyError, IndexError, ValueError):
             # Only an override can be malformed (the files are tested): fall back to the file.
             fallback = self._base.get(language, {}).get(key) or self._base[DEFAULT_LANGUAGE][key]
-            return fallback.format_map(params)
+            text = fallback.format_map(params)
+        if not params:
+            self._plain[(language, key)] = text
+        return text
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,10 @@
 
 The golden table pins USSD text byte for byte: it was recorded from the engine as it stood before
 screens were built from phrases, over every main-menu branch in both languages, paging, errors,
-end screens, staff overrides, other budgets and seeded random paths. Regenerate it only for an
-intended change of wording: SUGU_WRITE_GOLDEN=1 pytest tests/test_screen_structure.py.
+end screens, staff overrides, other budgets and seeded random paths. Each record keeps its inputs;
+they replay over the data the menu tests use (tests.fakes, the trend screens' histories). Regenerate
+it only for an intended change of wording or of that data, and read the diff (one screen a line):
+SUGU_WRITE_GOLDEN=1 pytest tests/test_screen_structure.py.
 """
 
 from __future__ import annotations
