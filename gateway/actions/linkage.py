@@ -22,7 +22,7 @@ from gateway.core.settings import Settings
 from gateway.data import models
 from gateway.data.content import overrides
 from gateway.data.producers import insert_ignore
-from gateway.outbound.broadcast import in_quiet_hours
+from gateway.outbound.budgets import in_quiet_hours
 from gateway.outbound.outbox import queue_sms
 from menus.types import SERVICE_CATEGORIES, SERVICE_NAME_MAX, SERVICE_SUMMARY_MAX
 from messages import Catalog, to_ussd

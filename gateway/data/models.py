@@ -143,6 +143,7 @@ class Demand(SQLModel, table=True):
 
 
 PRODUCER_ROLES = ("producer", "enumerator")
+ALERT_CHANNELS = ("sms", "voice", "both")
 
 
 class Producer(SQLModel, table=True):
@@ -156,6 +157,8 @@ class Producer(SQLModel, table=True):
     # "producer", or "enumerator": may report market prices by SMS (PRODUCER_ROLES; staff set it).
     role: str = Field(default="producer", max_length=16)
     opted_out: bool = False
+    # How price alerts reach them: "sms", "voice" (a call that says them) or "both".
+    alert_channel: str = Field(default="sms", max_length=8, sa_column_kwargs={"server_default": "sms"})
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()
 
@@ -584,11 +587,16 @@ class VoiceCall(SQLModel, table=True):
     unique index keeps one call waiting per phone, however many missed calls came in."""
 
     __tablename__ = "voice_call"
+    __table_args__ = (UniqueConstraint("broadcast_id", "phone"),)
 
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=20, index=True)
     pending_phone: str | None = Field(default=None, max_length=20, unique=True)
     purpose: str = Field(default="callback", max_length=16)  # callback | alert
+    # A voice alert: its broadcast (one call per broadcast and phone, ever) and what it says.
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
+    pairs: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    language: str = Field(default="fr", max_length=2)
     status: str = Field(default="queued", max_length=16, index=True)
     # queued | calling | answered | not_answered | failed | refused
     due_at: dt.datetime = _ts(index=True)

@@ -32,6 +32,7 @@ from gateway.data import models
 from gateway.data.content import overrides
 from gateway.data.dataview import SqlDataView
 from gateway.outbound import budgets, outbox
+from gateway.outbound.budgets import in_quiet_hours
 from gateway.outbound.outbox import Claimed, claimed_rows
 from menus.types import PriceQuote
 from messages import Catalog
@@ -294,7 +295,11 @@ class AlertComposer:
         return render_sms(self.catalog.text(language, "alert.message", items="; ".join(items)), language, fold=self.fold)
 
 
-def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Catalog, settings: Settings):
+def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Catalog, settings: Settings,
+                      by_voice: Callable[[str, str, tuple], bool] | None = None):
+    """(producer id, phone, language, texts) of everyone the alert is sent to by SMS. Those who
+    chose calls are handed to `by_voice` (phone, language, pairs) instead; when it refuses (their
+    voice alerts of the day are spent) they get the SMS, so that nobody misses the price."""
     pairs = {tuple(p) for p in broadcast.audience.get("pairs", [])}
     data = SqlDataView(session)
     quotes: dict[tuple[int, int], PriceQuote] = {}
@@ -310,7 +315,7 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
     _record_carried(session, broadcast, quotes, composer, settings)
     s, p = models.Subscription, models.Producer
     query = (
-        select(p.id, p.phone, p.language, s.crop_id, s.market_id, s.threshold_percent)
+        select(p.id, p.phone, p.language, s.crop_id, s.market_id, s.threshold_percent, p.alert_channel)
         .join(p, p.id == s.producer_id)
         .where(
             col(s.crop_id).in_({c for c, _ in pairs}),
@@ -323,7 +328,9 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
         query = query.where(col(p.id).in_(broadcast.audience["producers"]))
     rows = session.exec(query).all()
     wanted: dict[int, tuple[str, str, list]] = {}
-    for producer_id, phone, language, crop_id, market_id, threshold in rows:
+    channels: dict[int, str] = {}
+    for producer_id, phone, language, crop_id, market_id, threshold, channel in rows:
+        channels[producer_id] = channel or "sms"
         pair = (crop_id, market_id)
         quote = quotes.get(pair)
         if quote is None:
@@ -334,6 +341,9 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
         wanted.setdefault(producer_id, (phone, language or "fr", []))[2].append(pair)
     for producer_id, (phone, language, subscribed) in wanted.items():
         ordered = tuple(sorted(subscribed, key=lambda pr: (crops[pr[0]].id, quotes[pr].market_name)))
+        if by_voice is not None and channels[producer_id] in ("voice", "both"):
+            if by_voice(phone, language, ordered) and channels[producer_id] == "voice":
+                continue
         yield producer_id, phone, language, composer.texts(language, ordered)
 
 
@@ -436,7 +446,13 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     stamp = now.astimezone(dt.timezone.utc)
     catalog = catalog.with_overrides(overrides(session))  # staff's wording, as of now
     if broadcast.kind == "alert":
-        recipients = list(_alert_recipients(session, broadcast, catalog, settings))
+        from gateway.outbound import calls  # builds on budgets only: no import cycle
+
+        def by_voice(phone: str, language: str, pairs: tuple) -> bool:
+            return calls.queue_alert(session, broadcast_id=broadcast.id, phone=phone, language=language,
+                                     pairs=list(pairs), now=now, settings=settings)
+
+        recipients = list(_alert_recipients(session, broadcast, catalog, settings, by_voice))
         kind = "alert"
     elif broadcast.kind == "correction":
         # A correction SMS goes out as a staff broadcast: the same budgets and quiet hours.
@@ -549,15 +565,6 @@ def expand_due(db: Database, *, now: dt.datetime, catalog: Catalog, settings: Se
 
 
 # -- sending ---------------------------------------------------------------------------------------
-
-
-def in_quiet_hours(now: dt.datetime, settings: Settings) -> bool:
-    window = settings.quiet_window
-    if window is None:
-        return False
-    start, end = window
-    t = now.astimezone(settings.tz).time()
-    return (start <= t or t < end) if start > end else (start <= t < end)
 
 
 def bulk_allowance(session: Session, now: dt.datetime, settings: Settings) -> tuple[int, int]:

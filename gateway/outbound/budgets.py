@@ -70,3 +70,13 @@ def refund(session: Session, name: str, period: str, amount: int, *, now: dt.dat
 
 def spent(session: Session, name: str, period: str) -> int:
     return session.exec(select(B.used).where(B.name == name, B.period == period)).first() or 0
+
+
+def in_quiet_hours(now: dt.datetime, settings) -> bool:
+    """Inside GATEWAY_QUIET_HOURS (farmers' time): no alert, broadcast or call placed."""
+    window = settings.quiet_window
+    if window is None:
+        return False
+    start, end = window
+    t = now.astimezone(settings.tz).time()
+    return (start <= t or t < end) if start > end else (start <= t < end)

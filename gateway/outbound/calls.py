@@ -31,11 +31,11 @@ from gateway.core.settings import Settings
 from gateway.data import models
 from gateway.data.producers import insert_ignore
 from gateway.outbound import budgets
-from gateway.outbound.broadcast import in_quiet_hours
+from gateway.outbound.budgets import in_quiet_hours
 
 log = logging.getLogger("gateway.calls")
 
-CALLBACK = "callback"
+CALLBACK, ALERT = "callback", "alert"
 QUEUED, CLAIMED, CALLING = "queued", "claimed", "calling"
 ANSWERED, NOT_ANSWERED, FAILED = "answered", "not_answered", "failed"
 LIVE = (CLAIMED, CALLING)  # count against the concurrent calls
@@ -86,6 +86,34 @@ def queue_callback(session: Session, *, phone: str, now: dt.datetime, settings: 
         budgets.refund(session, _per_phone(phone), day, 1, now=now)  # one call already waits
         return Queued("already")
     return Queued("queued", due)
+
+
+def _per_phone_alerts(phone: str) -> str:
+    return f"val:{phone}"
+
+
+def queue_alert(session: Session, *, broadcast_id: int, phone: str, language: str, pairs: list, now: dt.datetime,
+                settings: Settings) -> bool:
+    """A voice alert for `phone` (said when the call is answered); False when this broadcast
+    already calls them (never twice for one alert) or their voice alerts of the day are spent."""
+    day = budgets.day_period(now, settings.tz)
+    if not budgets.reserve(session, _per_phone_alerts(phone), day, 1, settings.voice_alerts_per_phone_per_day, now=now):
+        return False
+    created = insert_ignore(session, V, {
+        "phone": phone, "purpose": ALERT, "status": QUEUED, "due_at": _utc(next_allowed(now, settings)),
+        "client_request_id": uuid.uuid4().hex, "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs],
+        "language": language if language in ("fr", "bm") else "fr", "created_at": _utc(now), "updated_at": _utc(now),
+    }, ["broadcast_id", "phone"])
+    if created is None:
+        budgets.refund(session, _per_phone_alerts(phone), day, 1, now=now)
+        return False
+    return True
+
+
+def by_request(session: Session, client_request_id: str | None) -> models.VoiceCall | None:
+    if not client_request_id:
+        return None
+    return session.exec(select(V).where(V.client_request_id == client_request_id)).first()
 
 
 @dataclass
@@ -172,7 +200,7 @@ def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: C
                 status=CALLING, attempts=V.attempts + 1, session_id=placed.session_id, lease_until=None,
                 updated_at=_utc(clock())))
         result.placed += 1
-        log.info("call placed", extra={"phone": mask(phone), "purpose": CALLBACK})
+        log.info("call placed", extra={"phone": mask(phone)})
     return result
 
 
@@ -199,7 +227,7 @@ def _finish(session: Session, row: models.VoiceCall, *, answered: bool, duration
     row.reason = reason[:64] or row.reason
     if answered:
         row.status, row.pending_phone = ANSWERED, None
-    elif not final and row.attempts < settings.voice_max_attempts:
+    elif not final and row.attempts < (settings.voice_alert_attempts if row.purpose == ALERT else settings.voice_max_attempts):
         row.status = QUEUED
         row.due_at = _utc(next_allowed(now + dt.timedelta(seconds=settings.voice_retry_after_s), settings))
     else:

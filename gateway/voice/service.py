@@ -23,7 +23,7 @@ from gateway.data.dataview import SqlDataView
 from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
 from gateway.outbound.replies import ReplyRules
 from menus import types as m
-from menus.screen import QUANTITY, Layout, Page, phrase
+from menus.screen import QUANTITY, CropRef, Layout, MarketRef, Money, Page, Percent, UnitRef, phrase
 from menus.voice import (
     BACK_KEY,
     HOME_KEY,
@@ -42,6 +42,7 @@ log = logging.getLogger("gateway.voice")
 # Prompts in a row without a key press before the call ends: the prompt is said three times.
 MAX_SILENCES = 3
 HOME_INPUT, BACK_INPUT = "00", "0"  # what the menus take for "main menu" and "back"
+LANGUAGE_INPUTS = {"fr": "1", "bm": "2"}  # the first screen's choices, for a caller never asked
 # The first screen asks the language: said in every language the menus speak.
 LANGUAGE_SCREENS = frozenset({"lang_first"})
 
@@ -189,3 +190,105 @@ def record_end(session: Session, *, call: VoiceCallback, now: dt.datetime) -> No
     row.hangup_cause = (call.hangup_cause or None) and call.hangup_cause[:64]
     row.updated_at = row.ended_at
     session.add(row)
+
+
+# -- voice alerts ----------------------------------------------------------------------------------
+
+ALERT_SCREEN = "alert"
+AGAIN_KEY, OTHER_MARKETS_KEY = "1", "2"
+
+
+def _alert_clips(renderer: VoiceRenderer, data: m.DataView, pairs: list, language: str, *, first: bool,
+                 notice: str | None) -> tuple[Clip, ...]:
+    clips = list(renderer.speak(phrase(notice), language)) if notice else []
+    if first:
+        clips += renderer.speak(phrase("voice.alert.intro"), language)
+    quotes = {}
+    for crop_id, market_id in pairs:
+        for quote in data.latest_prices(crop_id):
+            if quote.market_id == market_id:
+                quotes[(crop_id, market_id)] = quote
+    for crop_id, market_id in pairs:
+        quote = quotes.get((crop_id, market_id))
+        if quote is None:
+            continue  # withdrawn since: nothing to say rather than a wrong price
+        change = quote.change_percent
+        clips += renderer.speak(phrase(
+            "voice.alert.line", crop=CropRef(crop_id), market=MarketRef(market_id, quote.market_name),
+            price=Money(quote.price), unit=UnitRef(quote.unit),
+            change=Percent(change) if change is not None else phrase("voice.alert.first_price"),
+        ), language)
+    clips += renderer.speak(phrase("voice.alert.keys"), language)
+    return tuple(clips)
+
+
+def _crop_markets_inputs(crop_id: int, profile: m.Profile, data: m.DataView, catalog: Catalog, now: dt.datetime,
+                         config: menus.EngineConfig, language: str) -> list[str]:
+    """The menu inputs that lead to a crop's markets (prices, then that crop), found on the
+    screens themselves so that they follow the menus' order."""
+    inputs = [] if profile.language else [LANGUAGE_INPUTS.get(language, "1")]
+    main = _screen(inputs, profile, data, catalog, now, config).structure
+    prices = next((c.number for c in main.layout.choices() if getattr(c.label, "key", "") == "main.prices"), 1)
+    inputs.append(str(prices))
+    crops = _screen(inputs, profile, data, catalog, now, config).structure
+    for choice in crops.layout.choices() if crops else ():
+        if choice.label == CropRef(crop_id):
+            return [*inputs, str(choice.number)]
+    return inputs  # retired since: the list of crops
+
+
+def answer_alert(
+    session: Session,
+    *,
+    call: VoiceCallback,
+    voice_call: models.VoiceCall,
+    now: dt.datetime,
+    catalog: Catalog,
+    config: menus.EngineConfig,
+    data: m.DataView | None = None,
+    rules: ReplyRules | None = None,
+    fold: bool = True,
+) -> Turn:
+    """A voice alert answered: the prices it carries, "press 1 to hear it again, 2 for other
+    markets" (which goes on into the menus, at the first crop's markets)."""
+    row = session.exec(select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)).first()
+    stamp = now.astimezone(dt.timezone.utc)
+    language = voice_call.language or "fr"
+    data = data or SqlDataView(session)
+    renderer = VoiceRenderer(catalog, DataNames(data))
+    if row is not None and row.last_screen != ALERT_SCREEN:
+        return answer(session, call=call, now=now, catalog=catalog, config=config, data=data, rules=rules, fold=fold)
+    first = row is None
+    if first:
+        insert_ignore(session, models.VoiceSession, {
+            "session_id": call.session_id, "phone": call.phone, "direction": call.direction,
+            "start_profile": snapshot(session, producer_by_phone(session, call.phone)), "inputs": [], "keys": {},
+            "language": language, "last_screen": ALERT_SCREEN, "started_at": stamp, "updated_at": stamp,
+        }, ["session_id"])
+        row = session.exec(select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)).one()
+    key = (call.digits or "").strip()
+    notice = None
+    if not first and not key:
+        row.silences += 1
+        if row.silences >= MAX_SILENCES:
+            session.add(row)
+            return _goodbye(catalog, renderer, language)
+        notice = "voice.silence"
+    elif key == OTHER_MARKETS_KEY and voice_call.pairs:
+        profile = profile_from_snapshot(call.phone, row.start_profile or {})
+        inputs = _crop_markets_inputs(voice_call.pairs[0][0], profile, data, catalog, now, config, language)
+        screen = _screen(inputs, profile, data, catalog, now, config)
+        clips, prompt = _prompt(screen, renderer, 0, greeting=False)
+        row.inputs, row.keys, row.voice_page, row.silences = inputs, _keys(prompt), 0, 0
+        row.language, row.last_screen, row.updated_at = screen.language, screen.screen_id[:32], stamp
+        session.add(row)
+        return Turn(clips, screen.language, prompt, prompt.end or screen.end)
+    elif key and key not in (AGAIN_KEY, REPEAT_KEY):
+        notice = "error.invalid_choice"
+    if key:
+        row.silences = 0
+    clips = _alert_clips(renderer, data, voice_call.pairs, language, first=first, notice=notice)
+    prompt = Prompt(clips, choices=((AGAIN_KEY, 0), (OTHER_MARKETS_KEY, 0)))
+    row.updated_at = stamp
+    session.add(row)
+    return Turn(clips, language, prompt, False)

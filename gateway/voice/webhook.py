@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -133,9 +134,13 @@ async def voice_callback(request: Request) -> Response:
     def work() -> VoiceResponse:
         with db.unit_of_work() as session:
             catalog = current_catalog(session, state.content_cache)
-            turn = voice.answer(session, call=call, now=clock(), catalog=catalog, config=config,
-                                data=CachedDataView(session, state.content_cache), rules=state.reply_rules,
-                                fold=settings.sms_fold)
+            placed = calls.by_request(session, call.client_request_id) if call.direction == OUTBOUND else None
+            answer = voice.answer
+            if placed is not None and placed.purpose == calls.ALERT:
+                answer = partial(voice.answer_alert, voice_call=placed)
+            turn = answer(session, call=call, now=clock(), catalog=catalog, config=config,
+                          data=CachedDataView(session, state.content_cache), rules=state.reply_rules,
+                          fold=settings.sms_fold)
             language[0] = turn.language
             digest = state.prompt_audio.playlist(session, turn.clips)
             return _response(turn, digest, callback, audio_base)

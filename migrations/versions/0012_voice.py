@@ -1,10 +1,11 @@
-"""voice: the calls Sugu places (missed-call callbacks, voice alerts) with their leases; a
-call's profile snapshot and menu inputs; audio by content hash (recordings, synthetic prompts,
-joined playlists); prompt revisions per clip
+"""voice: the calls Sugu places (missed-call callbacks, voice alerts: one per broadcast and
+phone) with their leases; a call's profile snapshot, menu inputs and the keys last said; audio
+by content hash (recordings, synthetic prompts, joined playlists); prompt revisions per clip;
+how each producer gets alerts (sms, voice, both)
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-12-01 10:40:00
+Create Date: 2026-12-01 11:20:00
 """
 from typing import Sequence, Union
 
@@ -29,33 +30,6 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('hash', name=op.f('pk_audio_blob'))
     )
-    op.create_table('voice_call',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('pending_phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
-    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('client_request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('session_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-    sa.Column('minutes_reserved', sa.Integer(), nullable=False),
-    sa.Column('duration_s', sa.Integer(), nullable=True),
-    sa.Column('amount', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_voice_call')),
-    sa.UniqueConstraint('client_request_id', name=op.f('uq_voice_call_client_request_id')),
-    sa.UniqueConstraint('pending_phone', name=op.f('uq_voice_call_pending_phone'))
-    )
-    with op.batch_alter_table('voice_call', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_voice_call_due_at'), ['due_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_voice_call_phone'), ['phone'], unique=False)
-        batch_op.create_index(batch_op.f('ix_voice_call_session_id'), ['session_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_voice_call_status'), ['status'], unique=False)
-
     op.create_table('voice_session',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -102,9 +76,56 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audio_prompt_clip'), ['clip'], unique=False)
         batch_op.create_index(batch_op.f('ix_audio_prompt_language'), ['language'], unique=False)
 
+    op.create_table('voice_call',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('pending_phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('broadcast_id', sa.Integer(), nullable=True),
+    sa.Column('pairs', sa.JSON(), nullable=False),
+    sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('client_request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('session_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('minutes_reserved', sa.Integer(), nullable=False),
+    sa.Column('duration_s', sa.Integer(), nullable=True),
+    sa.Column('amount', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['broadcast_id'], ['broadcast.id'], name=op.f('fk_voice_call_broadcast_id_broadcast')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_voice_call')),
+    sa.UniqueConstraint('broadcast_id', 'phone', name=op.f('uq_voice_call_broadcast_id_phone')),
+    sa.UniqueConstraint('client_request_id', name=op.f('uq_voice_call_client_request_id')),
+    sa.UniqueConstraint('pending_phone', name=op.f('uq_voice_call_pending_phone'))
+    )
+    with op.batch_alter_table('voice_call', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_voice_call_broadcast_id'), ['broadcast_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_voice_call_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_voice_call_phone'), ['phone'], unique=False)
+        batch_op.create_index(batch_op.f('ix_voice_call_session_id'), ['session_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_voice_call_status'), ['status'], unique=False)
+
+    with op.batch_alter_table('producer', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('alert_channel', sqlmodel.sql.sqltypes.AutoString(length=8), server_default='sms', nullable=False))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('producer', schema=None) as batch_op:
+        batch_op.drop_column('alert_channel')
+
+    with op.batch_alter_table('voice_call', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_voice_call_status'))
+        batch_op.drop_index(batch_op.f('ix_voice_call_session_id'))
+        batch_op.drop_index(batch_op.f('ix_voice_call_phone'))
+        batch_op.drop_index(batch_op.f('ix_voice_call_due_at'))
+        batch_op.drop_index(batch_op.f('ix_voice_call_broadcast_id'))
+
+    op.drop_table('voice_call')
     with op.batch_alter_table('audio_prompt', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audio_prompt_language'))
         batch_op.drop_index(batch_op.f('ix_audio_prompt_clip'))
@@ -115,11 +136,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_voice_session_phone'))
 
     op.drop_table('voice_session')
-    with op.batch_alter_table('voice_call', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_voice_call_status'))
-        batch_op.drop_index(batch_op.f('ix_voice_call_session_id'))
-        batch_op.drop_index(batch_op.f('ix_voice_call_phone'))
-        batch_op.drop_index(batch_op.f('ix_voice_call_due_at'))
-
-    op.drop_table('voice_call')
     op.drop_table('audio_blob')

@@ -1,0 +1,125 @@
+"""Voice alerts: producers who chose calls are called with the price instead of (or besides) an
+SMS, once per alert, within the call ceilings; the call says the price, "1" again, "2" the other
+markets (the menus, at that crop's markets)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlmodel import select
+
+from gateway.aggregators.fake_at_voice import FakeVoiceCall
+from gateway.data import models
+from gateway.outbound import broadcast, calls
+from tests.conftest import NOW
+from tests.test_voice import Heard
+from tests.test_voice_calls import Caller, final, rows, step
+
+pytestmark = pytest.mark.db
+
+MORNING = NOW.replace(hour=9)
+SERVICE = "+22320221234"
+
+
+def ids(db):
+    with db.unit_of_work() as session:
+        crops = {c.code: c.id for c in session.exec(select(models.Crop)).all()}
+        markets = {m.code: m.id for m in session.exec(select(models.Market)).all()}
+    return crops, markets
+
+
+def producer(db, phone, channel, *, crop="tomato", market="sikasso", language="fr"):
+    crops, markets = ids(db)
+    with db.unit_of_work() as session:
+        p = models.Producer(phone=phone, language=language, alert_channel=channel)
+        session.add(p)
+        session.flush()
+        session.add(models.Subscription(producer_id=p.id, crop_id=crops[crop], market_id=markets[market]))
+
+
+def alert(db, settings, crop="tomato", market="sikasso", now=MORNING):
+    crops, markets = ids(db)
+    with db.unit_of_work() as session:
+        b = broadcast.publish_alerts(session, pairs=[(crops[crop], markets[market])], now=now)
+        session.flush()
+        b = session.get(models.Broadcast, b.id)
+        broadcast.expand(session, b, now=now, catalog=__import__("messages").default_catalog(), settings=settings)
+        return b.id
+
+
+def sms_to(db, phone):
+    with db.unit_of_work() as session:
+        return session.exec(select(models.SmsMessage).where(models.SmsMessage.phone == phone)).all()
+
+
+@pytest.mark.parametrize("channel, sms, call", [("sms", True, False), ("voice", False, True), ("both", True, True)])
+def test_each_producer_gets_the_alert_the_way_they_chose(db, settings, channel, sms, call):
+    producer(db, "+22370100001", channel)
+    alert(db, settings)
+    assert bool(sms_to(db, "+22370100001")) is sms
+    assert bool([r for r in rows(db) if r.purpose == "alert"]) is call
+
+
+def test_one_call_per_alert_even_if_expanded_twice(db, settings):
+    producer(db, "+22370100001", "voice")
+    broadcast_id = alert(db, settings)
+    with db.unit_of_work() as session:
+        b = session.get(models.Broadcast, broadcast_id)
+        assert calls.queue_alert(session, broadcast_id=b.id, phone="+22370100001", language="fr",
+                                 pairs=b.audience["pairs"], now=MORNING, settings=settings) is False
+    assert len(rows(db)) == 1
+
+
+def test_when_the_days_voice_alerts_are_spent_the_sms_goes_instead(db, settings):
+    settings = settings.model_copy(update={"voice_alerts_per_phone_per_day": 1})
+    producer(db, "+22370100001", "voice")
+    alert(db, settings)
+    alert(db, settings, crop="tomato", market="sikasso", now=MORNING + dt.timedelta(hours=1))
+    assert len(rows(db)) == 1 and len(sms_to(db, "+22370100001")) == 1
+
+
+def test_an_unanswered_voice_alert_is_tried_twice_more(db, settings):
+    producer(db, "+22370100001", "voice")
+    alert(db, settings)
+    caller, now = Caller(), MORNING
+    for attempt in range(3):
+        assert step(db, settings, caller, now).placed == 1
+        final(db, settings, rows(db)[0], answered=False, duration=0, now=now)
+        now += dt.timedelta(seconds=settings.voice_retry_after_s + 1)
+    assert step(db, settings, caller, now).placed == 0
+    assert rows(db)[0].status == "not_answered" and len(caller.called) == 3
+
+
+@pytest.fixture
+def voice_client(settings):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    app = create_app(settings, clock=lambda: MORNING)
+    with TestClient(app) as client:
+        client.heard = app.state.prompt_audio = Heard()
+        yield client
+
+
+def test_an_answered_alert_says_the_price_then_1_again_2_other_markets(voice_client, db, settings):
+    producer(db, "+22370100001", "voice")
+    alert(db, settings)
+    step(db, settings, Caller(), MORNING)
+    placed = rows(db)[0]
+    call = FakeVoiceCall(voice_client, "http://testserver/webhooks/at/voice", placed.phone, SERVICE,
+                         direction="outbound", session_id=placed.session_id, client_request_id=placed.client_request_id)
+    call.start()
+    heard = voice_client.heard.prompts[-1]
+    assert "Sugu" in heard and "Tomate" in heard and "Sikasso" in heard and "francs" in heard
+    assert call.played and call.played[-1].kind == "wav"
+    call.press("1")
+    assert "Tomate" in voice_client.heard.prompts[-1]
+    call.press("2")
+    assert "choisir un marché" in voice_client.heard.prompts[-1]  # the menus, at tomato's markets
+    call.press("1")  # all markets
+    assert "Tomate" in voice_client.heard.prompts[-1]
+    call.hang_up(75)
+    row = rows(db)[0]
+    assert row.status == "answered" and row.duration_s == 75
