@@ -43,6 +43,7 @@ from menus.screen import (
     phrase,
 )
 from menus.types import (
+    ALERT_CHANNELS,
     SERVICE_CATEGORIES,
     TIP_CATEGORIES,
     Crop,
@@ -56,6 +57,7 @@ from menus.types import (
     Screen,
     SendService,
     ServiceEntry,
+    SetAlertChannel,
     SetLanguage,
     SetProfileField,
     StartAlerts,
@@ -273,6 +275,8 @@ class _Replay:
                 self.profile = replace(p, opted_out=True)
             case StartAlerts():
                 self.profile = replace(p, opted_out=False)
+            case SetAlertChannel(channel=channel):
+                self.profile = replace(p, alert_channel=channel)
             case SetProfileField(field=name, value=value):
                 self.profile = replace(p, **{name: value})
 
@@ -677,7 +681,22 @@ class _Replay:
                 Option(phrase("alerts.restart"), restart)
                 if stopped
                 else Option(phrase("alerts.stop_all"), go("stop_confirm")),
+                # Last, so that the numbers farmers know (4: stop) stay where they were.
+                Option(phrase("alerts.channel", how=phrase(f"alerts.by_{self.profile.alert_channel}")),
+                       go("alert_channel")),
             ],
+        )
+
+    def view_alert_channel(self) -> View:
+        back = (Frame("main"), Frame("alerts"))
+
+        def choose(channel: str) -> Callable[[], Outcome]:
+            return lambda: Outcome(effects=(SetAlertChannel(channel),), reset=back,
+                                   notice=phrase("alerts.channel_saved"))
+
+        return View(
+            phrase("alerts.channel_title"),
+            options=[Option(phrase(f"alerts.by_{c}"), choose(c)) for c in ALERT_CHANNELS],
         )
 
     def view_alert_list(self) -> View:

@@ -17,6 +17,9 @@ LANGUAGES = ("fr", "bm")
 
 TIP_CATEGORIES = ("gap", "postharvest", "nutrition")
 
+# How price alerts reach a producer: an SMS, a call that says them (voice), or both.
+ALERT_CHANNELS = ("sms", "voice", "both")
+
 # The services directory; "storage" is cold storage and processing (post-harvest).
 SERVICE_CATEGORIES = ("microfinance", "inputs", "extension", "storage")
 # Characters (after folding to ASCII) so that name, phone and summary share one USSD screen.
@@ -150,6 +153,7 @@ class Profile:
     opted_out: bool = False
     role: str = "producer"  # or "enumerator": may report prices by SMS
     producer_id: int | None = None  # the stored producer, when there is one (reports name it)
+    alert_channel: str = "sms"  # one of ALERT_CHANNELS
 
 
 class DataView(Protocol):
@@ -236,6 +240,13 @@ class StartAlerts:
 
 
 @dataclass(frozen=True)
+class SetAlertChannel:
+    """How price alerts reach the caller: one of ALERT_CHANNELS."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
 class ReportPrice:
     """An enumerator's price report; `held_reason` non-empty: waits for staff review."""
 
@@ -262,7 +273,7 @@ class SendService:
 
 Effect = (
     SetLanguage | RecordOffer | Subscribe | Unsubscribe | StopAlerts | StartAlerts
-    | SetProfileField | ReportPrice | SendService
+    | SetProfileField | ReportPrice | SendService | SetAlertChannel
 )
 
 

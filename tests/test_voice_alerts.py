@@ -123,3 +123,17 @@ def test_an_answered_alert_says_the_price_then_1_again_2_other_markets(voice_cli
     call.hang_up(75)
     row = rows(db)[0]
     assert row.status == "answered" and row.duration_s == 75
+
+
+@pytest.mark.parametrize("keys, channel, shown", [
+    (["4", "5", "2"], "voice", "5. Recevoir par: appel"),
+    (["4", "5", "3"], "both", "5. Recevoir par: SMS et appel"),
+    (["4", "5", "1"], "sms", "5. Recevoir par: SMS"),
+])
+def test_a_farmer_chooses_calls_on_ussd(client, db, keys, channel, shown):
+    from tests.test_ussd_webhook import Caller, known_caller, producer as stored
+
+    known_caller(db, "fr")
+    reply = Caller(client).dial(*keys)
+    assert "Choix enregistre." in reply and shown in reply
+    assert stored(db).alert_channel == channel

@@ -74,6 +74,8 @@ def apply_effects(
                 producer.opted_out = True
             case m.StartAlerts():
                 producer.opted_out = False
+            case m.SetAlertChannel(channel=channel) if channel in m.ALERT_CHANNELS:
+                producer.alert_channel = channel
             case m.RecordOffer(demand_id=demand_id, quantity_kg=quantity):
                 _record_offer(session, producer, demand_id, quantity, session_ref, channel, now, today)
             case m.SendService(service_id=service_id):

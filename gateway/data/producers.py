@@ -70,6 +70,7 @@ def profile_of(session: Session, producer: models.Producer) -> m.Profile:
         opted_out=producer.opted_out,
         role=producer.role,
         producer_id=producer.id,
+        alert_channel=producer.alert_channel or "sms",
     )
 
 
@@ -86,6 +87,7 @@ def snapshot(session: Session, producer: models.Producer | None) -> dict:
         "cluster": profile.cluster,
         "opted_out": profile.opted_out,
         "subscriptions": [[s.crop_id, s.market_id] for s in profile.subscriptions],
+        "alert_channel": profile.alert_channel,
     }
 
 
@@ -99,4 +101,5 @@ def profile_from_snapshot(phone: str, data: dict) -> m.Profile:
         cluster=data.get("cluster") or "",
         opted_out=bool(data.get("opted_out")),
         subscriptions=tuple(m.Subscription(c, mk) for c, mk in data.get("subscriptions", [])),
+        alert_channel=data.get("alert_channel") or "sms",
     )

@@ -79,7 +79,7 @@ def queue_callback(session: Session, *, phone: str, now: dt.datetime, settings: 
         return Queued("limit")
     due = next_allowed(now + dt.timedelta(seconds=settings.voice_callback_delay_s), settings)
     created = insert_ignore(session, V, {
-        "phone": phone, "pending_phone": phone, "purpose": CALLBACK, "status": QUEUED, "due_at": _utc(due),
+        "phone": phone, "pending_phone": phone, "purpose": CALLBACK, "status": QUEUED, "due_at": _utc(due), "pairs": [],
         "client_request_id": uuid.uuid4().hex, "created_at": _utc(now), "updated_at": _utc(now),
     }, ["pending_phone"])
     if created is None:
