@@ -13,6 +13,7 @@ from gateway.aggregators.fake_at_voice import FakeVoiceCall
 from gateway.data import models
 from gateway.outbound import broadcast, calls
 from tests.conftest import NOW
+from tests.test_admin import app, browser, clock, staff  # noqa: F401 (fixtures)
 from tests.test_voice import Heard
 from tests.test_voice_calls import Caller, final, rows, step
 
@@ -131,9 +132,25 @@ def test_an_answered_alert_says_the_price_then_1_again_2_other_markets(voice_cli
     (["4", "5", "1"], "sms", "5. Recevoir par: SMS"),
 ])
 def test_a_farmer_chooses_calls_on_ussd(client, db, keys, channel, shown):
-    from tests.test_ussd_webhook import Caller, known_caller, producer as stored
+    from tests.test_ussd_webhook import Caller, known_caller
+    from tests.test_ussd_webhook import producer as stored
 
     known_caller(db, "fr")
     reply = Caller(client).dial(*keys)
     assert "Choix enregistre." in reply and shown in reply
     assert stored(db).alert_channel == channel
+
+
+@pytest.mark.parametrize("channel, status", [("voice", 303), ("both", 303), ("sms", 303), ("fax", 400), ("", 400)])
+def test_console_sets_the_alert_channel_audited(browser, db, channel, status):  # noqa: F811
+    producer(db, "+22370100001", "sms" if channel != "sms" else "voice")
+    with db.unit_of_work() as session:
+        pid = session.exec(select(models.Producer.id)).one()
+    b = browser("editor")
+    page = b.get(f"/admin/producers/{pid}")
+    assert 'name="alert_channel"' in page.text
+    assert b.post(f"/admin/producers/{pid}/alert-channel", {"alert_channel": channel}).status_code == status
+    with db.unit_of_work() as session:
+        stored = session.get(models.Producer, pid).alert_channel
+        audited = session.exec(select(models.AuditLog).where(models.AuditLog.action == "alert_channel")).first()
+    assert (stored == channel) is (status == 303) and bool(audited) is (status == 303)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import func, or_
 from sqlmodel import col, select
@@ -68,7 +70,8 @@ def producer_page(request: Request, producer_id: DbId, staff: Editor):
                                .order_by(col(models.SmsInbound.id).desc()).limit(50)).all()
         offers = session.exec(select(models.Offer).where(models.Offer.producer_id == producer_id)).all()
     return render(request, "producer.html", {"p": producer, "subs": subs, "messages": messages, "inbound": inbound,
-                                             "offers": offers, "roles": models.PRODUCER_ROLES})
+                                             "offers": offers, "roles": models.PRODUCER_ROLES,
+                                             "channels": models.ALERT_CHANNELS})
 
 
 @router.post("/producers/{producer_id}/role", name="admin_producer_role")
@@ -87,6 +90,28 @@ def producer_role(request: Request, producer_id: DbId, staff: Editor, form: Form
         flash(request, "{phone} is now an enumerator." if changed else "{phone} is already an enumerator.", phone=phone)
     else:
         flash(request, "{phone} is now a producer." if changed else "{phone} is already a producer.", phone=phone)
+    return back_to(request, "admin_producer", producer_id=producer_id)
+
+
+@router.post("/producers/{producer_id}/alert-channel", name="admin_producer_alert_channel")
+def producer_alert_channel(request: Request, producer_id: DbId, staff: Editor, form: Form):
+    """How the producer's price alerts reach them: SMS, a call, or both; audited."""
+    channel = form.get("alert_channel", "")
+    if channel not in models.ALERT_CHANNELS:
+        raise HTTPException(400, "Alerts go by SMS, call or both.")
+    now = now_of(request)
+    with db_of(request).unit_of_work() as session:
+        producer = session.get(models.Producer, producer_id)
+        if producer is None:
+            raise HTTPException(404, "No such producer.")
+        before, phone = producer.alert_channel, producer.phone
+        if before != channel:
+            auth.audit(session, staff, action="alert_channel", entity="producer", entity_id=phone,
+                       before={"alert_channel": before}, after={"alert_channel": channel, "via": "console"}, now=now)
+            producer.alert_channel = channel
+            producer.updated_at = now.astimezone(dt.timezone.utc)
+            session.add(producer)
+    flash(request, "Alerts for {phone}: saved." if before != channel else "Nothing changed.", phone=phone)
     return back_to(request, "admin_producer", producer_id=producer_id)
 
 
