@@ -98,9 +98,9 @@ def voice_client(settings):
 
     from gateway.app import create_app
 
-    app = create_app(settings, clock=lambda: MORNING)
-    with TestClient(app) as client:
-        client.heard = app.state.prompt_audio = Heard()
+    gateway_app = create_app(settings, clock=lambda: MORNING)
+    with TestClient(gateway_app) as client:
+        client.heard = gateway_app.state.prompt_audio = Heard()
         yield client
 
 
