@@ -61,12 +61,48 @@ def _old_session_ids(session, cutoff: dt.datetime, limit: int) -> list[int]:
     return list(session.execute(select(u.id).where(u.started_at < cutoff).order_by(u.id).limit(limit)).scalars())
 
 
+def _old_call_session_ids(session, cutoff: dt.datetime, limit: int) -> list[int]:
+    v = models.VoiceSession
+    return list(session.execute(select(v.id).where(v.started_at < cutoff).order_by(v.id).limit(limit)).scalars())
+
+
+FINAL_CALLS = ("answered", "not_answered", "failed")
+
+
+def _old_call_ids(session, cutoff: dt.datetime, limit: int) -> list[int]:
+    c = models.VoiceCall
+    query = select(c.id).where(c.created_at < cutoff, col(c.status).in_(FINAL_CALLS))
+    return list(session.execute(query.order_by(c.id).limit(limit)).scalars())
+
+
 # Outbound first: an inbound SMS can go once no reply names it.
 TABLES = (
     ("sms_message", models.SmsMessage, _old_sms_ids),
     ("sms_inbound", models.SmsInbound, _old_inbound_ids),
     ("ussd_session", models.UssdSession, _old_session_ids),
+    ("voice_session", models.VoiceSession, _old_call_session_ids),
+    ("voice_call", models.VoiceCall, _old_call_ids),
 )
+# A prompt's joined audio is made again when asked for after it went: kept a week (a call in
+# progress, or a platform fetching late, never misses it), unlike recordings, which stay.
+PLAYLIST_DAYS = 7
+
+
+def _prune_playlists(db: Database, now: dt.datetime, *, dry_run: bool, batch: int) -> int:
+    a, p = models.AudioBlob, models.AudioPrompt
+    cutoff = now.astimezone(dt.timezone.utc) - dt.timedelta(days=PLAYLIST_DAYS)
+    total = 0
+    while True:
+        with db.unit_of_work() as session:
+            hashes = list(session.execute(
+                select(a.hash).where(a.created_at < cutoff, ~exists().where(p.audio_hash == a.hash))
+                .order_by(a.hash).limit(batch if not dry_run else 10**9)
+            ).scalars())
+            if hashes and not dry_run:
+                session.execute(delete(a).where(col(a.hash).in_(hashes)))
+        total += len(hashes)
+        if dry_run or len(hashes) < batch:
+            return total
 
 
 @dataclass
@@ -92,6 +128,7 @@ def prune(db: Database, *, now: dt.datetime, days: int, dry_run: bool = False, b
             if dry_run or len(ids) < batch:
                 break
         report.deleted[name] = total
+    report.deleted["audio_playlist"] = _prune_playlists(db, now, dry_run=dry_run, batch=batch)
     if not dry_run and any(report.deleted.values()):
         log.info("pruned old traffic", extra={"deleted": report.deleted, "cutoff": cutoff.isoformat()})
     return report

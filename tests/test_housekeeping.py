@@ -62,6 +62,15 @@ def traffic(db):
         inbound(session, "keep-inbound-recent", at=RECENT)
         for sid, at in (("old-session", OLD), ("keep-session", RECENT)):
             session.add(models.UssdSession(session_id=sid, phone="+22370000001", started_at=at, updated_at=at))
+            session.add(models.VoiceSession(session_id=sid, phone="+22370000001", started_at=at, updated_at=at))
+        for rid, at, status in (("old-answered", OLD, "answered"), ("old-queued", OLD, "queued"),
+                                ("keep-answered", RECENT, "answered")):
+            session.add(models.VoiceCall(phone="+22370000001", client_request_id=rid, status=status, created_at=at))
+        # Audio: an old playlist goes; an old recording (a prompt names it) and a recent playlist stay.
+        for name, at in (("a" * 64, OLD), ("b" * 64, OLD), ("c" * 64, NOW)):
+            session.add(models.AudioBlob(hash=name, data=b"RIFF", created_at=at))
+        session.flush()
+        session.add(models.AudioPrompt(clip="fr.crop.1", language="fr", audio_hash="b" * 64, source="recorded"))
         assert lone.id
     return db
 
@@ -78,8 +87,12 @@ def labels(db):
 @pytest.mark.parametrize("batch", [worker.BATCH, 2], ids=["one-transaction", "batches-of-two"])
 def test_prune_deletes_old_final_rows_and_keeps_the_rest(traffic, batch):
     report = worker.prune(traffic, now=NOW, days=400, batch=batch)
-    assert report.deleted == {"sms_message": 6, "sms_inbound": 2, "ussd_session": 1}
+    assert report.deleted == {"sms_message": 6, "sms_inbound": 2, "ussd_session": 1, "voice_session": 1,
+                              "voice_call": 1, "audio_playlist": 1}
     outbound, inbound_ids, sessions = labels(traffic)
+    with traffic.unit_of_work() as session:
+        assert sorted(session.exec(select(models.VoiceCall.client_request_id)).all()) == ["keep-answered", "old-queued"]
+        assert sorted(h[0] for h in session.exec(select(models.AudioBlob.hash)).all()) == ["b", "c"]
     assert all(label.startswith("keep") for label in outbound + inbound_ids + sessions), (outbound, inbound_ids, sessions)
     assert "keep-named-by-offer" in outbound and "keep-answered-by-a-kept-reply" in inbound_ids
     assert sessions == ["keep-session"]
@@ -89,12 +102,16 @@ def test_dry_run_counts_and_deletes_nothing(traffic):
     before = labels(traffic)
     report = worker.prune(traffic, now=NOW, days=400, dry_run=True)
     # The inbound replied to by an old reply still has it in a dry run: counted after its reply goes.
-    assert report.deleted == {"sms_message": 6, "sms_inbound": 1, "ussd_session": 1}
+    assert report.deleted == {"sms_message": 6, "sms_inbound": 1, "ussd_session": 1, "voice_session": 1,
+                              "voice_call": 1, "audio_playlist": 1}
     assert labels(traffic) == before
 
 
 def test_a_longer_retention_keeps_more(traffic):
-    assert worker.prune(traffic, now=NOW, days=600).deleted == {"sms_message": 0, "sms_inbound": 0, "ussd_session": 0}
+    assert worker.prune(traffic, now=NOW, days=600).deleted == {
+        "sms_message": 0, "sms_inbound": 0, "ussd_session": 0, "voice_session": 0, "voice_call": 0,
+        "audio_playlist": 1,  # joined prompts go after a week, whatever the retention
+    }
 
 
 @pytest.mark.parametrize(
