@@ -209,8 +209,11 @@ class _Memo:
 
     def terms(self, what: str) -> dict[str, Term]:
         """Units or kinds by code, from the data when it has them (see DataView)."""
-        source = getattr(self._data, what, None)
-        return self._get((what,), lambda: {t.code: t for t in source()} if source else {})
+        found = self._cache.get((what,))
+        if found is None:
+            source = getattr(self._data, what, None)
+            found = self._cache[(what,)] = {t.code: t for t in source()} if source else {}
+        return found
 
     def demands(self, today: dt.date) -> list[Demand]:
         return self._get(
@@ -241,6 +244,9 @@ class _Replay:
         config: EngineConfig,
     ) -> None:
         self.profile = profile
+        # Bumped whenever the session's own effects change the profile: screens are cached by it
+        # (hashing the whole profile for every lookup cost more than building some screens).
+        self.changes = 0
         self.lang = profile.language or "fr"
         self.data = _Memo(data)
         self.today = now.date()
@@ -279,6 +285,8 @@ class _Replay:
                 self.profile = replace(p, alert_channel=channel)
             case SetProfileField(field=name, value=value):
                 self.profile = replace(p, **{name: value})
+        if self.profile is not p:
+            self.changes += 1
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -334,13 +342,13 @@ class _Replay:
     # -- screens --------------------------------------------------------------------------------
 
     def view(self, frame: Frame) -> View:
-        key = (frame.node, frame.args, self.lang, self.profile)
+        key = (frame.node, frame.args, self.lang, self.changes)
         if key not in self._views:
             self._views[key] = getattr(self, f"view_{frame.node}")(*frame.args)
         return self._views[key]
 
     def frame_pages(self, frame: Frame) -> Pages:
-        key = (frame.node, frame.args, self.lang, self.profile)
+        key = (frame.node, frame.args, self.lang, self.changes)
         if key not in self._pages:
             self._pages[key] = self.ussd.pages(self.view(frame).layout(), self.lang)
         return self._pages[key]
