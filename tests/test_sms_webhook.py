@@ -319,7 +319,8 @@ def test_database_down_answers_503_so_the_aggregator_retries(backend, fake_at):
         if backend.name == "sqlite"
         else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     )
-    settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, worker_in_process=False)
+    settings = Settings(database_url=url, at_api_key="test-key", at_base_url=fake_at.url, worker_in_process=False,
+                        secret_key="test-secret")
     import unittest.mock
 
     with unittest.mock.patch("gateway.core.startup.Path.mkdir"), TestClient(create_app(settings)) as client:

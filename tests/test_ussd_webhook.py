@@ -253,7 +253,7 @@ def test_database_down_still_answers_end(backend, monkeypatch):
         else "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     )
     monkeypatch.setattr("gateway.core.startup.Path.mkdir", lambda *a, **k: None)
-    with TestClient(create_app(Settings(database_url=url))) as client:
+    with TestClient(create_app(Settings(database_url=url, secret_key="test-secret"))) as client:
         reply = Caller(client).hop()
     assert reply.startswith("END Desole, le service a un probleme.")
     assert "\nHaketo, baara in ma se ka ke sisan." in reply
