@@ -1,12 +1,14 @@
-"""The voice phone of the console's simulators (issue 16 item 9): the real voice service and its
-real joined audio, on a throw-away copy of the caller; the three phones of the page keep each
-other's state."""
+"""The voice phone of the console's simulators and `gateway simulate --voice` (issue 16 item 9):
+the real voice service and its real joined audio, on a throw-away copy of the caller; the three
+phones of the page keep each other's state; the terminal call goes through the real webhook."""
 
 from __future__ import annotations
 
 import functools
 import html
 import re
+import subprocess
+import sys
 
 import pytest
 from sqlmodel import func, select
@@ -354,3 +356,70 @@ def test_a_post_without_the_csrf_token_is_refused(browser, caller):
     response = browser("reporter").post("/admin/simulators/voice", {"voice_phone": KNOWN, "call": "1"}, csrf=False)
     assert response.status_code == 403
     assert words(response.text) == ""
+
+
+# -- the terminal call ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def terminal(db_url, monkeypatch):
+    """`gateway simulate --voice` in a subprocess on a migrated demo database, as staff run it."""
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "60")
+
+    def run(*args: str, input: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", "simulate", "--voice", *args], input=input,
+                              capture_output=True, text=True, timeout=180)
+
+    return run
+
+
+def heard_lines(out: str) -> list[str]:
+    """Each prompt printed, its wrapped lines joined again."""
+    prompts, current = [], None
+    for line in out.splitlines():
+        line = line.removeprefix("> ")
+        if line.startswith("(( "):
+            current = [line[3:]]
+            prompts.append(current)
+        elif current is not None and line.startswith("   ") and not line.strip().startswith("["):
+            current.append(line.strip())
+        else:
+            current = None
+    return [" ".join(p) for p in prompts]
+
+
+# (args, keys typed, words of the last prompt, lines the output holds)
+TERMINAL_CALLS = [
+    ([], "1\n1\nq\n", ["Prix: choisir un produit", "Tomate", "Pour la suite, appuyez sur neuf."],
+     ["You hung up. Goodbye.", "keys: 1 · 2 · 3 · 4 · 5 · 9 more · * repeat · 0 back · # main menu"]),
+    (["--language", "bm"], "1\nq\n", ["Sɔngɔ: sɛnɛfɛn sugandi", "Tamati"], ["> 2  (--language bm)"]),
+    (["--phone", "+22370000031", "--language", "fr"], "\n\n\n", [GOODBYE], ["The call has ended. Goodbye."]),
+    ([], "x\n2\n", ["I bisimila Sugu la!"], ["A phone keypad has 0-9, * and # only.", "You hung up. Goodbye."]),
+]
+
+
+@pytest.mark.parametrize("args, typed, heard, lines", TERMINAL_CALLS, ids=["prices", "bambara", "silence", "typo"])
+def test_simulate_voice_prints_each_prompts_words_and_takes_keys(terminal, args, typed, heard, lines):
+    done = terminal(*args, input=typed)
+    assert done.returncode == 0, done.stderr
+    prompts = heard_lines(done.stdout)
+    for fragment in heard:
+        assert fragment in prompts[-1], f"{fragment!r} not in the last prompt:\n{prompts[-1]}"
+    for line in lines:
+        assert line in done.stdout, done.stdout
+    assert all(len(line) <= 60 for line in done.stdout.splitlines() if line.startswith(("((", "   ")))
+    assert "[wav, " in done.stdout  # every prompt's audio was fetched and is real audio
+    assert "voice prompt" not in done.stdout + done.stderr  # the words, not a log line per callback
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--voice", "--phone", "12"], "phone"),
+    (["--voice", "--language", "de"], "fr or bm"),
+    (["--language", "bm"], "--voice"),  # a USSD caller picks the language on the first screen
+])
+def test_simulate_voice_rejects_bad_options(empty_db_url, monkeypatch, args, said):
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", empty_db_url)
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "simulate", *args], input="q\n",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and said in done.stdout + done.stderr
