@@ -112,8 +112,13 @@ def _check_database(settings) -> None:
 def simulate(
     phone: Annotated[str, typer.Option(help="Caller's number")] = "+22370000001",
     service_code: Annotated[str, typer.Option(help="USSD code")] = "*123#",
+    voice: Annotated[bool, typer.Option("--voice", help="A voice call instead: each prompt's words, keys typed")] = False,
+    language: Annotated[
+        Optional[str], typer.Option(help="With --voice: the language a new caller picks at the first prompt (fr, bm)")
+    ] = None,
 ) -> None:
-    """A USSD session in the terminal, exactly as a phone shows it (the real engine and data)."""
+    """A USSD session in the terminal, exactly as a phone shows it (the real engine and data); with
+    --voice, a phone call: the words of each prompt, the keys it takes, then your keys."""
     import asyncio
 
     from gateway.core.phones import InvalidPhone, parse_phone
@@ -122,19 +127,28 @@ def simulate(
         phone = parse_phone(phone)
     except InvalidPhone as exc:
         raise typer.BadParameter(str(exc), param_hint="--phone") from None
+    if language is not None and not voice:
+        raise typer.BadParameter("goes with --voice (a USSD caller picks the language on the first screen)",
+                                 param_hint="--language")
+    if language is not None and language not in ("fr", "bm"):
+        raise typer.BadParameter("fr or bm", param_hint="--language")
     settings = _settings()
     if "GATEWAY_LOG_LEVEL" not in os.environ:  # the screens, not a log line per hop (unless asked for)
         settings = settings.model_copy(update={"log_level": "WARNING"})
     _check_database(settings)
+
+    def session():
+        return _simulate_voice(settings, phone, language) if voice else _simulate(settings, phone, service_code)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(_simulate(settings, phone, service_code))
+        asyncio.run(session())
     else:  # called from code that runs an event loop in this thread (an embedding, a test): a thread of its own
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, _simulate(settings, phone, service_code)).result()
+            pool.submit(asyncio.run, session()).result()
 
 
 async def _simulate(settings, phone: str, service_code: str) -> None:
@@ -176,6 +190,160 @@ async def _simulate(settings, phone: str, service_code: str) -> None:
                     typer.echo("\nHung up. Goodbye.")
                     return
                 inputs.append(answer.strip())
+
+
+# The voice simulator's app answers at this base: the audio and callback URLs of its answers point
+# back into the process (through the ASGI transport), never to a server or the network.
+VOICE_SIM_BASE = "http://simulator"
+VOICE_SIM_NUMBER = "+22320221234"  # the number called when GATEWAY_VOICE_NUMBER is not set (a Bamako landline)
+QUIT = "q"
+
+
+class _HeardPrompts:
+    """The app's prompt audio, unchanged, noting the words of each playlist it joins: a Play URL
+    names the audio by hash, the terminal shows the clips' texts."""
+
+    def __init__(self, audio) -> None:
+        self.audio = audio
+        self.words: dict[str, list[str]] = {}
+
+    def playlist(self, session, clips) -> str:
+        digest = self.audio.playlist(session, clips)
+        self.words[digest] = [clip.text for clip in clips]
+        return digest
+
+
+async def _simulate_voice(settings, phone: str, language: str | None) -> None:
+    """A phone call through the real voice webhook, in-process: the fake Africa's Talking call
+    driver posts each callback and fetches (and checks) every audio file played, over httpx's ASGI
+    transport; no socket, no server, no network."""
+    import asyncio
+    import logging
+    from urllib.parse import urlencode
+
+    import httpx
+
+    from gateway.admin.simulators import SIM_PREFIX, accepted_keys, voice_hop
+    from gateway.aggregators.fake_at_voice import ENDED, AsyncFakeVoiceCall, FakeCallError
+    from gateway.app import create_app
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Answered, not rejected for a call back: the terminal is the phone, and no real call may be placed.
+    settings = settings.model_copy(update={"voice_inbound": "answer", "public_url": VOICE_SIM_BASE})
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    url = f"{VOICE_SIM_BASE}/webhooks/at/voice" + (f"?{urlencode({'token': secret})}" if secret else "")
+    session_id = f"{SIM_PREFIX}{uuid.uuid4().hex[:12]}"
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        state = application.state
+        heard = state.prompt_audio = _HeardPrompts(state.prompt_audio)
+        transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=VOICE_SIM_BASE) as client:
+            call = AsyncFakeVoiceCall(client, url, phone, settings.voice_number or VOICE_SIM_NUMBER,
+                                      session_id=session_id)
+            typer.echo(f"Calling Sugu from {phone}: each prompt's words, then the keys it takes. "
+                       "Type keys and Enter; an empty line is silence; q hangs up.")
+            step, first = call.start(), True
+            while True:
+                played, said = len(call.played), len(call.said)
+                try:
+                    await step
+                except FakeCallError as exc:  # the gateway answered what the platform would refuse
+                    typer.echo(f"The call failed: {exc}", err=True)
+                    raise typer.Exit(1) from None
+                for audio in call.played[played:]:
+                    digest = audio.url.rsplit("/", 1)[-1].partition(".")[0]
+                    _say(heard.words.get(digest, ["?"]), f"{audio.kind}, {audio.size // 1024} KiB")
+                for text in call.said[said:]:
+                    _say([text], "said by the platform")
+                if call.state == ENDED:
+                    typer.echo("The call has ended. Goodbye.")
+                    return
+                # What the prompt takes, asked of the voice service itself (its answer rolled back).
+                hop = await asyncio.to_thread(voice_hop, state, phone=phone, session_id=session_id, digits="*")
+                typer.echo("keys: " + _keys_line(accepted_keys(hop.turn)))
+                typed = _first_answer(hop, phone, language) if first else None
+                first = False
+                if typed is None:
+                    typed = await _read_keys()
+                if typed == QUIT:
+                    await call.hang_up(10 * len(call.transcript))
+                    typer.echo("You hung up. Goodbye.")
+                    return
+                if not typed:
+                    step = call.silence()
+                else:
+                    # A quantity is sent by # (added when not typed); elsewhere the first key counts.
+                    quantity = call.waiting_for is not None and call.waiting_for.finish_on_key == "#"
+                    step = call.press(typed + "#" if quantity and "#" not in typed else typed)
+
+
+async def _read_keys() -> str:
+    """Keys typed on one line ("" for silence, QUIT to hang up), asked again until they are keys."""
+    import asyncio
+
+    from gateway.aggregators.calling import DTMF_KEYS
+
+    while True:
+        try:
+            typed = (await asyncio.to_thread(input, "> ")).strip().replace(" ", "")
+        except (EOFError, KeyboardInterrupt):
+            return QUIT
+        if typed.lower() == QUIT or set(typed) <= DTMF_KEYS:
+            return typed.lower()
+        typer.echo("A phone keypad has 0-9, * and # only.")
+
+
+def _first_answer(hop, phone: str, language: str | None) -> str | None:
+    """--language: the key that answers the language question of a caller who has none stored."""
+    if not language:
+        return None
+    key = _language_key(hop, language)
+    if key:
+        typer.echo(f"> {key}  (--language {language})")
+    elif hop.turn.language != language:
+        typer.echo(f"({phone} speaks {hop.turn.language}, from their profile: --language only "
+                   "answers a new caller's first question)")
+    return key
+
+
+def _keys_line(keys: list[tuple[str, str]]) -> str:
+    meanings = {"more": "more", "repeat": "repeat", "back": "back", "home": "main menu"}
+    shown = []
+    for key, meaning in keys:
+        if meaning == "quantity":
+            shown.append("a quantity, then #")
+        else:
+            shown.append(f"{key} {meanings[meaning]}" if meaning in meanings else key)
+    return " · ".join(shown)
+
+
+def _language_key(hop, language: str) -> str | None:
+    """The key that picks `language` when the call is at the language question, else None."""
+    from menus.screen import Phrase
+    from gateway.voice.service import LANGUAGE_SCREENS
+
+    screen = hop.screen
+    if screen.screen_id not in LANGUAGE_SCREENS or screen.structure is None:
+        return None
+    options = screen.structure.layout.options
+    number = next((n for n, part in enumerate(options, 1)
+                   if isinstance(part, Phrase) and part.key == f"lang.{language}"), None)
+    return next((key for key, chosen in hop.turn.prompt.choices if chosen == number), None)
+
+
+def _say(words: list[str], audio: str, *, columns: int | None = None) -> None:
+    """One prompt: the words of its clips in order, wrapped to the terminal, and what was played."""
+    import shutil
+    import textwrap
+
+    columns = columns or shutil.get_terminal_size((80, 24)).columns
+    width = max(20, min(columns, 100) - 4)
+    lines = textwrap.wrap(" ".join(words), width) or [""]
+    typer.echo(f"(( {lines[0]}")
+    for line in lines[1:]:
+        typer.echo(f"   {line}")
+    typer.echo(f"   [{audio}]")
 
 
 def _read_csv(path: Path) -> str:
