@@ -138,7 +138,9 @@ class VoiceRenderer:
         return self.speak(phrase(direction), lang) + _numbers(numbers.say_percent(abs(p.value), lang))
 
     def _quantity(self, p: Quantity, lang: str) -> list[Clip]:
-        return _numbers(numbers.say_number(p.kg, lang)) + self.speak(phrase("voice.kilograms"), lang)
+        # The number alone: the texts say the unit where their language puts it ("500 kilos",
+        # Bambara "kilo 500"); `voice.<key>` wordings replace the written "kg".
+        return _numbers(numbers.say_number(p.kg, lang))
 
     def _phone(self, p: Phone, lang: str) -> list[Clip]:
         # Digit by digit, as numbers are read out to be written down.

@@ -139,7 +139,7 @@ CALLS = [
     ("hash-main-menu", KNOWN, ["1", "1", "#"], ["Prix du marché", "Demandes des acheteurs"], ["Sikasso"], None),
     ("price", KNOWN, ["1", "1", "2"], ["Tomate", "meilleurs prix", "francs"], [], None),
     ("invalid-key", KNOWN, ["8"], ["Choix invalide", "Prix du marché"], [], None),
-    ("quantity-asked", KNOWN, ["2", "1", "1"], ["kg"], [], ["*", "0"]),
+    ("quantity-asked", KNOWN, ["2", "1", "1"], ["kilos"], [], ["*", "0"]),
     ("quantity-offered", KNOWN, ["2", "1", "1", "qty:500"], ["cinq cents"], [], None),
     ("silence-once", KNOWN, ["silence"], ["Nous n'avons rien entendu", "Prix du marché"], [GOODBYE], None),
     ("silence-three-times", KNOWN, ["silence", "silence", "silence"], [GOODBYE], ["Prix du marché"], []),
