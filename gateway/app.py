@@ -116,7 +116,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api_reference.router)
     admin.install(app, settings)
     # Outermost last: request id, body limits, webhook guard, console headers, NUL guard, the app.
-    app.add_middleware(RejectNul, prefixes=("/admin",))
+    # The recording studio takes audio files, which are full of NUL bytes (gateway/admin/studio.py).
+    app.add_middleware(RejectNul, prefixes=("/admin",), binary_uploads=("/admin/studio/clips/",))
     app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))
     app.add_middleware(
         WebhookGuard,

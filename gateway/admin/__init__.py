@@ -45,6 +45,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         producers,
         reference,
         simulators,
+        studio,
         texts,
         tips,
     )
@@ -66,7 +67,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         name="admin_static",
     )
     for page in (accounts, dashboard, texts, prices, broadcasts, simulators, producers, demands, tips,
-                 linkage, intel, reference, price_import):
+                 linkage, intel, reference, price_import, studio):
         app.include_router(page.router)
 
     @app.exception_handler(LoginRequired)

@@ -97,6 +97,7 @@ NAV = [
     ("Reference data", "admin_reference", ("editor",)),
     ("Tips", "admin_tips", ("editor",)),
     ("Messages", "admin_messages", ("editor",)),
+    ("Recording studio", "admin_studio", ("editor",)),
     ("Producers", "admin_producers", ("editor",)),
     ("Broadcasts", "admin_broadcasts", ("editor",)),
     ("Simulators", "admin_simulators", ("editor", "reporter")),

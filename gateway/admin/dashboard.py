@@ -10,6 +10,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from gateway.admin.charts import line_chart
+from gateway.admin.studio import STATUSES, coverage
 from gateway.admin.core import (
     UTC,
     AnyStaff,
@@ -111,6 +112,7 @@ def dashboard(request: Request, staff: AnyStaff):
         crops = session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all()
         markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
         reply_today = replies.today(session, now, settings.tz)
+        voice = coverage(request, session)
         crop_id = int_param(request.query_params.get("crop"), "crop", crops[0].id if crops else 0)
         market_id = int_param(request.query_params.get("market"), "market", markets[0].id if markets else 0)
         series = session.exec(
@@ -144,6 +146,8 @@ def dashboard(request: Request, staff: AnyStaff):
             "sms_fake": settings.sms_uses_fake or settings.orange_uses_fake,
             "stale": stale,
             "posture": _posture(request, settings, reply_today),
+            "voice": voice,
+            "voice_statuses": STATUSES,
             "crops": crops,
             "markets": markets,
             "crop_id": crop_id,

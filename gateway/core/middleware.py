@@ -108,11 +108,15 @@ class RejectNul:
     """400 for a NUL character in the console's path, query or body: PostgreSQL refuses NUL in
     text, which would surface as a 500 (and SQLite would store it). The API's models refuse
     control characters themselves, field by field (422); the aggregators' callbacks drop them
-    (gateway/webhooks*.py), so that a caller is answered."""
+    (gateway/webhooks*.py), so that a caller is answered.
 
-    def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...]) -> None:
+    `binary_uploads`: paths whose multipart bodies carry a binary file (an audio recording is
+    full of NUL bytes); their body is not scanned, the route checks its text fields itself."""
+
+    def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...], binary_uploads: tuple[str, ...] = ()) -> None:
         self.app = app
         self.prefixes = prefixes
+        self.binary_uploads = binary_uploads
 
     @staticmethod
     def _has_nul(data: bytes) -> bool:
@@ -125,6 +129,8 @@ class RejectNul:
             return await _plain(send, 400, "the request contains a NUL character")
         content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type not in (b"application/x-www-form-urlencoded", b"multipart/form-data", b"application/json"):
+            return await self.app(scope, receive, send)
+        if content_type == b"multipart/form-data" and self.binary_uploads and scope["path"].startswith(self.binary_uploads):
             return await self.app(scope, receive, send)
         messages = []
         while True:  # BodyLimit, outside this, bounded its size and time

@@ -1,0 +1,440 @@
+"""Console pages: the recording studio (issue 16 items 4 and 6). Every clip the voice menus can
+play, per language, with what it plays now — a staff recording, the French recording borrowed
+for a Bambara word or name, a synthetic stand-in, or nothing yet —, the next one still to record,
+recorded in the browser or uploaded as a file, and each clip's revisions.
+
+The clips come from `menus.voice.inventory` (the menus' texts, names from the data, numbers),
+never from a form: staff record the words the menus say, and cannot make up a clip."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from gateway.admin.core import (
+    UTC,
+    Editor,
+    Form,
+    back_to,
+    db_of,
+    flash,
+    language_of,
+    now_of,
+    path_for,
+    render,
+    settings_of,
+    tr,
+)
+from gateway.core.deps import DbId
+from gateway.data import auth, models
+from gateway.data.content import current_catalog
+from gateway.data.dataview import SqlDataView
+from gateway.voice import prompts
+from menus.voice import Clip, inventory
+from messages.catalog import LANGUAGES
+from messages import staff as staff_text
+from messages.voice import audio
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+# What a clip plays now, best first: its own recording (recorded in the browser or uploaded);
+# the French recording, for a Bambara word or name (gateway.voice.prompts.resolve); its own
+# synthetic stand-in ("synthetic — record me"); nothing yet (made by the speech engine when a
+# call first needs it).
+RECORDED, BORROWED, SYNTHETIC, MISSING = "recorded", "borrowed", "synthetic", "missing"
+STATUSES = (RECORDED, BORROWED, SYNTHETIC, MISSING)
+# The list's filter: one status, everything still to record (all but RECORDED), or all.
+TODO, ALL = "todo", "all"
+SHOW = (ALL, TODO, *STATUSES)
+
+# What a clip is, from the second part of its id ("bm.crop.3"), in English, translated when
+# shown (French in messages/catalog/staff/fr/studio.toml; tests/test_studio.py checks each).
+KIND_LABELS = {
+    "text": "menu text",
+    "crop": "crop name",
+    "market": "market name",
+    "region": "region name",
+    "unit": "unit",
+    "kind": "price kind",
+    "num": "number",
+    "month": "month",
+    "scale": "hundred, thousand, million",
+    "word": "word said with numbers",
+    "say": "words written by staff",
+}
+
+MAX_SECONDS = prompts.MAX_CLIP_SECONDS
+# The form's other fields and the multipart headers travel with the file: the file itself must
+# leave them room under the console's body limit, or the limit answers before this page can say why.
+FORM_ALLOWANCE_BYTES = 16_384
+CLIPS_PER_PAGE = 60
+ACCEPT = ",".join(["audio/*", ".wav", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm"])
+
+
+def max_audio_bytes(request: Request) -> int:
+    return max(1024, settings_of(request).max_upload_bytes - FORM_ALLOWANCE_BYTES)
+
+
+# -- what there is to record, and what plays ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipState:
+    clip: Clip
+    status: str
+    plays: models.AudioPrompt | None  # what a call plays now (None: nothing yet)
+    borrowed_from: str | None  # the French clip that stands in, when status is BORROWED
+    own: models.AudioPrompt | None  # the clip's own newest revision, of any source
+
+    @property
+    def id(self) -> str:
+        return self.clip.id
+
+    @property
+    def language(self) -> str:
+        return self.clip.id.split(".", 1)[0]
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.clip.id)
+
+    @property
+    def key(self) -> str:
+        """The catalog key of a menu text's clip ("fr.text.prices.detail.2" -> "prices.detail")."""
+        return self.clip.id.split(".", 2)[2].rsplit(".", 1)[0] if self.kind == "text" else ""
+
+    @property
+    def words_changed(self) -> bool:
+        """A staff recording of other words: the catalog's text was edited since."""
+        own = self.own
+        return own is not None and own.source != prompts.SYNTHETIC and own.text.strip() != self.clip.text.strip()
+
+
+def kind_of(clip_id: str) -> str:
+    parts = clip_id.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def voice_languages() -> tuple[str, ...]:
+    return LANGUAGES
+
+
+def active_regions(session: Session) -> list[str]:
+    r = models.Region
+    return list(session.exec(select(r.name_fr).where(r.active).order_by(r.sort_order, r.name_fr)).all())
+
+
+def clips_of(request: Request, session: Session, lang: str) -> list[Clip]:
+    """Every clip the voice menus can play in `lang`, in the studio's order. Kept for the content
+    cache's time to live: building it reads the catalog, names and number rules (~50 ms)."""
+    def load() -> list[Clip]:
+        catalog = current_catalog(session, request.app.state.content_cache)
+        return inventory(catalog, lang, SqlDataView(session), active_regions(session))
+
+    return request.app.state.content_cache.get(("voice-inventory", lang), load)
+
+
+def states(session: Session, clips: list[Clip]) -> list[ClipState]:
+    ids = [c.id for c in clips]
+    playing = prompts.resolve(session, ids)
+    own = prompts.latest(session, ids)
+    out = []
+    for clip in clips:
+        row, borrowed = playing.get(clip.id, (None, None))
+        if row is None:
+            status = MISSING
+        elif borrowed:
+            status = BORROWED
+        elif row.source == prompts.SYNTHETIC:
+            status = SYNTHETIC
+        else:
+            status = RECORDED
+        out.append(ClipState(clip, status, row, borrowed, own.get(clip.id)))
+    return out
+
+
+def summary(found: list[ClipState]) -> dict[str, Any]:
+    """How many clips are recorded, borrowed, synthetic only, missing, of how many; and each
+    share in percent (for the bars)."""
+    by_status = Counter(s.status for s in found)
+    numbers = {status: by_status.get(status, 0) for status in STATUSES}
+    total = len(found) or 1
+    return {**numbers, "total": len(found), "percent": {s: round(100 * numbers[s] / total, 1) for s in STATUSES}}
+
+
+def every_state(request: Request, session: Session) -> dict[str, list[ClipState]]:
+    return {lang: states(session, clips_of(request, session, lang)) for lang in voice_languages()}
+
+
+def coverage(request: Request, session: Session) -> dict[str, dict[str, Any]]:
+    """Per language, the summary of its clips (the dashboard's panel, the studio's bars)."""
+    return {lang: summary(found) for lang, found in every_state(request, session).items()}
+
+
+def clip_or_404(request: Request, session: Session, clip_id: str) -> Clip:
+    lang = clip_id.split(".", 1)[0]
+    found = next((c for c in clips_of(request, session, lang) if c.id == clip_id), None) if lang in voice_languages() else None
+    if found is None:
+        raise HTTPException(404, "No such voice prompt.")
+    return found
+
+
+def _language(request: Request) -> str:
+    lang = request.query_params.get("lang", "")
+    return lang if lang in voice_languages() else voice_languages()[0]
+
+
+def _kind_labels(request: Request) -> dict[str, str]:
+    return {kind: tr(request, label) for kind, label in KIND_LABELS.items()}
+
+
+# -- the studio: coverage and the next clip to record -------------------------------------------------
+
+
+def _next_to_record(found: list[ClipState], after: str) -> ClipState | None:
+    """The first clip still to record after `after` (in inventory order, from the start again
+    when none is left after it), or None when every clip has its own recording."""
+    todo = [(i, s) for i, s in enumerate(found) if s.status != RECORDED]
+    if not todo:
+        return None
+    position = next((i for i, s in enumerate(found) if s.id == after), -1)
+    return next((s for i, s in todo if i > position), todo[0][1])
+
+
+def _studio_page(request: Request, lang: str, clip_id: str = "", after: str = "", errors: dict | None = None,
+                 status_code: int = 200):
+    with db_of(request).unit_of_work() as session:
+        every = every_state(request, session)
+    found = every[lang]
+    current = next((s for s in found if s.id == clip_id), None) or _next_to_record(found, after)
+    cover = {language: summary(those) for language, those in every.items()}
+    return render(request, "studio.html", {
+        "cover": cover, "current": current, "languages": voice_languages(),
+        "kinds": _kind_labels(request), "errors": errors or {}, "statuses": STATUSES,
+        "max_seconds": int(MAX_SECONDS), "max_bytes": max_audio_bytes(request), "accept": ACCEPT,
+        "voice_lang": lang,
+    }, status_code=status_code)
+
+
+@router.get("/studio", name="admin_studio")
+def studio_page(request: Request, staff: Editor):
+    q = request.query_params
+    return _studio_page(request, _language(request), q.get("clip", "")[:160], q.get("after", "")[:160])
+
+
+# -- every clip of a language: search, filter, pages ----------------------------------------------------
+
+
+def _matches(s: ClipState, show: str, kind: str, needle: str) -> bool:
+    if show == TODO and s.status == RECORDED or show in STATUSES and s.status != show:
+        return False
+    if kind and s.kind != kind:
+        return False
+    return not needle or needle in s.clip.text.casefold() or needle in s.id.casefold()
+
+
+@router.get("/studio/clips", name="admin_studio_clips")
+def clips_page(request: Request, staff: Editor):
+    lang = _language(request)
+    params = request.query_params
+    show = params.get("show", ALL)
+    show = show if show in SHOW else ALL
+    kind = params.get("kind", "")
+    kind = kind if kind in KIND_LABELS else ""
+    q = params.get("q", "").strip()[:100]
+    with db_of(request).unit_of_work() as session:
+        found = states(session, clips_of(request, session, lang))
+    rows = [s for s in found if _matches(s, show, kind, q.casefold())]
+    pages = max(1, -(-len(rows) // CLIPS_PER_PAGE))
+    raw_page = params.get("page", "1")
+    page = min(int(raw_page), pages) if raw_page.isdigit() and len(raw_page) <= 4 and int(raw_page) > 0 else 1
+    query = {"lang": lang, "q": q, "kind": kind, "show": show}
+    link = lambda n: path_for(request, "admin_studio_clips") + "?" + urlencode({**query, "page": n})  # noqa: E731
+    return render(request, "studio_clips.html", {
+        "voice_lang": lang, "languages": voice_languages(), "rows": rows[(page - 1) * CLIPS_PER_PAGE: page * CLIPS_PER_PAGE],
+        "found": len(rows), "total": len(found), "show": show, "shows": SHOW, "kind": kind,
+        "kinds": _kind_labels(request), "present_kinds": sorted({s.kind for s in found}, key=list(KIND_LABELS).index),
+        "q": q, "filtered": bool(q or kind or show != ALL), "page": page, "pages": pages,
+        "previous": link(page - 1) if page > 1 else "", "next": link(page + 1) if page < pages else "",
+    })
+
+
+# -- one clip: what it plays, its revisions ------------------------------------------------------------
+
+
+def _revisions(session: Session, clip_id: str) -> list[dict[str, Any]]:
+    p, staff, blob = models.AudioPrompt, models.StaffUser, models.AudioBlob
+    rows = session.exec(
+        select(p, staff.email, blob.duration_ms)
+        .join(staff, col(staff.id) == col(p.staff_id), isouter=True)
+        .join(blob, col(blob.hash) == col(p.audio_hash), isouter=True)
+        .where(p.clip == clip_id).order_by(col(p.revision).desc()).limit(50)
+    ).all()
+    return [{"row": row, "email": email, "seconds": (ms or 0) / 1000} for row, email, ms in rows]
+
+
+def _clip_page(request: Request, clip_id: str, errors: dict | None = None, status_code: int = 200):
+    with db_of(request).unit_of_work() as session:
+        clip = clip_or_404(request, session, clip_id)
+        state = states(session, [clip])[0]
+        revisions = _revisions(session, clip_id)
+        twin_id = prompts.twin(clip_id)
+        twin = None
+        if twin_id is not None:
+            twin_clip = next((c for c in clips_of(request, session, "fr") if c.id == twin_id), None)
+            twin = states(session, [twin_clip])[0] if twin_clip else None
+    return render(request, "studio_clip.html", {
+        "s": state, "revisions": revisions, "twin": twin, "kinds": _kind_labels(request), "errors": errors or {},
+        "max_seconds": int(MAX_SECONDS), "max_bytes": max_audio_bytes(request), "accept": ACCEPT,
+        "voice_lang": state.language,
+    }, status_code=status_code)
+
+
+@router.get("/studio/clips/{clip}", name="admin_studio_clip")
+def clip_page(request: Request, clip: str, staff: Editor):
+    return _clip_page(request, clip)
+
+
+# -- saving a recording ----------------------------------------------------------------------------------
+
+# Why an upload was refused, by reason (AudioError's reasons, and the checks made before
+# decoding): English, translated where it is shown. Every reason has its French (test_studio.py).
+REFUSALS = {
+    "missing": "Choose a file to upload, or record one.",
+    "empty": "The file is empty: nothing was recorded.",
+    "too_big": "The file is too large ({size} MB; at most {max} MB): record a shorter prompt, or save it as mp3.",
+    "type": "The file says it is {declared} but its content is {found}: upload a wav, mp3, ogg, m4a or webm file as it is.",
+    "unreadable": "This is not audio that can be read: upload a wav, mp3, ogg, m4a or webm file.",
+    "too_long": "Longer than {max} seconds once the silence around it is cut: record a shorter prompt.",
+    "silent": "Nothing can be heard in this recording: check the microphone and record again.",
+}
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, **params: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.params = params
+
+
+def _megabytes(request: Request, n: int) -> str:
+    return staff_text.number(round(n / 1_000_000, 1), language_of(request))
+
+
+async def _audio_of(request: Request) -> bytes:
+    """The upload's bytes, once its size and its declared and sniffed types agree (Refused)."""
+    upload = (await request.form()).get("audio")
+    if not isinstance(upload, UploadFile):
+        raise Refused("missing")
+    limit = max_audio_bytes(request)
+    data = await upload.read(limit + 1)
+    if not data:
+        raise Refused("empty")
+    if len(data) > limit:
+        raise Refused("too_big", size=_megabytes(request, max(len(data), upload.size or 0)),
+                      max=_megabytes(request, limit))
+    found = audio.sniff(data)
+    if found is None:
+        raise Refused("unreadable")
+    declared = (upload.content_type or "").split(";", 1)[0].strip().lower()
+    if not audio.declared_type_matches(data, upload.content_type or ""):
+        raise Refused("type", declared=declared or "?", found=found)
+    return data
+
+
+@router.post("/studio/clips/{clip}", name="admin_studio_save")
+async def studio_save(request: Request, clip: str, staff: Editor, form: Form):
+    """A recording (posted by the studio's script) or an uploaded file (the plain form) becomes
+    the clip's new revision: checked, normalised once (in the thread pool: ~0.3 s of CPU for a
+    minute), stored, audited. A refused file stores nothing and says why beside the field."""
+    if any("\x00" in value for value in form.values()):
+        # The console's NUL guard leaves this route's multipart body to it (the audio is binary).
+        raise HTTPException(400, "The request contains a NUL character.")
+    wants_json = "application/json" in request.headers.get("accept", "")
+    back = form.get("back", "studio")
+    source = prompts.RECORDED if form.get("source") == prompts.RECORDED else prompts.UPLOADED
+    db = db_of(request)
+
+    def words() -> Clip:
+        with db.unit_of_work() as session:
+            return clip_or_404(request, session, clip)
+
+    said = await run_in_threadpool(words)
+    lang = clip.split(".", 1)[0]
+    try:
+        raw = await _audio_of(request)
+        try:
+            data = await run_in_threadpool(lambda: audio.normalise(raw, max_seconds=MAX_SECONDS))
+        except audio.AudioError as error:
+            reason = error.reason if error.reason in REFUSALS else "unreadable"
+            raise Refused(reason, max=int(MAX_SECONDS)) from error
+    except Refused as refused:
+        message = tr(request, REFUSALS[refused.reason], **refused.params)
+        errors = {"audio": message, "reason": refused.reason}
+        if wants_json:
+            return JSONResponse({"error": message, "reason": refused.reason}, status_code=400)
+        if back == "clip":
+            return _clip_page(request, clip, errors, status_code=400)
+        return _studio_page(request, lang, clip_id=clip, errors=errors, status_code=400)
+
+    now = now_of(request).astimezone(UTC)
+
+    def store() -> int:
+        with db.unit_of_work() as session:
+            row = prompts.save_prompt(session, clip=clip, language=lang, data=data, source=source, text=said.text,
+                                      staff_id=staff.id)
+            row.created_at = now  # the console's clock, as every other record staff make
+            session.add(row)
+            auth.audit(session, staff, action="create", entity="voice_prompt", entity_id=clip,
+                       after={"revision": row.revision, "source": source, "audio_hash": row.audio_hash,
+                              "seconds": round(audio.duration_s(data), 2), "text": said.text}, now=now)
+            return row.revision
+
+    revision = await run_in_threadpool(store)
+    flash(request, "Saved: revision {revision} of this prompt now plays on calls.", revision=revision)
+    if back == "clip":
+        target = path_for(request, "admin_studio_clip", clip=clip)
+    else:
+        target = path_for(request, "admin_studio") + "?" + urlencode({"lang": lang, "after": clip})
+    if wants_json:
+        return JSONResponse({"next": target, "revision": revision})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/studio/clips/{clip}/restore/{revision_id}", name="admin_studio_restore")
+async def studio_restore(request: Request, clip: str, revision_id: DbId, staff: Editor, form: Form):
+    """An older revision plays again, as a new revision (the history keeps every step)."""
+    now = now_of(request).astimezone(UTC)
+    db = db_of(request)
+
+    def restore() -> int:
+        with db.unit_of_work() as session:
+            clip_or_404(request, session, clip)
+            old = session.get(models.AudioPrompt, revision_id)
+            if old is None or old.clip != clip:
+                raise HTTPException(404, "No such revision.")
+            data = prompts.audio_bytes(session, old.audio_hash)
+            if data is None:
+                raise HTTPException(404, "No such revision.")
+            before = prompts.latest(session, [clip]).get(clip)
+            row = prompts.save_prompt(session, clip=clip, language=old.language, data=data, source=old.source,
+                                      text=old.text, staff_id=staff.id)
+            row.created_at = now
+            session.add(row)
+            auth.audit(session, staff, action="edit", entity="voice_prompt", entity_id=clip,
+                       before={"revision": before.revision, "audio_hash": before.audio_hash} if before else None,
+                       after={"revision": row.revision, "restored": old.revision, "audio_hash": row.audio_hash}, now=now)
+            return old.revision
+
+    restored = await run_in_threadpool(restore)
+    flash(request, "Revision {revision} plays again.", revision=restored)
+    return back_to(request, "admin_studio_clip", clip=clip)
+
