@@ -399,7 +399,7 @@ def test_dashboard_shows_the_security_posture(settings, db):
     with db.unit_of_work() as session:
         auth.create_staff(session, role="admin", **login)
     for chosen, expected in (
-        ({"dev_mode": True}, ["Development mode", "development</span>", "/fake-at (loopback only)", ">none</span>"]),
+        ({"dev_mode": True}, ["Development mode", "development</span>", "/fake-at, /fake-at-voice (loopback only)", ">none</span>"]),
         ({"dev_mode": False, "webhook_secret": SECRET, "webhook_allow_networks": "196.201.214.0/24"},
          ["production", "secret token and networks 196.201.214.0/24", "not mounted"]),
     ):
