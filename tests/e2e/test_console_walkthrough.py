@@ -77,6 +77,8 @@ def _pages(db, crop, market) -> list[tuple[str, str]]:
         ("message", "/admin/messages/lang.choose"), ("producers", "/admin/producers"),
         ("producer", f"/admin/producers/{producer}"), ("broadcasts", "/admin/broadcasts"),
         ("broadcast", f"/admin/broadcasts/{broadcast}"), ("simulators", "/admin/simulators"),
+        ("studio", "/admin/studio"), ("studio-clips", "/admin/studio/clips?lang=bm"),
+        ("studio-clip", "/admin/studio/clips/fr.num.71"),
         ("staff", "/admin/staff"), ("audit", "/admin/audit"), ("account", "/admin/account"),
     ]
     return pages
