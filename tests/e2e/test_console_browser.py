@@ -74,6 +74,9 @@ BM_SHORT = "Sugu - sɔngɔ kura ni laadilikan"
 def test_bambara_edit_updates_the_ussd_preview_and_segments_then_saves(page, staff):
     signed_in(page)
     open_section(page, "Messages")
+    # The list is paged (60 a page): staff find a text by its key or words.
+    page.locator("#q").fill("main.title")
+    page.locator("#q").press("Enter")
     page.get_by_role("link", name="main.title", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Message main.title")
 
@@ -222,7 +225,7 @@ def test_screenshots_of_the_main_pages(new_page, staff, backend):
         expect(page.locator("svg.chart")).to_be_visible()
         screenshot(page, backend, "dashboard")
 
-        page.goto("/admin/messages")
+        page.goto("/admin/messages?q=main")
         expect(page.get_by_role("link", name="main.title", exact=True)).to_be_visible()
         screenshot(page, backend, "messages")
 
