@@ -99,7 +99,6 @@ class Settings(BaseSettings):
     voice_concurrent_calls: int = Field(10, ge=1, description="Calls being placed or in progress at once, at most")
     voice_alerts_per_phone_per_day: int = Field(1, ge=0, description="Voice alert calls per phone and day; beyond, SMS only")
     voice_alert_attempts: int = Field(3, ge=1, le=5, description="Tries per voice alert (3: an unanswered one is retried twice)")
-    voice_price_per_minute: float = Field(60.0, ge=0, description="XOF per minute of a call placed, for cost estimates")
     broadcast_approval_threshold: int = Field(
         500, ge=0, description="Console broadcasts to more recipients need a second staff member's approval"
     )
