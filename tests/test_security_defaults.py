@@ -144,6 +144,8 @@ FORGERIES = {
     "/webhooks/at/sms/delivery": ("form", {"id": "ATXid_forged", "status": "Failed", "phoneNumber": FARMER,
                                            "failureReason": "UserInBlacklist"}),
     "/webhooks/at/sms/optout": ("form", {"phoneNumber": FARMER, "senderId": "SUGU"}),
+    "/webhooks/at/voice": ("form", {"isActive": "1", "sessionId": "forged-v", "direction": "Inbound",
+                                    "callerNumber": FARMER, "destinationNumber": "+22320221234"}),
     "/webhooks/orange/sms": ("json", ORANGE_SMS),
     "/webhooks/orange/sms/delivery": ("json", ORANGE_RECEIPT),
 }
