@@ -42,6 +42,7 @@ from gateway.outbound.senders import (
 )
 from gateway.sms import webhook as sms_webhook
 from gateway.sms import webhook_orange as sms_webhook_orange
+from gateway.ussd import service as ussd_service
 from gateway.ussd import webhook as ussd_webhook
 from gateway.voice import webhook as voice_webhook
 from gateway.voice.prompts import PromptAudio
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.catalog = default_catalog()
     app.state.content_cache = ContentCache(settings.content_cache_s)
     app.state.reply_rules = ReplyRules.from_settings(settings)
+    app.state.ussd = ussd_service.Hops(settings, app.state.content_cache, app.state.reply_rules)
     app.state.prompt_audio = PromptAudio()
     app.include_router(ussd_webhook.router)
     app.include_router(sms_webhook.router)

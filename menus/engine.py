@@ -252,6 +252,10 @@ class _Replay:
         self.today = now.date()
         self.config = config
         self.stack: list[Frame] = [self.home()]
+        # The last main-menu branch the path went into, and whether the last input changed it:
+        # the gateway records the branch when it changes, without reading what it stored.
+        self.last_section = ""
+        self.entered = False
         self.ussd = UssdRenderer(Wording(catalog, self.data), config.max_chars)
         # Replaying a path builds the same screens again and again: once per hop is enough.
         self._views: dict[tuple, View] = {}
@@ -330,11 +334,11 @@ class _Replay:
     def render(self, flash: Part | None, effects: tuple[Effect, ...]) -> Screen:
         frame = self.stack[-1]
         text, page = self.ussd.page(self.frame_pages(frame), frame.page, flash, self.lang)
-        return Screen(text, False, frame.node, self.lang, effects, self.section(), page)
+        return Screen(text, False, frame.node, self.lang, effects, self.section(), page, self.entered)
 
     def end(self, part: Part, screen_id: str, effects: tuple[Effect, ...]) -> Screen:
         text, page = self.ussd.end(part, self.lang)
-        return Screen(text, True, screen_id, self.lang, effects, self.section(), page)
+        return Screen(text, True, screen_id, self.lang, effects, self.section(), page, self.entered)
 
     def section(self) -> str:
         return self.stack[1].node if len(self.stack) > 1 and self.stack[0].node == "main" else ""
@@ -863,8 +867,11 @@ def run(
     flash: str | None = None
     last = len(inputs) - 1
     for index, raw in enumerate(inputs):
+        before = replay.last_section
         outcome = replay.step(raw.strip())
         replay.follow(outcome)
+        replay.last_section = replay.section() or before
+        replay.entered = replay.last_section != before
         effects = outcome.effects if index == last else ()
         if outcome.end is not None:
             return replay.end(outcome.end, replay.stack[-1].node, effects)

@@ -290,3 +290,5 @@ class Screen:
     # The same screen as phrases and values (menus.screen), for channels that do not show text
     # (voice); None where the gateway answers without the menus.
     structure: Page | None = None
+    # The last input went into another main-menu branch than the path's previous one.
+    entered_section: bool = False

@@ -401,3 +401,90 @@ def test_a_unit_of_work_that_does_not_wait_fails_at_once_and_leaves_the_pool_wai
     lock.close()
     with db.unit_of_work() as session:  # the same pooled connection waits again for its next user
         assert session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+# -- what a hop reads and writes (issue 17: a hop should not redo what did not change) -------------
+
+
+def statements(engine):
+    """The SQL statements run on `engine` while the block runs."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting():
+        seen: list[str] = []
+
+        def note(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+
+    return counting()
+
+
+def test_a_hop_of_a_session_this_process_remembers_reads_no_table(settings, db):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    known_caller(db)
+    cached = settings.model_copy(update={"content_cache_s": 60})
+    with TestClient(create_app(cached, clock=lambda: NOW)) as client:
+        caller = Caller(client)
+        caller.dial("1")  # the crop list: the session row is written with its branch, the content cached
+        engine = client.app.state.db.engine
+        with statements(engine) as seen:
+            caller.inputs.append("1")
+            markets = caller.hop()  # a crop's markets: still the prices branch, nothing to write
+        assert "Tomate: choisir un marche" in markets
+        assert not [s for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "PRAGMA"))]
+        with statements(engine) as seen:
+            again = caller.hop()  # the same screen again (a retried hop): nothing to read or write
+        assert again == markets
+        assert seen == []
+
+
+def test_the_branch_is_recorded_each_time_the_path_goes_into_another(client, db):
+    known_caller(db)
+    caller = Caller(client)
+
+    def section() -> str:
+        with db.unit_of_work() as session:
+            return session.exec(select(models.UssdSession.section)).one()
+
+    caller.dial("1")
+    assert section() == "price_crops"
+    caller.dial("0")  # back to the main menu: the branch stays the last one gone into
+    assert section() == "price_crops"
+    caller.dial("2")
+    assert section() != "price_crops"
+    caller.dial("0", "1")
+    assert section() == "price_crops"
+
+
+@pytest.mark.parametrize("remembered", [True, False], ids=["remembered", "read-from-the-database"])
+def test_a_hop_on_another_callers_session_sees_nothing_and_writes_nothing(settings, db, remembered):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    known_caller(db, "bm")
+    with TestClient(create_app(settings, clock=lambda: NOW)) as owner_server:
+        owner = Caller(owner_server)
+        owner.dial("1")
+        with TestClient(create_app(settings, clock=lambda: NOW)) as other_server:
+            intruder = Caller(owner_server if remembered else other_server, phone="+22370999777", session=owner.session)
+            intruder.inputs = ["1", "5"]  # the owner's alerts, in the owner's name
+            reply = intruder.hop()
+    assert reply.startswith("END Haketo")  # ended, in the session's language
+    assert producer(db, "+22370999777") is None
+    assert count(db, models.Subscription) == 0
+    with db.unit_of_work() as session:
+        row = session.exec(select(models.UssdSession)).one()
+    assert row.phone == PHONE and row.last_screen == "price_crops"

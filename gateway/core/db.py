@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -14,6 +14,8 @@ from gateway.core.settings import Settings
 from gateway.core.startup import prepare_sqlite_path
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(cache_mb: int):
@@ -90,6 +92,47 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    async def read_then_write(
+        self, read: Callable[[Session], T], write: Callable[[Session, T], None], *, writes: Callable[[T], bool]
+    ) -> T:
+        """A request's reads, then its writes when `writes(result)` says there are any.
+
+        PostgreSQL: both in one unit of work, in the thread pool. SQLite: on the event loop,
+        because handing a millisecond of work to the thread pool cost more than the work (GIL
+        hand-offs; bench/ussd_load.py: 1.85 → 1.38 ms of server CPU per USSD hop, 514 → 712
+        req/s). WAL readers never wait for a lock; the writes are tried without waiting, and only
+        when another writer (a broadcast) holds the lock do they go to the pool to wait there,
+        never stalling the loop. pysqlite reads outside a transaction anyway, so splitting the
+        reads from the writes changes nothing the request sees.
+        """
+        # Imported here: the worker process, which never serves requests, stays without it.
+        from starlette.concurrency import run_in_threadpool
+
+        if self.dialect != "sqlite":
+            return await run_in_threadpool(self._read_and_write, read, write, writes)
+        with self.unit_of_work() as session:
+            result = read(session)
+        if writes(result):
+            try:
+                with self.unit_of_work(wait=False) as session:
+                    write(session, result)
+            except OperationalError as exc:
+                if not self.is_busy(exc):
+                    raise
+                await run_in_threadpool(self._write, write, result)
+        return result
+
+    def _read_and_write(self, read: Callable[[Session], T], write: Callable[[Session, T], None], writes) -> T:
+        with self.unit_of_work() as session:
+            result = read(session)
+            if writes(result):
+                write(session, result)
+            return result
+
+    def _write(self, write: Callable[[Session, T], None], result: T) -> None:
+        with self.unit_of_work() as session:
+            write(session, result)
 
     @staticmethod
     def is_busy(exc: BaseException) -> bool:

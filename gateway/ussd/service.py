@@ -1,13 +1,16 @@
 """USSD service: one hop = load the session's start, replay the menus, apply the effects.
 
-Runs inside the caller's unit of work (one transaction per hop); never commits itself.
+`Hops.answer` is what the webhook calls: it reads, then writes only when something worth
+recording changed (Database.read_then_write). plan_hop and record_hop run inside the unit of work
+they are given and never commit themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, case, update
 from sqlmodel import Session, select
@@ -15,9 +18,13 @@ from sqlmodel import Session, select
 import menus
 from gateway.actions.effects import apply_effects
 from gateway.aggregators.africastalking import UssdHop, UssdSessionEnd
+from gateway.core.configs import engine_config
+from gateway.core.db import Database
 from gateway.core.phones import mask
+from gateway.core.settings import Settings
 from gateway.data import models
-from gateway.data.dataview import SqlDataView
+from gateway.data.content import ContentCache, current_catalog
+from gateway.data.dataview import CachedDataView, SqlDataView
 from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
 from gateway.outbound.replies import ReplyRules
 from menus import types as m
@@ -43,6 +50,68 @@ class HopPlan:
     new_session: bool
     start_profile: dict
     changed: bool  # something worth writing: a new session, effects, another branch, the end
+    catalog: Catalog | None = field(default=None, repr=False)
+
+
+class SessionStarts:
+    """Each live session's caller and profile at its first hop, as this process last saw them.
+
+    Both are written once, by the session's first hop, and never change: a hop whose session is
+    remembered here replays the menus without reading the database (most hops only read, so
+    most hops then touch no table at all). Bounded, least recently used out; a session this
+    process never saw (another process, a restart) is read from the database as before, so any
+    process can answer any hop.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._starts: OrderedDict[str, tuple[str, dict]] = OrderedDict()
+
+    def get(self, session_id: str, phone: str) -> dict | None:
+        found = self._starts.get(session_id)
+        if found is None or found[0] != phone:  # another caller's session id: the database decides
+            return None
+        self._starts.move_to_end(session_id)
+        return found[1]
+
+    def put(self, session_id: str, phone: str, profile: dict) -> None:
+        self._starts[session_id] = (phone, profile)
+        self._starts.move_to_end(session_id)
+        if len(self._starts) > self._size:
+            self._starts.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+
+class Hops:
+    """The USSD hop as the webhook answers it, one per process (app.state.ussd)."""
+
+    def __init__(self, settings: Settings, cache: ContentCache, rules: ReplyRules | None = None) -> None:
+        self.config = engine_config(settings)
+        self.fold = settings.sms_fold
+        self.cache = cache
+        self.rules = rules
+        self.starts = SessionStarts()
+
+    async def answer(self, db: Database, hop: UssdHop, *, now: dt.datetime, trace: HopTrace) -> m.Screen:
+        def read(session: Session) -> HopPlan:
+            catalog = trace.catalog = current_catalog(session, self.cache)
+            data = CachedDataView(session, self.cache)
+            plan = plan_hop(
+                session, hop=hop, now=now, catalog=catalog, config=self.config, data=data, trace=trace,
+                starts=self.starts,
+            )
+            plan.catalog = catalog
+            return plan
+
+        def write(session: Session, plan: HopPlan) -> None:
+            record_hop(session, plan, hop=hop, now=now, catalog=plan.catalog, fold=self.fold, rules=self.rules)
+
+        plan = await db.read_then_write(read, write, writes=lambda plan: plan.changed)
+        if plan.new_session:  # written: later hops of this session need not read it
+            self.starts.put(hop.session_id, hop.phone, plan.start_profile)
+        return plan.screen
 
 
 def plan_hop(
@@ -54,11 +123,17 @@ def plan_hop(
     config: menus.EngineConfig,
     data: m.DataView | None = None,
     trace: HopTrace | None = None,
+    starts: SessionStarts | None = None,
 ) -> HopPlan:
-    """Load the session's start and replay the menus: reads only."""
+    """Load the session's start (from `starts` when this process remembers it) and replay the
+    menus: reads only."""
     trace = trace or HopTrace()
-    connection = session.connection()
-    start = connection.execute(_SESSION_START, {"session_id": hop.session_id}).first()
+    known = starts.get(hop.session_id, hop.phone) if starts is not None else None
+    if known is not None:
+        trace.language = known.get("language")
+        return _replay(session, hop, known, new_session=False, now=now, catalog=catalog, config=config, data=data,
+                       trace=trace)
+    start = session.connection().execute(_SESSION_START, {"session_id": hop.session_id}).first()
     if start is not None and start[3] != hop.phone:
         # A session id is not a secret: a hop naming another caller's session must neither see
         # that caller's profile nor act in their name. End it; write nothing.
@@ -73,15 +148,26 @@ def plan_hop(
     else:
         start_profile = start[0] or {}
         trace.language = start[1] or start_profile.get("language")
+        if starts is not None:
+            starts.put(hop.session_id, hop.phone, start_profile)
+    return _replay(session, hop, start_profile, new_session=start is None, now=now, catalog=catalog, config=config,
+                   data=data, trace=trace)
+
+
+def _replay(
+    session: Session, hop: UssdHop, start_profile: dict, *, new_session: bool, now: dt.datetime, catalog: Catalog,
+    config: menus.EngineConfig, data: m.DataView | None, trace: HopTrace,
+) -> HopPlan:
     profile = profile_from_snapshot(hop.phone, start_profile)
     screen = menus.run(
         hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config
     )
     trace.language = screen.language
-    # Most hops only read; the session row is written when something worth recording changed.
+    # Most hops only read; the session row is written when something worth recording changed
+    # (the branch it records is the last one the path went into: the menus say when that changes).
     # Hop counts per session come from the aggregator's end-of-session notification.
-    changed = bool(start is None or screen.effects or screen.end or (screen.section and screen.section != start[2]))
-    return HopPlan(screen, start is None, start_profile, changed)
+    changed = bool(new_session or screen.effects or screen.end or screen.entered_section)
+    return HopPlan(screen, new_session, start_profile, changed)
 
 
 def record_hop(

@@ -1,7 +1,5 @@
 """The Africa's Talking USSD callbacks: a hop (parsed by the adapter, answered by the USSD
-service in one unit of work) and the end-of-session event. A hop on SQLite runs on the event loop:
-its reads (and writes, when no other writer holds the lock) are quicker there than the hand-off
-to the thread pool (see ussd_hop)."""
+service, gateway.ussd.service.Hops) and the end-of-session event."""
 
 from __future__ import annotations
 
@@ -15,11 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.aggregators import africastalking as at
 from gateway.aggregators.callbacks import bad_request, read_form, unavailable
-from gateway.core.configs import engine_config
 from gateway.core.deps import ClockDep, DbDep
 from gateway.core.phones import mask
-from gateway.data.content import current_catalog
-from gateway.data.dataview import CachedDataView
 from gateway.ussd import service as ussd
 from menus.paging import truncate
 from messages import Catalog, to_ussd
@@ -34,72 +29,20 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
     # The hottest route reads app.state directly: FastAPI's dependency solving costs about a
     # fifth of a hop here (measured), the other routes keep the named dependencies.
     state = request.app.state
-    db, settings, clock, catalog = state.db, state.settings, state.clock, state.catalog
-    metrics = request.app.state.metrics
+    db, settings, clock, catalog, metrics = state.db, state.settings, state.clock, state.catalog, state.metrics
     started = time.perf_counter()
     try:
         hop = at.parse_ussd(await read_form(request))
     except at.BadRequest as exc:
         metrics.webhook_errors.labels("bad_request").inc()
         return bad_request(exc)
-    if not request.app.state.ussd_limiter.allow(hop.phone):
+    if not state.ussd_limiter.allow(hop.phone):
         metrics.webhook_errors.labels("rate_limited").inc()
         log.warning("ussd rate limit", extra={"phone": mask(hop.phone)})
         return PlainTextResponse(at.ussd_reply(_busy(catalog), end=True))
-    config = engine_config(settings)
     trace = ussd.HopTrace()
-
-    cache = request.app.state.content_cache
-    now = clock()
-
-    def plan(session):
-        data = CachedDataView(session, cache)
-        trace.catalog = current_catalog(session, cache)
-        return ussd.plan_hop(session, hop=hop, now=now, catalog=trace.catalog, config=config, data=data, trace=trace)
-
-    def record(session, planned):
-        ussd.record_hop(session, planned, hop=hop, now=now, catalog=trace.catalog, fold=settings.sms_fold,
-                        rules=state.reply_rules)
-
-    def read():
-        with db.unit_of_work() as session:
-            return plan(session)
-
-    def write(planned):
-        with db.unit_of_work() as session:
-            record(session, planned)
-
-    def write_now(planned) -> bool:
-        """The writes without waiting: False when another writer holds SQLite's lock."""
-        try:
-            with db.unit_of_work(wait=False) as session:
-                record(session, planned)
-        except OperationalError as exc:
-            if not db.is_busy(exc):
-                raise
-            return False
-        return True
-
-    def whole():
-        with db.unit_of_work() as session:
-            planned = plan(session)
-            record(session, planned)
-            return planned
-
     try:
-        if db.dialect == "sqlite":
-            # On the event loop: handing a millisecond of work to the thread pool cost more than
-            # the work (GIL hand-offs; measured with bench/ussd_load.py: 1.85 → 1.38 ms of server
-            # CPU per hop, 514 → 712 req/s). WAL readers never wait for a lock; the writes are
-            # tried without waiting, and only when another writer (a broadcast) holds SQLite's
-            # lock do they go to the pool to wait there, never stalling the loop. (pysqlite reads
-            # outside a transaction anyway: splitting reads and writes changes nothing a hop sees.)
-            planned = read()
-            if planned.changed and not write_now(planned):
-                await run_in_threadpool(write, planned)
-        else:
-            planned = await run_in_threadpool(whole)
-        screen = planned.screen
+        screen = await state.ussd.answer(db, hop, now=clock(), trace=trace)
     except Exception as exc:
         # The caller must never see a failure as an HTTP error: the telco would show a
         # cryptic network message. End the session politely instead.
@@ -115,10 +58,11 @@ async def ussd_hop(request: Request) -> PlainTextResponse:
         return PlainTextResponse(at.ussd_reply(apology, end=True))
     metrics.ussd_hops.labels("end" if screen.end else "con").inc()
     metrics.ussd_latency.observe(time.perf_counter() - started)
-    log.info(
-        "ussd hop",
-        extra={"session": hop.session_id, "phone": mask(hop.phone), "screen": screen.screen_id, "end": screen.end},
-    )
+    if log.isEnabledFor(logging.INFO):  # masking the number costs more than the check
+        log.info(
+            "ussd hop",
+            extra={"session": hop.session_id, "phone": mask(hop.phone), "screen": screen.screen_id, "end": screen.end},
+        )
     return PlainTextResponse(at.ussd_reply(screen.text, end=screen.end))
 
 
