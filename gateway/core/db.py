@@ -111,7 +111,9 @@ class Database:
 
         if self.dialect != "sqlite":
             return await run_in_threadpool(self._read_and_write, read, write, writes)
-        with self.unit_of_work() as session:
+        # Reads only: nothing to commit (committing a session that ran nothing still costs a
+        # transaction's bookkeeping, and most hops run nothing).
+        with Session(self.engine, expire_on_commit=False) as session:
             result = read(session)
         if writes(result):
             try:
