@@ -506,11 +506,25 @@ def free_port() -> int:
 
 
 def cpu_ticks(pid: int) -> int | None:
+    """CPU of `pid` and its living children (uvicorn --workers: a supervisor and its workers)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
     except (OSError, IndexError, ValueError):
         return None
+    for child in _children(pid):
+        ticks += cpu_ticks(child) or 0
+    return ticks
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def machine_ticks() -> tuple[int, int] | None:
@@ -549,7 +563,7 @@ class ServerFailed(RuntimeError):
 
 
 class Server:
-    def __init__(self, name: str, app: str, extra: list[str], env: dict, logdir: Path) -> None:
+    def __init__(self, name: str, app: str, extra: list[str], env: dict, logdir: Path, workers: int = 1) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -557,6 +571,8 @@ class Server:
             sys.executable, "-m", "uvicorn", app, "--factory", *extra,
             "--host", "127.0.0.1", "--port", str(self.port), *UVICORN_OPTIONS,
         ]  # fmt: skip
+        if workers > 1:
+            self.cmd[self.cmd.index("--workers") + 1] = str(workers)
         self.env = env
         self.log_path = logdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
@@ -627,6 +643,44 @@ def prepare_database(env: dict) -> None:
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
             raise ServerFailed(f"gateway {' '.join(step)} failed (exit {done.returncode}):\n{tail}")
+
+
+class PostgresDatabase:
+    """A fresh PostgreSQL database for one run, made and dropped through an admin URL."""
+
+    TABLES = ("producer", "ussd_session", "offer", "subscription")
+
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+        self.name = f"sugu_bench_{os.getpid()}"
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(self.admin.set(drivername="postgresql").render_as_string(hide_password=False),
+                               autocommit=True)  # fmt: skip
+
+    def create(self) -> str:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        return self.admin.set(database=self.name).render_as_string(hide_password=False)
+
+    def counts(self) -> dict:
+        import psycopg
+
+        url = self.admin.set(drivername="postgresql", database=self.name).render_as_string(hide_password=False)
+        try:
+            with psycopg.connect(url) as conn:
+                return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in self.TABLES}
+        except psycopg.Error as exc:
+            return {"error": str(exc)}
+
+    def drop(self) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def database_counts(db_path: Path) -> dict:
@@ -963,6 +1017,10 @@ def parse_args(argv=None):
     add("--seed", type=int, default=1, help="random seed of the journeys")
     add("--show-journeys", action="store_true", help="first dial each journey once and print every screen")
     add("--keep-tmp", action="store_true", help="keep the temporary directory (database, server logs, Lua script)")
+    add("--workers", type=int, default=1, help="server processes, for the gateway and bare alike (uvicorn --workers)")
+    add("--postgres", metavar="ADMIN_URL", default="",
+        help="run the gateway on a fresh PostgreSQL database created through this URL (e.g. "
+        "postgresql://postgres@127.0.0.1:5432/test) and dropped afterwards, instead of SQLite")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -970,7 +1028,7 @@ def parse_args(argv=None):
         parser.error("--rates: numbers separated by commas")
     if not 0 <= args.new_callers <= 1:
         parser.error("--new-callers: a share between 0 and 1")
-    if min(args.rounds, args.threads, args.connections, args.phones, args.client_procs) < 1 or args.duration <= 0:
+    if min(args.rounds, args.threads, args.connections, args.phones, args.client_procs, args.workers) < 1 or args.duration <= 0:
         parser.error("--rounds, --threads, --connections, --phones, --client-procs and --duration must be positive")
     return args
 
@@ -1037,6 +1095,9 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     env.update(GATEWAY_DATABASE_URL=f"sqlite:///{db_path}", GATEWAY_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
                GATEWAY_DEV_MODE="true")  # hops posted without a webhook secret
+    postgres = PostgresDatabase(args.postgres) if args.postgres else None
+    if postgres is not None:
+        env["GATEWAY_DATABASE_URL"] = postgres.create()
     # 1,000 callers at machine speed dial far more than a handset can (60 hops a minute each):
     # the per-phone limit would end their sessions and the bench would measure the refusal.
     env["GATEWAY_USSD_HOPS_PER_MINUTE"] = "1000000"
@@ -1048,8 +1109,8 @@ def main(argv=None) -> int:
         wrk = ensure_wrk()
         print(f"  database: {env['GATEWAY_DATABASE_URL']} (gateway migrate + seed-demo)")
         prepare_database(env)
-        gateway = Server("gateway", "gateway.app:app_factory", [], env, tmp)
-        bare = Server("bare", "bare_app:app_factory", ["--app-dir", str(BENCH_DIR)], env, tmp)
+        gateway = Server("gateway", "gateway.app:app_factory", [], env, tmp, args.workers)
+        bare = Server("bare", "bare_app:app_factory", ["--app-dir", str(BENCH_DIR)], env, tmp, args.workers)
         servers = [gateway, bare]
         print(f"  gateway: {gateway.display()}")
         print("           (uvicorn directly, not `gateway serve`: that writes an access line per request)")
@@ -1110,7 +1171,8 @@ def main(argv=None) -> int:
             if " ERROR " in line or line.startswith("ERROR:") or "Traceback" in line
         ]
         print()
-        print("gateway database afterwards: " + ", ".join(f"{k} {v}" for k, v in database_counts(db_path).items()))
+        counts = postgres.counts() if postgres is not None else database_counts(db_path)
+        print("gateway database afterwards: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if log_errors:
             print(f"gateway log: {len(log_errors)} ERROR/exception lines, e.g.:")
             for line in log_errors[:3]:
@@ -1118,7 +1180,8 @@ def main(argv=None) -> int:
         print(f"load average at the end: {load_average()} ({cores} cores, shared with the load generators)")
         print()
         print("targets:")
-        print(f"  gateway >= 0.5 x bare req/s (wrk, SQLite, one run): {ratio:.2f}  {'PASS' if ratio >= RATIO_TARGET else 'FAIL'}")
+        backend = "PostgreSQL" if postgres is not None else "SQLite"
+        print(f"  gateway >= 0.5 x bare req/s (wrk, {backend}, {args.workers} worker(s), one run): {ratio:.2f}  {'PASS' if ratio >= RATIO_TARGET else 'FAIL'}")
         if p99_300 is not None:
             ok = p99_300 < P99_TARGET_MS
             print(f"  paced p99 < 15 ms at 300 hops/s: {p99_300:.1f} ms  {'PASS' if ok else 'FAIL'}")
@@ -1135,6 +1198,8 @@ def main(argv=None) -> int:
                 server.stop()
             except Exception as exc:  # keep stopping the others
                 print(f"could not stop {server.name}: {exc}", file=sys.stderr)
+        if postgres is not None:
+            postgres.drop()
         if args.keep_tmp:
             print(f"temporary directory kept: {tmp}")
         else:
