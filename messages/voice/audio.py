@@ -34,8 +34,13 @@ import math
 import operator
 import wave
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import av
+if TYPE_CHECKING:
+    import av
+
+# PyAV is imported by the functions that use it, on first use: FFmpeg's libraries cost a process
+# ~24 MB resident, and the server's hot path (joining clips, `wave` only) never needs them.
 
 __all__ = [
     "AudioError", "CHANNELS", "PLAY_CONTENT_TYPE", "PLAY_EXTENSION", "SAMPLE_RATE", "SAMPLE_WIDTH",
@@ -192,12 +197,14 @@ def normalise(data: bytes, *, max_seconds: float) -> bytes:
 
 
 def _open(data: bytes, kind: str) -> av.container.InputContainer:
+    import av
     return av.open(io.BytesIO(data), mode="r", format=_DEMUXERS[kind], options=_DEMUXER_OPTIONS.get(kind, {}))
 
 
 def _decode_mono(data: bytes, kind: str, limit: int, max_seconds: float) -> array.array:
     """The first audio stream, downmixed to mono and resampled to SAMPLE_RATE, as 16-bit samples.
     FFmpeg's resampler low-passes before decimating, so 44.1 kHz music does not alias into 8 kHz."""
+    import av
     pcm = bytearray()
     try:
         with _open(data, kind) as container:
@@ -272,6 +279,7 @@ def join(clips: Sequence[bytes], *, gap_ms: int = 120) -> bytes:
 def duration_s(data: bytes) -> float:
     """The duration in seconds: read from the header of a PCM WAV, else by decoding (any kind
     sniff() knows). Raises AudioError("unreadable") for anything else."""
+    import av
     kind = sniff(data)
     if kind == "wav":
         try:
@@ -306,6 +314,7 @@ def content_hash(data: bytes) -> str:
 def to_mp3(wav_data: bytes, *, bitrate: int = 32_000) -> bytes:
     """An MP3 of a telephone-format WAV (mono, same rate): for the radio bulletin, and for an
     account that would want MP3 in `Play`."""
+    import av
     pcm = _telephone_pcm(wav_data)
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp3") as container:

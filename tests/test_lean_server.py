@@ -1,0 +1,41 @@
+"""What the server process loads: only what serving needs (issue 17: lean processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine
+
+import migrations
+from gateway.core import migrate
+
+
+def test_the_recorded_head_is_alembics_head(tmp_path):
+    assert migrate.heads(f"sqlite:///{tmp_path / 'x.db'}") == {migrations.HEAD}
+
+
+def test_a_database_never_migrated_is_not_current(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert migrate.is_current(engine) is False
+    finally:
+        engine.dispose()
+
+
+# Heavy libraries the server must not load until a request needs them: (module, why it is left out)
+LEFT_OUT = [
+    pytest.param("av", id="pyav: FFmpeg's libraries, only for uploads and the bulletin MP3"),
+    pytest.param("alembic", id="alembic: the server only reads the schema version"),
+]
+
+
+@pytest.mark.parametrize("module", LEFT_OUT)
+def test_the_server_does_not_load(module):
+    code = (
+        "import sys; from gateway.app import create_app; from gateway.core.settings import Settings; "
+        f"create_app(Settings(database_url='sqlite://', dev_mode=True)); print({module!r} in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
