@@ -84,7 +84,7 @@ class DataNames:
         self._crops: dict[int, Crop] | None = None
         self._markets: dict[int, Market] | None = None
         self._terms: dict[str, dict[str, Term]] = {}
-        self._buyers: tuple[str, ...] | None = None
+        self._buyers: dict[str, None] | None = None
 
     def crop(self, crop_id: int) -> Crop | None:
         if self._crops is None:
@@ -102,11 +102,12 @@ class DataNames:
             self._terms[what] = {t.code: t for t in read()} if read else {}
         return self._terms[what]
 
-    def buyers(self) -> Sequence[str]:
-        """Buyers' names (the demands menus say them), each once, in the demands' order."""
+    def buyers(self) -> Mapping[str, None]:
+        """Buyers' names (the demands menus say them), each once, in the demands' order (a
+        mapping: the renderer asks about each Text it says)."""
         if self._buyers is None:
             names = (_one_line(d.buyer_name) for d in self._data.open_demands(self._today))
-            self._buyers = tuple(dict.fromkeys(n for n in names if n))
+            self._buyers = dict.fromkeys(n for n in names if n)
         return self._buyers
 
 

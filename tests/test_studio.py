@@ -15,7 +15,7 @@ import re
 import wave
 
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import col, func, select, update
 
 from gateway.admin import studio
 from gateway.admin.studio import ClipState
@@ -27,6 +27,7 @@ from menus.voice import Clip, inventory
 from messages import default_catalog
 from messages import staff as staff_text
 from messages.voice import audio
+from tests.conftest import NOW
 from tests.test_admin import ROLES, Browser, browser, clock, staff  # noqa: F401 - fixtures
 from tests.test_voice_audio import encoded, silence, tone, wav
 
@@ -683,6 +684,22 @@ def test_a_rejected_recording_stops_playing_and_cannot_play_again(browser, db, i
     assert f'src="/voice/audio/{approved.audio_hash}.wav"' in now  # the approved one plays again
     assert other.post(f"/admin/studio/clips/{clip}/restore/{newest.id}").status_code == 409
     assert len(revisions(db, clip)) == 2
+
+
+def test_of_two_reviewers_at_once_one_decides(db, ids):
+    row = store(db, f"fr.crop.{ids['tomato']}", "recorded", text="Tomate")
+    with db.unit_of_work() as session:
+        seen = session.get(models.AudioPrompt, row.id)  # as the second reviewer loaded it: pending
+        session.exec(update(models.AudioPrompt).where(models.AudioPrompt.id == row.id)
+                     .values(review="approved", reviewed_by="first@sugu.test")
+                     .execution_options(synchronize_session=False))
+        assert seen.review == "pending"
+        with pytest.raises(prompts.ReviewRefused) as refused:
+            prompts.review(session, seen, verdict="rejected", staff_id=0, staff_email="second@sugu.test",
+                           now=NOW)
+    assert refused.value.reason == "decided"
+    [stored] = revisions(db, row.clip)
+    assert (stored.review, stored.reviewed_by) == ("approved", "first@sugu.test")
 
 
 def test_restoring_an_approved_revision_keeps_its_review(browser, db, ids):  # noqa: F811

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Sequence
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gateway.data import models
@@ -155,10 +155,16 @@ def review(session: Session, row: models.AudioPrompt, *, verdict: str, staff_id:
         raise ReviewRefused("not_current")
     if row.staff_id is not None and row.staff_id == staff_id:
         raise ReviewRefused("own")
-    row.review, row.reviewed_by, row.reviewed_at = verdict, staff_email, now
-    row.review_note = note.strip()[:200]
-    session.add(row)
-    session.flush()
+    # Only while it still waits: of two reviewers at once, one decides and the other is told so.
+    p = models.AudioPrompt
+    decided = session.exec(
+        update(p).where(col(p.id) == row.id, col(p.review) == PENDING)
+        .values(review=verdict, reviewed_by=staff_email, reviewed_at=now, review_note=note.strip()[:200])
+        .returning(p.id)
+    ).first()
+    if decided is None:
+        raise ReviewRefused("decided")
+    session.refresh(row)
 
 
 class PromptAudio:
