@@ -7,13 +7,14 @@ prompt, then "for more, press 9"; `*` repeats the prompt, `0` goes back, `#` to 
 A clip is an id and the words it says. Ids name meanings, so a recording follows a text through
 rewordings of other texts: a catalog text's literal pieces ("fr.text.prices.detail.0"; a voice
 wording `voice.<key>` is preferred when the written one abbreviates), names from the data
-("fr.crop.3", "bm.market.12", "fr.unit.kg"), numbers, prices and dates by the language's rules
-(messages.voice.numbers), and staff-written words ("fr.say.<hash>": tips, buyers' names), made
-by the speech engine until someone records them.
+("fr.crop.3", "bm.market.12", "fr.unit.kg", "fr.buyer.lawal-int"), numbers, prices and dates by
+the language's rules (messages.voice.numbers), and other staff-written words ("fr.say.<hash>":
+tips, places), made by the speech engine until someone records them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
@@ -74,13 +75,16 @@ class Prompt:
 
 
 class DataNames:
-    """Names for the renderer from a data view, each list read once (a view lives for one hop)."""
+    """Names for the renderer from a data view, each list read once (a view lives for one hop).
+    Buyers are those of the demands open on `today` (without a day: every open demand's)."""
 
-    def __init__(self, data: DataView) -> None:
+    def __init__(self, data: DataView, today: dt.date | None = None) -> None:
         self._data = data
+        self._today = today or dt.date.min
         self._crops: dict[int, Crop] | None = None
         self._markets: dict[int, Market] | None = None
         self._terms: dict[str, dict[str, Term]] = {}
+        self._buyers: dict[str, None] | None = None
 
     def crop(self, crop_id: int) -> Crop | None:
         if self._crops is None:
@@ -97,6 +101,14 @@ class DataNames:
             read = getattr(self._data, what, None)
             self._terms[what] = {t.code: t for t in read()} if read else {}
         return self._terms[what]
+
+    def buyers(self) -> Mapping[str, None]:
+        """Buyers' names (the demands menus say them), each once, in the demands' order (a
+        mapping: the renderer asks about each Text it says)."""
+        if self._buyers is None:
+            names = (_one_line(d.buyer_name) for d in self._data.open_demands(self._today))
+            self._buyers = dict.fromkeys(n for n in names if n)
+        return self._buyers
 
 
 class VoiceRenderer:
@@ -156,6 +168,15 @@ class VoiceRenderer:
             return _said(p.name, lang)
         return [Clip(f"{lang}.market.{p.id}", market.label(lang))]
 
+    def _text(self, p: Text, lang: str) -> list[Clip]:
+        # The menus give a buyer's name as plain words (Text): said as the buyer's own clip, a
+        # name recorded like crop and market names, when the words are a buyer's name.
+        buyers = getattr(self.names, "buyers", None)
+        words = _one_line(p.text)
+        if buyers is not None and words and words in buyers():
+            return [_buyer(words, lang)]
+        return _said(words, lang)
+
     def _term(self, what: str, prefix: str, code: str, lang: str) -> list[Clip]:
         spoken = f"voice.{prefix}.{code}"  # "kilo", not "kg": said, not written
         term = self.names.terms(what).get(code)
@@ -212,19 +233,30 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", to_ussd(name).lower()).strip("-")
 
 
+def _one_line(words: str) -> str:
+    return _SPOKEN_NEWLINES.sub(" ", words).strip()
+
+
+def _digest(words: str) -> str:
+    return hashlib.sha256(words.encode("utf-8")).hexdigest()[:20]
+
+
 def _said(words: str, lang: str) -> list[Clip]:
     """Words staff or callers wrote: one clip named by its words, made by the speech engine."""
-    words = _SPOKEN_NEWLINES.sub(" ", words).strip()
-    if not words:
-        return []
-    digest = hashlib.sha256(words.encode("utf-8")).hexdigest()[:20]
-    return [Clip(f"{lang}.say.{digest}", words)]
+    words = _one_line(words)
+    return [Clip(f"{lang}.say.{_digest(words)}", words)] if words else []
+
+
+def _buyer(name: str, lang: str) -> Clip:
+    """A buyer's name: named by its folded words, as a region is ("Lawal Int." -> "lawal-int"),
+    or by their hash when nothing of it folds to letters or digits."""
+    return Clip(f"{lang}.buyer.{_slug(name) or _digest(name)}", name)
 
 
 _SPEAK: dict[type, Callable[[VoiceRenderer, object, str], list[Clip]]] = {
     Phrase: VoiceRenderer._phrase,
     Pair: VoiceRenderer._pair,
-    Text: lambda r, p, lang: _said(p.text, lang),
+    Text: VoiceRenderer._text,
     Money: VoiceRenderer._money,
     Quantity: VoiceRenderer._quantity,
     Day: lambda r, p, lang: _numbers(numbers.say_date(p.day, lang)),
@@ -254,17 +286,19 @@ def _text_clips(catalog: Catalog, lang: str, key: str) -> list[Clip]:
     ]
 
 
-def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str] = ()) -> list[Clip]:
+def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str] = (), *,
+              today: dt.date | None = None) -> list[Clip]:
     """Every clip the voice menus can play in `lang`, in the order a studio offers them: the
-    menus' texts (their voice wording where there is one), names from the data, then numbers,
-    dates and percents. Staff-written texts (tips, buyers' names) are not listed: the speech
-    engine says them until someone records them."""
+    menus' texts (their voice wording where there is one), names from the data (buyers': those
+    of the demands open on `today`, or of every open demand), then numbers, dates and percents.
+    Other staff-written texts (tips, places) are not listed: the speech engine says them until
+    someone records them."""
     clips: list[Clip] = []
     for key in sorted(catalog.keys(lang)):
         if key.startswith(_UNSPOKEN_SECTIONS) or (not key.startswith("voice.") and catalog.has(f"voice.{key}")):
             continue
         clips += _text_clips(catalog, lang, key)
-    names = DataNames(data)
+    names = DataNames(data, today)
     renderer = VoiceRenderer(catalog, names)
     for crop in data.crops():
         if crop.active:
@@ -274,6 +308,7 @@ def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str
             clips += renderer.speak(MarketRef(market.id, market.name), lang)
     for region in regions:
         clips += renderer.speak(RegionRef(region), lang)
+    clips += [_buyer(name, lang) for name in sorted(names.buyers(), key=str.casefold)]
     for what, prefix in (("units", "unit"), ("kinds", "kind")):
         for code, term in sorted(names.terms(what).items()):
             if term.active:

@@ -1,19 +1,21 @@
 """The console's recording studio (issue 16 items 4 and 6): coverage per language, the next prompt
 to record, uploads of every accepted kind checked, normalised and stored as revisions, refusals
 that store nothing and say why beside the field, the French recording a Bambara word borrows,
-synthetic prompts flagged, and the dashboard's voice panel.
+synthetic prompts flagged, the review of recordings by another editor, buyers' names, and the
+dashboard's voice panel.
 
 Every upload is made here: WAVs with the `wave` module, the others encoded with PyAV
 (tests/test_voice_audio.py's generators)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import wave
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select, update
 
 from gateway.admin import studio
 from gateway.admin.studio import ClipState
@@ -25,6 +27,7 @@ from menus.voice import Clip, inventory
 from messages import default_catalog
 from messages import staff as staff_text
 from messages.voice import audio
+from tests.conftest import NOW
 from tests.test_admin import ROLES, Browser, browser, clock, staff  # noqa: F401 - fixtures
 from tests.test_voice_audio import encoded, silence, tone, wav
 
@@ -67,10 +70,16 @@ def telephone(seconds: float = 0.5) -> bytes:
     return audio.normalise(wav(tone(seconds, rate=8000), rate=8000), max_seconds=60)
 
 
-def store(db, clip: str, source: str, text: str = "") -> models.AudioPrompt:
+def store(db, clip: str, source: str, text: str = "", review: str = "", staff_id: int | None = None,
+          seconds: float = 0.5) -> models.AudioPrompt:
+    """A revision of `clip`; `review` ("approved", "rejected") decided by someone else at once."""
     with db.unit_of_work() as session:
-        row = prompts.save_prompt(session, clip=clip, language=clip.split(".")[0], data=telephone(), source=source,
-                                  text=text or clip, staff_id=None)
+        row = prompts.save_prompt(session, clip=clip, language=clip.split(".")[0], data=telephone(seconds),
+                                  source=source, text=text or clip, staff_id=staff_id)
+        if review:
+            row.review, row.reviewed_by, row.reviewed_at = review, "reviewer@sugu.test", row.created_at
+            session.add(row)
+            session.flush()
         session.expunge(row)
         return row
 
@@ -163,38 +172,50 @@ def test_an_unknown_clip_is_not_found_and_nothing_is_stored(browser, db, clip): 
 
 # -- coverage ----------------------------------------------------------------------------------------------
 
-# (name, revisions to store as (clip, source) in order, expected {lang: {status: n}}; "missing" is
-# the rest). Bambara words and names borrow a French recording, never a French synthetic one, and
-# never a number (money is counted in 5-franc units).
+# (name, revisions to store as (clip, source[, review]) in order, expected {lang: {status: n}};
+# "missing" is the rest). A staff recording waits for review ("to_review") until another editor
+# approves it ("reviewed"); a rejected one counts as nothing (what played before it plays again).
+# Bambara words and names borrow a French recording, never a French synthetic one, and never a
+# number (money is counted in 5-franc units).
 COVERAGE = [
     ("nothing yet", [], {"fr": {}, "bm": {}}),
-    ("a French crop recorded", [("fr.crop.1", "recorded")], {"fr": {"recorded": 1}, "bm": {"borrowed": 1}}),
-    ("a French number uploaded", [("fr.num.70", "uploaded")], {"fr": {"recorded": 1}, "bm": {}}),
+    ("a French crop recorded", [("fr.crop.1", "recorded")], {"fr": {"to_review": 1}, "bm": {"borrowed": 1}}),
+    ("a French crop recorded and approved", [("fr.crop.1", "recorded", "approved")],
+     {"fr": {"reviewed": 1}, "bm": {"borrowed": 1}}),
+    ("a French number uploaded", [("fr.num.70", "uploaded")], {"fr": {"to_review": 1}, "bm": {}}),
     ("synthetic in both", [("fr.crop.2", "synthetic"), ("bm.crop.2", "synthetic")],
      {"fr": {"synthetic": 1}, "bm": {"synthetic": 1}}),
     ("a French synthetic lends nothing", [("fr.crop.2", "synthetic")], {"fr": {"synthetic": 1}, "bm": {}}),
-    ("Bambara's own recording first", [("fr.crop.1", "recorded"), ("bm.crop.1", "recorded")],
-     {"fr": {"recorded": 1}, "bm": {"recorded": 1}}),
+    ("Bambara's own recording first", [("fr.crop.1", "recorded", "approved"), ("bm.crop.1", "recorded")],
+     {"fr": {"reviewed": 1}, "bm": {"to_review": 1}}),
     ("a French recording over a Bambara synthetic", [("fr.crop.1", "recorded"), ("bm.crop.1", "synthetic")],
-     {"fr": {"recorded": 1}, "bm": {"borrowed": 1}}),
+     {"fr": {"to_review": 1}, "bm": {"borrowed": 1}}),
     ("the newest revision counts", [("fr.market.1", "recorded"), ("fr.market.1", "synthetic")],
      {"fr": {"synthetic": 1}, "bm": {}}),
-    ("menu text, month and region", [("fr.text.main.title.0", "recorded"), ("bm.month.11", "uploaded"),
+    ("a newer recording waits for its own review", [("fr.market.1", "recorded", "approved"), ("fr.market.1", "uploaded")],
+     {"fr": {"to_review": 1}, "bm": {"borrowed": 1}}),
+    ("a rejected recording gives way to the approved one before it",
+     [("fr.market.1", "recorded", "approved"), ("fr.market.1", "uploaded", "rejected")], {"fr": {"reviewed": 1}, "bm": {"borrowed": 1}}),
+    ("a rejected recording gives way to the synthetic voice", [("fr.market.1", "synthetic"), ("fr.market.1", "recorded", "rejected")],
+     {"fr": {"synthetic": 1}, "bm": {}}),
+    ("a rejected recording alone leaves nothing", [("fr.crop.1", "recorded", "rejected")], {"fr": {}, "bm": {}}),
+    ("menu text, month and region", [("fr.text.main.title.0", "recorded"), ("bm.month.11", "uploaded", "approved"),
                                      ("fr.region.sikasso", "recorded")],
-     {"fr": {"recorded": 2}, "bm": {"recorded": 1, "borrowed": 2}}),
+     {"fr": {"to_review": 2}, "bm": {"reviewed": 1, "borrowed": 2}}),
 ]
+RECORDED_STATUSES = ("reviewed", "to_review", "borrowed", "synthetic")
 
 
 @pytest.mark.parametrize("name, stored, expected", COVERAGE, ids=[c[0] for c in COVERAGE])
 def test_coverage_per_language_on_the_studio_and_the_dashboard(browser, db, name, stored, expected):  # noqa: F811
-    for clip, source in stored:
-        store(db, clip, source)
+    for clip, source, *review in stored:
+        store(db, clip, source, review=review[0] if review else "")
     b = browser("editor")
     page = b.get("/admin/studio").text
     board = b.get("/admin/").text
     for lang in ("fr", "bm"):
         total = len(clips(db, lang))
-        want = {s: expected[lang].get(s, 0) for s in ("recorded", "borrowed", "synthetic")}
+        want = {s: expected[lang].get(s, 0) for s in RECORDED_STATUSES}
         want["missing"] = total - sum(want.values())
         shown = cover(page, lang)
         if lang == "fr":
@@ -203,9 +224,9 @@ def test_coverage_per_language_on_the_studio_and_the_dashboard(browser, db, name
         assert shown == want, lang
         assert f"{total} prompts" in page.split(f'id="cover-{lang}"', 1)[1]
         row = dashboard_row(board, lang)
-        assert row[0].startswith(str(want["recorded"]))
-        assert row[1:] == [str(want["borrowed"]) if lang == "bm" else "—", str(want["synthetic"]),
-                           str(want["missing"]), str(total)]
+        assert row[0].startswith(str(want["reviewed"]))
+        assert row[1:] == [str(want["to_review"]), str(want["borrowed"]) if lang == "bm" else "—",
+                           str(want["synthetic"]), str(want["missing"]), str(total)]
 
 
 def test_the_dashboard_panel_links_editors_to_the_studio(browser):  # noqa: F811
@@ -217,7 +238,8 @@ def test_the_dashboard_panel_links_editors_to_the_studio(browser):  # noqa: F811
 
 def test_the_dashboard_panel_in_french(french):
     page = french.get("/admin/").text.replace("&#39;", "'")
-    for header in ("Prompts vocaux", "Enregistrés", "Emprunté au français", "Synthèse seulement", "Rien encore"):
+    for header in ("Prompts vocaux", "Enregistrés et vérifiés", "Enregistrés, à vérifier", "Emprunté au français",
+                   "Synthèse seulement", "Rien encore"):
         assert f">{header}</" in page, header
     assert "Ouvrir le studio d'enregistrement" in page
 
@@ -233,11 +255,12 @@ def _states(*statuses: str) -> list[ClipState]:
     "statuses, after, expected",
     [
         pytest.param(("missing", "missing"), "", "fr.num.0", id="the-first"),
-        pytest.param(("recorded", "synthetic", "missing"), "", "fr.num.1", id="recorded-ones-are-passed"),
-        pytest.param(("missing", "recorded", "borrowed"), "fr.num.0", "fr.num.2", id="skip-past-recorded"),
-        pytest.param(("missing", "synthetic", "recorded"), "fr.num.1", "fr.num.0", id="wraps-to-the-start"),
+        pytest.param(("reviewed", "synthetic", "missing"), "", "fr.num.1", id="recorded-ones-are-passed"),
+        pytest.param(("to_review", "missing"), "", "fr.num.1", id="one-waiting-for-review-is-recorded"),
+        pytest.param(("missing", "reviewed", "borrowed"), "fr.num.0", "fr.num.2", id="skip-past-recorded"),
+        pytest.param(("missing", "synthetic", "to_review"), "fr.num.1", "fr.num.0", id="wraps-to-the-start"),
         pytest.param(("missing", "missing"), "fr.num.99", "fr.num.0", id="unknown-after-starts-over"),
-        pytest.param(("recorded", "recorded"), "", None, id="all-recorded"),
+        pytest.param(("reviewed", "to_review"), "", None, id="all-recorded"),
     ],
 )
 def test_next_to_record(statuses, after, expected):
@@ -276,6 +299,8 @@ def test_the_studio_offers_the_next_missing_prompt_and_skips(browser, db):  # no
         ("fr.region.sikasso", "region name", "said wherever the menus name it"),
         ("fr.unit.kg", "unit", "said wherever the menus name it"),
         ("bm.kind.wholesale", "price kind", "said wherever the menus name it"),
+        ("fr.buyer.lawal-int", "buyer name", "said wherever the menus name it"),
+        ("bm.buyer.madougou-agro-business", "buyer name", "said wherever the menus name it"),
         ("fr.num.71", "number", "joined with other clips"),
         ("bm.month.11", "month", "joined with other clips"),
         ("fr.scale.1000", "hundred, thousand, million", "joined with other clips"),
@@ -330,8 +355,8 @@ def test_an_upload_of_each_kind_becomes_a_telephone_revision(browser, db, ids, n
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
         assert 0.9 <= w.getnframes() / 8000 <= 1.3  # the silence around the tone cut
     page = b.get(response.headers["location"]).text
-    assert "Saved: revision 1 of this prompt now plays on calls." in page
-    assert cover(page, "fr")["recorded"] == 1
+    assert "Saved: revision 1 of this prompt now plays on calls. Another editor must listen to it and approve it." in page
+    assert cover(page, "fr")["to_review"] == 1 and row.review == "pending"
 
 
 def test_the_recorder_posts_its_recording_and_gets_json(browser, db):  # noqa: F811
@@ -494,6 +519,205 @@ def test_a_recording_of_other_words_is_flagged_when_the_text_changes(browser, db
     assert "words changed since recorded" in page and "Words read:" in page
 
 
+# -- review: another editor listens, approves or rejects ------------------------------------------------------------------
+
+
+def staff_id(db, email: str) -> int:
+    with db.unit_of_work() as session:
+        return session.exec(select(models.StaffUser.id).where(models.StaffUser.email == email)).one()
+
+
+def review(b: Browser, clip: str, revision_id: int, verdict: str, **fields):
+    return b.post(f"/admin/studio/clips/{clip}/review/{revision_id}", {"verdict": verdict, **fields})
+
+
+def review_audits(db) -> list[models.AuditLog]:
+    with db.unit_of_work() as session:
+        rows = session.exec(select(models.AuditLog).where(models.AuditLog.entity == "voice_prompt",
+                                                          col(models.AuditLog.action).in_(["approve", "reject"]))).all()
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+# (name, who reviews (a role), the verdict posted, the answer, the review afterwards). The
+# recording is the editor's.
+REVIEWS = [
+    ("another editor approves", "editor2", "approve", 303, "approved"),
+    ("an administrator approves", "admin", "approve", 303, "approved"),
+    ("another editor rejects", "editor2", "reject", 303, "rejected"),
+    ("nobody approves their own recording", "editor", "approve", 403, "pending"),
+    ("nobody rejects their own either", "editor", "reject", 403, "pending"),
+    ("a reporter may not review", "reporter", "approve", 403, "pending"),
+    ("an unknown verdict", "editor2", "maybe", 400, "pending"),
+]
+
+
+@pytest.mark.parametrize("name, reviewer, verdict, status, after", REVIEWS, ids=[r[0] for r in REVIEWS])
+def test_a_recording_is_reviewed_by_another_editor(browser, db, ids, name, reviewer, verdict, status, after):  # noqa: F811
+    clip = f"fr.crop.{ids['tomato']}"
+    row = store(db, clip, "recorded", text="Tomate", staff_id=staff_id(db, "editor@sugu.test"))
+    response = review(browser(reviewer), clip, row.id, verdict, note="  trop de bruit  ")
+    assert response.status_code == status, response.text[-400:]
+    [stored] = revisions(db, clip)
+    assert stored.review == after
+    audits = review_audits(db)
+    if status == 303:
+        assert response.headers["location"] == f"/admin/studio/clips/{clip}"
+        assert (stored.reviewed_by, stored.reviewed_at is not None) == (f"{reviewer}@sugu.test", True)
+        assert stored.review_note == "trop de bruit"
+        [entry] = audits
+        assert (entry.action, entry.entity_id, entry.staff_email) == (verdict, clip, f"{reviewer}@sugu.test")
+        assert entry.before == {"revision": 1, "review": "pending"} and entry.after["review"] == after
+    else:
+        assert (stored.reviewed_by, stored.reviewed_at, audits) == ("", None, [])
+
+
+# (name, what to do before the review, the answer). Nothing changes for any of them.
+REVIEW_REFUSED = [
+    ("without the form token", lambda db, row: row, 403),
+    ("already approved", lambda db, row: store(db, row.clip, "recorded", review="approved",
+                                              staff_id=row.staff_id, seconds=0.7), 409),
+    ("a synthetic voice", lambda db, row: store(db, row.clip, "synthetic", seconds=0.7), 409),
+    ("an older revision replaced by a newer one", lambda db, row: (store(db, row.clip, "uploaded", seconds=0.7), row)[1], 409),
+    ("a reason over 200 characters", lambda db, row: row, 400),
+    ("another clip's revision", lambda db, row: row, 404),
+    ("no such revision", lambda db, row: row, 404),
+]
+
+
+@pytest.mark.parametrize("name, before, status", REVIEW_REFUSED, ids=[r[0] for r in REVIEW_REFUSED])
+def test_a_review_that_cannot_be_is_refused_and_changes_nothing(browser, db, ids, name, before, status):  # noqa: F811
+    clip = f"fr.crop.{ids['tomato']}"
+    first = store(db, clip, "recorded", text="Tomate", staff_id=staff_id(db, "editor@sugu.test"))
+    target = before(db, first)
+    snapshot = [(r.id, r.review, r.reviewed_by) for r in revisions(db, clip)]
+    b = browser("editor2")
+    fields = {"note": "x" * 201} if name.startswith("a reason") else {}
+    path_clip = f"fr.crop.{ids['onion']}" if name == "another clip's revision" else clip
+    revision_id = 99_999 if name == "no such revision" else target.id
+    if name == "without the form token":
+        response = b.post(f"/admin/studio/clips/{clip}/review/{revision_id}", {"verdict": "approve"}, csrf=False)
+    else:
+        response = review(b, path_clip, revision_id, "approve", **fields)
+    assert response.status_code == status
+    assert [(r.id, r.review, r.reviewed_by) for r in revisions(db, clip)] == snapshot and review_audits(db) == []
+
+
+# (name, revisions stored in order as (source, review), which of them plays (None: a new synthetic
+# voice)). Unreviewed recordings play, as unreviewed texts do; a rejected one never plays again.
+PLAYS = [
+    ("a recording waiting for review plays", [("recorded", "")], 0),
+    ("an approved recording plays", [("recorded", "approved")], 0),
+    ("a newer recording plays before its review", [("recorded", "approved"), ("uploaded", "")], 1),
+    ("a rejected recording gives way to the approved one before it", [("recorded", "approved"), ("uploaded", "rejected")], 0),
+    ("a rejected recording gives way to the synthetic voice", [("synthetic", ""), ("recorded", "rejected")], 0),
+    ("a rejected recording alone: a synthetic voice is made", [("recorded", "rejected")], None),
+]
+
+
+@pytest.mark.parametrize("name, stored, plays", PLAYS, ids=[p[0] for p in PLAYS])
+def test_what_calls_play_while_recordings_are_reviewed(db, ids, name, stored, plays):
+    clip = Clip(f"fr.crop.{ids['tomato']}", "Tomate")
+    rows = [store(db, clip.id, source, review=verdict, seconds=0.4 + 0.1 * i) for i, (source, verdict) in enumerate(stored)]
+    maker = prompts.PromptAudio(lambda text, lang: wav(tone(0.3, rate=8000), rate=8000), cache_s=0)
+    with db.unit_of_work() as session:
+        name_played = maker.playlist(session, [clip])
+        playing = prompts.latest(session, [clip.id])[clip.id]
+        session.expunge(playing)
+    if plays is None:
+        assert (playing.revision, playing.source) == (len(rows) + 1, "synthetic")
+    else:
+        assert playing.id == rows[plays].id
+    assert name_played == hashlib.sha256(("playlist:" + playing.audio_hash).encode()).hexdigest()
+
+
+def test_the_clip_page_shows_the_review_and_who_may_give_it(browser, french, db, ids):  # noqa: F811
+    clip = f"fr.crop.{ids['tomato']}"
+    store(db, clip, "synthetic", text="Tomate")
+    editor = browser("editor")
+    assert upload(editor, clip, wav(SPEECH_44K), "audio/wav", back="clip").status_code == 303
+    own = editor.get(f"/admin/studio/clips/{clip}").text
+    assert 'id="review"' in own and "You made this recording: another editor must review it." in own
+    assert "/review/" not in own  # no approve or reject button for the recorder
+    assert "recorded, to review" in visible(own.split('class="studio-now"', 1)[1].split("</div>", 1)[0])
+    row2 = own.split('<tr id="revision-2">', 1)[1].split("</tr>", 1)[0]
+    assert "to review" in row2
+    assert "—" in own.split('<tr id="revision-1">', 1)[1].split("</tr>", 1)[0]  # a synthetic voice: nothing to review
+
+    other = browser("editor2")
+    page = other.get(f"/admin/studio/clips/{clip}").text
+    section = visible(page.split('id="review"', 1)[1].split("</section>", 1)[0])
+    assert "Revision 2, recorded by editor@sugu.test on 28/11/2026 10:00." in section
+    [first, second] = revisions(db, clip)
+    assert f'action="/admin/studio/clips/{clip}/review/{second.id}"' in page
+    assert f'src="/voice/audio/{second.audio_hash}.wav"' in page.split('id="review"', 1)[1]
+    studio_card = other.get(f"/admin/studio?lang=fr&clip={clip}").text
+    assert "it plays while it waits for another editor" in visible(studio_card)
+    assert f'href="/admin/studio/clips/{clip}#review"' in studio_card
+
+    approved = review(other, clip, second.id, "approve")
+    page = other.get(approved.headers["location"]).text
+    assert "Revision 2 approved." in page and 'id="review"' not in page
+    assert "approved by editor2@sugu.test on 28/11/2026 10:00" in page.split('<tr id="revision-2">', 1)[1]
+    assert "Approved by editor2@sugu.test on 28/11/2026 10:00." in visible(
+        other.get(f"/admin/studio?lang=fr&clip={clip}").text)
+    assert "recorded and reviewed" in page
+    french_page = french.get(f"/admin/studio/clips/{clip}").text.replace("&#39;", "'")
+    assert "approuvée par editor2@sugu.test le 28/11/2026 10:00" in french_page
+    assert "enregistré et vérifié" in french_page
+
+
+def test_a_rejected_recording_stops_playing_and_cannot_play_again(browser, db, ids):  # noqa: F811
+    clip = f"fr.crop.{ids['onion']}"
+    approved = store(db, clip, "recorded", text="Oignon", review="approved")
+    editor, other = browser("editor"), browser("editor2")
+    assert upload(editor, clip, wav(SPEECH_44K), "audio/wav", back="clip").status_code == 303
+    newest = revisions(db, clip)[-1]
+    rejected = review(other, clip, newest.id, "reject", note="On entend la radio derrière.")
+    page = other.get(rejected.headers["location"]).text
+    assert "Revision 2 rejected: calls no longer play it." in page
+    row = page.split('<tr id="revision-2">', 1)[1].split("</tr>", 1)[0]
+    assert "rejected by editor2@sugu.test on 28/11/2026 10:00" in row and "On entend la radio derrière." in row
+    assert "Play this one again" not in row
+    now = page.split('class="studio-now"', 1)[1].split("</div>", 1)[0]
+    assert f'src="/voice/audio/{approved.audio_hash}.wav"' in now  # the approved one plays again
+    assert other.post(f"/admin/studio/clips/{clip}/restore/{newest.id}").status_code == 409
+    assert len(revisions(db, clip)) == 2
+
+
+def test_of_two_reviewers_at_once_one_decides(db, ids):
+    row = store(db, f"fr.crop.{ids['tomato']}", "recorded", text="Tomate")
+    with db.unit_of_work() as session:
+        seen = session.get(models.AudioPrompt, row.id)  # as the second reviewer loaded it: pending
+        session.exec(update(models.AudioPrompt).where(models.AudioPrompt.id == row.id)
+                     .values(review="approved", reviewed_by="first@sugu.test")
+                     .execution_options(synchronize_session=False))
+        assert seen.review == "pending"
+        with pytest.raises(prompts.ReviewRefused) as refused:
+            prompts.review(session, seen, verdict="rejected", staff_id=0, staff_email="second@sugu.test",
+                           now=NOW)
+    assert refused.value.reason == "decided"
+    [stored] = revisions(db, row.clip)
+    assert (stored.review, stored.reviewed_by) == ("approved", "first@sugu.test")
+
+
+def test_restoring_an_approved_revision_keeps_its_review(browser, db, ids):  # noqa: F811
+    clip = f"fr.crop.{ids['onion']}"
+    first = store(db, clip, "recorded", text="Oignon", review="approved")
+    store(db, clip, "uploaded", text="Oignon", seconds=0.8)
+    b = browser("editor")
+    assert b.post(f"/admin/studio/clips/{clip}/restore/{first.id}").status_code == 303
+    third = revisions(db, clip)[-1]
+    assert (third.revision, third.audio_hash, third.review, third.reviewed_by) == (
+        3, first.audio_hash, "approved", "reviewer@sugu.test")
+
+
+@pytest.mark.parametrize("status, detail", studio.REVIEW_REFUSALS.values())
+def test_every_review_refusal_has_its_french(status, detail):
+    assert status in (403, 409) and detail in staff_text.texts("fr")
+
+
 # -- the list ----------------------------------------------------------------------------------------------------------
 
 
@@ -511,10 +735,13 @@ def test_the_list_searches_filters_and_pages(browser, db, ids):  # noqa: F811
         ("lang=fr", [c.id for c in every][:per_page]),
         ("lang=fr&page=2", [c.id for c in every][per_page:2 * per_page]),
         ("lang=fr&page=9999", [c.id for c in every][(len(every) - 1) // per_page * per_page:]),
-        ("lang=fr&show=recorded", [f"fr.crop.{ids['tomato']}"]),
+        ("lang=fr&show=to_review", [f"fr.crop.{ids['tomato']}"]),
+        ("lang=fr&show=reviewed", []),
         ("lang=fr&show=synthetic", ["fr.num.71"]),
         ("lang=fr&show=borrowed", []),
         ("lang=fr&kind=crop", [c.id for c in every if c.id.startswith("fr.crop.")]),
+        ("lang=fr&kind=buyer", ["fr.buyer.lawal-int", "fr.buyer.madougou-agro-business"]),
+        ("lang=bm&q=lawal", ["bm.buyer.lawal-int"]),
         ("lang=fr&kind=month&show=todo", [f"fr.month.{m}" for m in range(1, 13)]),
         ("lang=fr&q=SOIXANTE ET", [c.id for c in every if "soixante et" in c.text]),
         ("lang=fr&q=fr.region.", [c.id for c in every if c.id.startswith("fr.region.")]),

@@ -5,15 +5,20 @@ real audio. Every USSD journey has a voice twin here, driven by the same table."
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 
 import pytest
 from pydantic import SecretStr
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gateway.aggregators.fake_at_voice import FakeVoiceCall
 from gateway.data import models
 from gateway.voice.prompts import PromptAudio
+from menus import types as m
+from menus.screen import Text
+from menus.voice import DataNames, VoiceRenderer, inventory
+from messages import default_catalog
 from messages.voice import audio
 from tests.conftest import NOW
 from tests.test_ussd_webhook import JOURNEYS, known_caller
@@ -26,14 +31,17 @@ _ids = itertools.count(1)
 
 
 class Heard(PromptAudio):
-    """The prompts' audio as usual, and the words of each prompt kept for the assertions."""
+    """The prompts' audio as usual, and the words (and clip ids) of each prompt kept for the
+    assertions."""
 
     def __init__(self) -> None:
         super().__init__()
         self.prompts: list[str] = []
+        self.clip_ids: list[list[str]] = []
 
     def playlist(self, session, clips):
         self.prompts.append(" ".join(c.text for c in clips))
+        self.clip_ids.append([c.id for c in clips])
         return super().playlist(session, clips)
 
 
@@ -292,3 +300,80 @@ def _tone(seconds: float = 0.5, rate: int = 8000) -> bytes:
         wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
                                  for n in range(int(seconds * rate))))
     return out.getvalue()
+
+
+# -- buyers' names: recorded like crop and market names ----------------------------------------
+
+
+class Demands:
+    """The part of a data view DataNames reads for buyers: demands open until `until`."""
+
+    def __init__(self, *names: str, until: dt.date = NOW.date()) -> None:
+        self.names, self.until = names, until
+
+    def open_demands(self, today: dt.date) -> list[m.Demand]:
+        return [m.Demand(id=i, buyer_name=name, crop_id=1, quantity_kg=100, price=250, unit="kg", place="Sikasso",
+                         valid_until=self.until) for i, name in enumerate(self.names) if self.until >= today]
+
+
+def _digest(words: str) -> str:
+    return hashlib.sha256(words.encode()).hexdigest()[:20]
+
+
+@pytest.mark.parametrize("words, clip", [
+    pytest.param("Lawal Int.", "fr.buyer.lawal-int", id="a-buyer-by-its-folded-name"),
+    pytest.param("Coopérative de Ségou", "fr.buyer.cooperative-de-segou", id="accents-folded"),
+    pytest.param("Lawal\nInt.", "fr.buyer.lawal-int", id="on-one-line"),
+    pytest.param("???", f"fr.buyer.{_digest('???')}", id="nothing-to-fold-named-by-hash"),
+    pytest.param("Sikasso", f"fr.say.{_digest('Sikasso')}", id="other-words-are-not-a-buyer"),
+    pytest.param("", None, id="nothing-said"),
+])
+def test_a_buyers_name_is_its_own_clip(words, clip):
+    renderer = VoiceRenderer(default_catalog(), DataNames(Demands("Lawal Int.", "Coopérative de Ségou", "???"),
+                                                          NOW.date()))
+    said = renderer.speak(Text(words), "fr")
+    assert [c.id for c in said] == ([clip] if clip else [])
+
+
+@pytest.mark.parametrize("today, listed", [
+    pytest.param(NOW.date(), ["fr.buyer.b-agro", "fr.buyer.lawal-int"], id="open-today-sorted-by-name"),
+    pytest.param(NOW.date() + dt.timedelta(days=30), [], id="none-open-that-day"),
+    pytest.param(None, ["fr.buyer.b-agro", "fr.buyer.lawal-int"], id="without-a-day-every-open-demand"),
+])
+def test_the_inventory_lists_buyers_of_open_demands(today, listed):
+    class Data(Demands):
+        def crops(self):
+            return []
+
+        def markets(self):
+            return []
+
+    data = Data("Lawal Int.", "B Agro", "Lawal Int.", until=NOW.date() + dt.timedelta(days=7))
+    found = [c.id for c in inventory(default_catalog(), "fr", data, today=today) if ".buyer." in c.id]
+    assert found == listed
+
+
+@pytest.mark.parametrize("language, inputs", [
+    pytest.param("fr", ["2"], id="the-demands-list"),
+    pytest.param("fr", ["2", "1"], id="a-demand"),
+    pytest.param("bm", ["2", "1"], id="bambara-borrows-the-french-recording"),
+])
+def test_the_call_plays_the_buyers_recorded_name(voice, db, language, inputs):
+    from gateway.voice import prompts
+
+    names = {"lawal-int": "Lawal Int.", "madougou-agro-business": "Madougou Agro-Business"}
+    with db.unit_of_work() as session:
+        for slug, name in names.items():
+            prompts.save_prompt(session, clip=f"fr.buyer.{slug}", language="fr",
+                                data=audio.normalise(_tone(0.6), max_seconds=10), source="recorded", text=name,
+                                staff_id=None)
+    known_caller(db, language)
+    call = dial(voice)
+    for value in inputs:
+        press_like_ussd(call, value)
+    said = [c for c in voice.heard.clip_ids[-1] if ".buyer." in c]
+    assert said and all(c.split(".", 2)[2] in names and c.startswith(f"{language}.buyer.") for c in said)
+    with db.unit_of_work() as session:
+        made = session.exec(select(models.AudioPrompt.clip).where(models.AudioPrompt.source == "synthetic",
+                                                                  col(models.AudioPrompt.clip).contains(".buyer."))).all()
+    assert made == []  # the recordings played: no synthetic voice was made for a buyer

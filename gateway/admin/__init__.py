@@ -36,6 +36,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     from gateway.admin import (
         accounts,
         broadcasts,
+        bulletins,
         dashboard,
         demands,
         intel,
@@ -67,7 +68,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         name="admin_static",
     )
     for page in (accounts, dashboard, texts, prices, broadcasts, simulators, producers, demands, tips,
-                 linkage, intel, reference, price_import, studio):
+                 linkage, intel, reference, price_import, studio, bulletins):
         app.include_router(page.router)
 
     @app.exception_handler(LoginRequired)

@@ -98,6 +98,7 @@ NAV = [
     ("Tips", "admin_tips", ("editor",)),
     ("Messages", "admin_messages", ("editor",)),
     ("Recording studio", "admin_studio", ("editor",)),
+    ("Radio bulletin", "admin_bulletins", ("editor", "reporter")),
     ("Producers", "admin_producers", ("editor",)),
     ("Broadcasts", "admin_broadcasts", ("editor",)),
     ("Simulators", "admin_simulators", ("editor", "reporter")),

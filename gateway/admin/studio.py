@@ -1,7 +1,8 @@
 """Console pages: the recording studio (issue 16 items 4 and 6). Every clip the voice menus can
-play, per language, with what it plays now — a staff recording, the French recording borrowed
-for a Bambara word or name, a synthetic stand-in, or nothing yet —, the next one still to record,
-recorded in the browser or uploaded as a file, and each clip's revisions.
+play, per language, with what it plays now — a staff recording (reviewed, or waiting for another
+editor's review), the French recording borrowed for a Bambara word or name, a synthetic
+stand-in, or nothing yet —, the next one still to record, recorded in the browser or uploaded as
+a file, each clip's revisions, and the review of a new recording (listen, approve or reject).
 
 The clips come from `menus.voice.inventory` (the menus' texts, names from the data, numbers),
 never from a form: staff record the words the menus say, and cannot make up a clip."""
@@ -24,6 +25,7 @@ from gateway.admin.core import (
     Editor,
     Form,
     back_to,
+    current_staff,
     db_of,
     flash,
     language_of,
@@ -45,12 +47,14 @@ from messages.voice import audio
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-# What a clip plays now, best first: its own recording (recorded in the browser or uploaded);
-# the French recording, for a Bambara word or name (gateway.voice.prompts.resolve); its own
-# synthetic stand-in ("synthetic — record me"); nothing yet (made by the speech engine when a
-# call first needs it).
-RECORDED, BORROWED, SYNTHETIC, MISSING = "recorded", "borrowed", "synthetic", "missing"
-STATUSES = (RECORDED, BORROWED, SYNTHETIC, MISSING)
+# What a clip plays now, best first: its own recording (recorded in the browser or uploaded),
+# approved by another editor or still to review (it plays meanwhile, as an edited text does:
+# gateway.voice.prompts); the French recording, for a Bambara word or name
+# (gateway.voice.prompts.resolve); its own synthetic stand-in ("synthetic — record me");
+# nothing yet (made by the speech engine when a call first needs it).
+REVIEWED, TO_REVIEW, BORROWED, SYNTHETIC, MISSING = "reviewed", "to_review", "borrowed", "synthetic", "missing"
+STATUSES = (REVIEWED, TO_REVIEW, BORROWED, SYNTHETIC, MISSING)
+RECORDED = (REVIEWED, TO_REVIEW)  # the clip has its own recording
 # The list's filter: one status, everything still to record (all but RECORDED), or all.
 TODO, ALL = "todo", "all"
 SHOW = (ALL, TODO, *STATUSES)
@@ -64,6 +68,7 @@ KIND_LABELS = {
     "region": "region name",
     "unit": "unit",
     "kind": "price kind",
+    "buyer": "buyer name",
     "num": "number",
     "month": "month",
     "scale": "hundred, thousand, million",
@@ -112,6 +117,10 @@ class ClipState:
         return self.clip.id.split(".", 2)[2].rsplit(".", 1)[0] if self.kind == "text" else ""
 
     @property
+    def recorded(self) -> bool:
+        return self.status in RECORDED
+
+    @property
     def words_changed(self) -> bool:
         """A staff recording of other words: the catalog's text was edited since."""
         own = self.own
@@ -137,7 +146,7 @@ def clips_of(request: Request, session: Session, lang: str) -> list[Clip]:
     cache's time to live: building it reads the catalog, names and number rules (~50 ms)."""
     def load() -> list[Clip]:
         catalog = current_catalog(session, request.app.state.content_cache)
-        return inventory(catalog, lang, SqlDataView(session), active_regions(session))
+        return inventory(catalog, lang, SqlDataView(session), active_regions(session), today=now_of(request).date())
 
     return request.app.state.content_cache.get(("voice-inventory", lang), load)
 
@@ -156,14 +165,14 @@ def states(session: Session, clips: list[Clip]) -> list[ClipState]:
         elif row.source == prompts.SYNTHETIC:
             status = SYNTHETIC
         else:
-            status = RECORDED
+            status = REVIEWED if row.review == prompts.APPROVED else TO_REVIEW
         out.append(ClipState(clip, status, row, borrowed, own.get(clip.id)))
     return out
 
 
 def summary(found: list[ClipState]) -> dict[str, Any]:
-    """How many clips are recorded, borrowed, synthetic only, missing, of how many; and each
-    share in percent (for the bars)."""
+    """How many clips are recorded and reviewed, recorded and waiting for review, borrowed,
+    synthetic only, missing, of how many; and each share in percent (for the bars)."""
     by_status = Counter(s.status for s in found)
     numbers = {status: by_status.get(status, 0) for status in STATUSES}
     total = len(found) or 1
@@ -187,6 +196,15 @@ def clip_or_404(request: Request, session: Session, clip_id: str) -> Clip:
     return found
 
 
+def revision_or_404(request: Request, session: Session, clip_id: str, revision_id: int) -> models.AudioPrompt:
+    """A revision of a clip the menus can play (another clip's revision is not found here)."""
+    clip_or_404(request, session, clip_id)
+    row = session.get(models.AudioPrompt, revision_id)
+    if row is None or row.clip != clip_id:
+        raise HTTPException(404, "No such revision.")
+    return row
+
+
 def _language(request: Request) -> str:
     lang = request.query_params.get("lang", "")
     return lang if lang in voice_languages() else voice_languages()[0]
@@ -202,7 +220,7 @@ def _kind_labels(request: Request) -> dict[str, str]:
 def _next_to_record(found: list[ClipState], after: str) -> ClipState | None:
     """The first clip still to record after `after` (in inventory order, from the start again
     when none is left after it), or None when every clip has its own recording."""
-    todo = [(i, s) for i, s in enumerate(found) if s.status != RECORDED]
+    todo = [(i, s) for i, s in enumerate(found) if not s.recorded]
     if not todo:
         return None
     position = next((i for i, s in enumerate(found) if s.id == after), -1)
@@ -234,7 +252,7 @@ def studio_page(request: Request, staff: Editor):
 
 
 def _matches(s: ClipState, show: str, kind: str, needle: str) -> bool:
-    if show == TODO and s.status == RECORDED or show in STATUSES and s.status != show:
+    if show == TODO and s.recorded or show in STATUSES and s.status != show:
         return False
     if kind and s.kind != kind:
         return False
@@ -270,7 +288,18 @@ def clips_page(request: Request, staff: Editor):
 # -- one clip: what it plays, its revisions ------------------------------------------------------------
 
 
-def _revisions(session: Session, clip_id: str) -> list[dict[str, Any]]:
+# A revision's review as the clip page shows it: a synthetic one has none; a pending one is "to
+# review" while it is what the clip plays, "replaced" once a newer revision plays instead.
+REPLACED = "replaced"
+
+
+def _review_of(row: models.AudioPrompt, playing_id: int | None) -> str:
+    if row.review == prompts.PENDING and row.id != playing_id:
+        return REPLACED
+    return row.review
+
+
+def _revisions(session: Session, clip_id: str, playing_id: int | None) -> list[dict[str, Any]]:
     p, staff, blob = models.AudioPrompt, models.StaffUser, models.AudioBlob
     rows = session.exec(
         select(p, staff.email, blob.duration_ms)
@@ -278,23 +307,29 @@ def _revisions(session: Session, clip_id: str) -> list[dict[str, Any]]:
         .join(blob, col(blob.hash) == col(p.audio_hash), isouter=True)
         .where(p.clip == clip_id).order_by(col(p.revision).desc()).limit(50)
     ).all()
-    return [{"row": row, "email": email, "seconds": (ms or 0) / 1000} for row, email, ms in rows]
+    return [{"row": row, "email": email, "seconds": (ms or 0) / 1000, "review": _review_of(row, playing_id)}
+            for row, email, ms in rows]
 
 
 def _clip_page(request: Request, clip_id: str, errors: dict | None = None, status_code: int = 200):
+    staff = current_staff(request)
     with db_of(request).unit_of_work() as session:
         clip = clip_or_404(request, session, clip_id)
         state = states(session, [clip])[0]
-        revisions = _revisions(session, clip_id)
+        playing = state.own.id if state.own is not None else None
+        revisions = _revisions(session, clip_id, playing)
         twin_id = prompts.twin(clip_id)
         twin = None
         if twin_id is not None:
             twin_clip = next((c for c in clips_of(request, session, "fr") if c.id == twin_id), None)
             twin = states(session, [twin_clip])[0] if twin_clip else None
+    # The revision that waits for review, who made it, and whether this staff member may review it.
+    pending = next((r for r in revisions if r["review"] == prompts.PENDING), None)
     return render(request, "studio_clip.html", {
         "s": state, "revisions": revisions, "twin": twin, "kinds": _kind_labels(request), "errors": errors or {},
         "max_seconds": int(MAX_SECONDS), "max_bytes": max_audio_bytes(request), "accept": ACCEPT,
-        "voice_lang": state.language,
+        "voice_lang": state.language, "pending": pending,
+        "may_review": pending is not None and staff is not None and pending["row"].staff_id != staff.id,
     }, status_code=status_code)
 
 
@@ -399,7 +434,8 @@ async def studio_save(request: Request, clip: str, staff: Editor, form: Form):
             return row.revision
 
     revision = await run_in_threadpool(store)
-    flash(request, "Saved: revision {revision} of this prompt now plays on calls.", revision=revision)
+    flash(request, "Saved: revision {revision} of this prompt now plays on calls. Another editor must listen to it and approve it.",
+          revision=revision)
     if back == "clip":
         target = path_for(request, "admin_studio_clip", clip=clip)
     else:
@@ -417,10 +453,9 @@ async def studio_restore(request: Request, clip: str, revision_id: DbId, staff: 
 
     def restore() -> int:
         with db.unit_of_work() as session:
-            clip_or_404(request, session, clip)
-            old = session.get(models.AudioPrompt, revision_id)
-            if old is None or old.clip != clip:
-                raise HTTPException(404, "No such revision.")
+            old = revision_or_404(request, session, clip, revision_id)
+            if old.review == prompts.REJECTED:
+                raise HTTPException(409, "A rejected recording cannot play again: record a new one.")
             data = prompts.audio_bytes(session, old.audio_hash)
             if data is None:
                 raise HTTPException(404, "No such revision.")
@@ -428,13 +463,66 @@ async def studio_restore(request: Request, clip: str, revision_id: DbId, staff: 
             row = prompts.save_prompt(session, clip=clip, language=old.language, data=data, source=old.source,
                                       text=old.text, staff_id=staff.id)
             row.created_at = now
+            if old.review == prompts.APPROVED:
+                # The same audio, already approved: its review stands (who and when it was given).
+                row.review, row.reviewed_by, row.reviewed_at = old.review, old.reviewed_by, old.reviewed_at
             session.add(row)
             auth.audit(session, staff, action="edit", entity="voice_prompt", entity_id=clip,
                        before={"revision": before.revision, "audio_hash": before.audio_hash} if before else None,
-                       after={"revision": row.revision, "restored": old.revision, "audio_hash": row.audio_hash}, now=now)
+                       after={"revision": row.revision, "restored": old.revision, "audio_hash": row.audio_hash,
+                              "review": row.review}, now=now)
             return old.revision
 
     restored = await run_in_threadpool(restore)
     flash(request, "Revision {revision} plays again.", revision=restored)
     return back_to(request, "admin_studio_clip", clip=clip)
 
+
+
+# -- reviewing a recording -------------------------------------------------------------------------------
+
+# Why a review was refused (gateway.voice.prompts.ReviewRefused), in English, translated when shown.
+REVIEW_REFUSALS = {
+    "own": (403, "Another editor must review your recording."),
+    "not_recording": (409, "Only a staff recording is reviewed, not a synthetic voice."),
+    "decided": (409, "This recording was already reviewed."),
+    "not_current": (409, "A newer revision plays instead of this one: review that one."),
+}
+VERDICTS = {"approve": prompts.APPROVED, "reject": prompts.REJECTED}
+MAX_NOTE_CHARS = 200
+
+
+@router.post("/studio/clips/{clip}/review/{revision_id}", name="admin_studio_review")
+async def studio_review(request: Request, clip: str, revision_id: DbId, staff: Editor, form: Form):
+    """Another editor approves the recording a clip plays (it keeps playing, reviewed) or
+    rejects it (calls go back at once to what played before it); audited."""
+    verdict = VERDICTS.get(form.get("verdict", ""))
+    if verdict is None:
+        raise HTTPException(400, "Approve or reject.")
+    note = form.get("note", "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise HTTPException(400, "The reason is longer than 200 characters.")
+    now = now_of(request).astimezone(UTC)
+    db = db_of(request)
+
+    def decide() -> int:
+        with db.unit_of_work() as session:
+            row = revision_or_404(request, session, clip, revision_id)
+            try:
+                prompts.review(session, row, verdict=verdict, staff_id=staff.id, staff_email=staff.email, note=note,
+                               now=now)
+            except prompts.ReviewRefused as refused:
+                status, detail = REVIEW_REFUSALS[refused.reason]
+                raise HTTPException(status, detail) from None
+            auth.audit(session, staff, action=form["verdict"], entity="voice_prompt", entity_id=clip,
+                       before={"revision": row.revision, "review": prompts.PENDING},
+                       after={"revision": row.revision, "review": verdict, "note": row.review_note,
+                              "audio_hash": row.audio_hash}, now=now)
+            return row.revision
+
+    revision = await run_in_threadpool(decide)
+    if verdict == prompts.APPROVED:
+        flash(request, "Revision {revision} approved.", revision=revision)
+    else:
+        flash(request, "Revision {revision} rejected: calls no longer play it.", revision=revision)
+    return back_to(request, "admin_studio_clip", clip=clip)

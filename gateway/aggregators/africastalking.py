@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import requests
 from africastalking.SMS import SMSService
@@ -329,15 +329,7 @@ class AfricasTalkingSender:
         return self._results(response, recipients)
 
     def _results(self, response: requests.Response, recipients: Sequence[str]) -> list[RecipientResult]:
-        status = response.status_code
-        if status in (401, 403):
-            raise AccountProblem(f"HTTP {status}: authentication refused")
-        if status == 429:
-            raise Throttled(f"HTTP {status}", retry_after=_retry_after(response))
-        if status >= 500:
-            raise TransportError(f"HTTP {status}", reached=False)
-        if not 200 <= status < 300:
-            raise Rejected(f"HTTP {status}: {response.text[:200]}")
+        raise_for_status(response)
         try:
             entries = response.json()["SMSMessageData"]["Recipients"]
         except (ValueError, KeyError, TypeError):
@@ -368,7 +360,30 @@ def _refused(exc: requests.ConnectionError) -> bool:
     return "NewConnectionError" in text or "Connection refused" in text or "Name or service" in text
 
 
-def _retry_after(response: requests.Response) -> float | None:
+class HttpAnswer(Protocol):
+    """What raise_for_status reads of an answer: requests' and httpx's responses both have it."""
+
+    status_code: int
+    text: str
+    headers: Mapping[str, str]
+
+
+def raise_for_status(response: HttpAnswer) -> None:
+    """Africa's Talking's HTTP status sorted into our kinds of failure (SMS and voice APIs alike):
+    nothing for a 2xx, else AccountProblem, Throttled, TransportError (a 5xx: not accepted) or
+    Rejected."""
+    status = response.status_code
+    if status in (401, 403):
+        raise AccountProblem(f"HTTP {status}: authentication refused")
+    if status == 429:
+        raise Throttled(f"HTTP {status}", retry_after=_retry_after(response))
+    if status >= 500:
+        raise TransportError(f"HTTP {status}", reached=False)
+    if not 200 <= status < 300:
+        raise Rejected(f"HTTP {status}: {response.text[:200]}")
+
+
+def _retry_after(response: HttpAnswer) -> float | None:
     try:
         return float(response.headers.get("Retry-After", ""))
     except ValueError:

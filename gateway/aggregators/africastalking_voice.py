@@ -25,7 +25,7 @@ from typing import Mapping
 
 import httpx
 
-from gateway.aggregators.africastalking import BadRequest
+from gateway.aggregators.africastalking import BadRequest, raise_for_status
 from gateway.aggregators.calling import (
     INBOUND,
     MAX_URL,
@@ -39,7 +39,6 @@ from gateway.aggregators.calling import (
     Reject,
     Rejected,
     Say,
-    Throttled,
     TransportError,
     VoiceCallback,
     VoiceResponse,
@@ -296,15 +295,7 @@ class AfricasTalkingCaller:
 
 
 def _call_result(response: httpx.Response, phone: str, client_request_id: str) -> CallResult:
-    status = response.status_code
-    if status in (401, 403):
-        raise AccountProblem(f"HTTP {status}: authentication refused")
-    if status == 429:
-        raise Throttled(f"HTTP {status}", retry_after=_retry_after(response))
-    if status >= 500:
-        raise TransportError(f"HTTP {status}", reached=False)
-    if not 200 <= status < 300:
-        raise Rejected(f"HTTP {status}: {response.text[:200]}")
+    raise_for_status(response)
     try:
         body = response.json()
         entries = body["entries"]
@@ -330,10 +321,3 @@ def _call_result(response: httpx.Response, phone: str, client_request_id: str) -
     if word in ACCOUNT_STATUSES:
         raise AccountProblem(word)
     raise TransportError(f"unknown call status {word[:40]!r}", reached=True)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None

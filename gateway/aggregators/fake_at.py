@@ -443,10 +443,8 @@ pre{{margin:0;white-space:pre-wrap}}</style></head>
 </table></body></html>"""
 
 
-def add_log_routes(app, fake) -> None:
-    """What every fake aggregator answers about itself: the requests it got (GET, DELETE to
-    forget them) and the messages it accepted. `fake` has requests(), reset() and
-    sent_message_details()."""
+def add_request_log_routes(app, fake) -> None:
+    """The requests a fake got (GET, DELETE to forget them). `fake` has requests() and reset()."""
 
     @app.get("/_fake/requests")
     async def list_requests() -> JSONResponse:
@@ -456,6 +454,41 @@ def add_log_routes(app, fake) -> None:
     async def reset_requests() -> JSONResponse:
         fake.reset()
         return JSONResponse({"reset": True})
+
+
+def add_config_routes(app, fake, known: frozenset[str]) -> None:
+    """Read and change a fake's configuration over HTTP: a JSON object of `known` keys (others,
+    such as Python-only ones, are refused) given to fake.configure(); a refused change is a 400
+    that says why and changes nothing. `fake` has config() and configure(**changes)."""
+
+    @app.get("/_fake/config")
+    async def read_config() -> JSONResponse:
+        return JSONResponse(fake.config())
+
+    @app.post("/_fake/config")
+    async def change_config(request: Request) -> JSONResponse:
+        try:
+            changes = await request.json()
+        except ValueError:
+            return JSONResponse({"detail": "body must be JSON"}, status_code=400)
+        if not isinstance(changes, dict):
+            return JSONResponse({"detail": "body must be a JSON object"}, status_code=400)
+        unknown = set(changes) - known
+        if unknown:
+            return JSONResponse(
+                {"detail": f"unknown configuration keys: {sorted(unknown)}", "known": sorted(known)},
+                status_code=400,
+            )
+        try:
+            return JSONResponse(fake.configure(**changes))
+        except FakeConfigError as exc:
+            return JSONResponse({"detail": str(exc), "known": sorted(known)}, status_code=400)
+
+
+def add_log_routes(app, fake) -> None:
+    """What every fake SMS aggregator answers about itself: the requests it got and the
+    messages it accepted. `fake` has requests(), reset() and sent_message_details()."""
+    add_request_log_routes(app, fake)
 
     @app.get("/_fake/messages")
     async def list_messages(offset: int = Query(0, ge=0, description="skip the first ones (read before)")) -> JSONResponse:
@@ -482,29 +515,7 @@ def create_fake_at_app(fake: FakeAT | None = None) -> FastAPI:
         return response
 
     add_log_routes(app, fake)
-
-    @app.get("/_fake/config")
-    async def read_config() -> JSONResponse:
-        return JSONResponse(fake.config())
-
-    @app.post("/_fake/config")
-    async def change_config(request: Request) -> JSONResponse:
-        try:
-            changes = await request.json()
-        except ValueError:
-            return JSONResponse({"detail": "body must be JSON"}, status_code=400)
-        if not isinstance(changes, dict):
-            return JSONResponse({"detail": "body must be a JSON object"}, status_code=400)
-        unknown = set(changes) - CONFIG_KEYS
-        if unknown:
-            return JSONResponse(
-                {"detail": f"unknown configuration keys: {sorted(unknown)}", "known": sorted(CONFIG_KEYS)},
-                status_code=400,
-            )
-        try:
-            return JSONResponse(fake.configure(**changes))
-        except FakeConfigError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
+    add_config_routes(app, fake, CONFIG_KEYS)
 
     @app.get("/_fake/", response_class=HTMLResponse)
     async def messages_page() -> HTMLResponse:

@@ -35,7 +35,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-# The SMS fake's configuration checks, error answers and server thread serve this one too.
+# The SMS fake's configuration checks and routes, error answers and server thread serve this one too.
 from gateway.aggregators.fake_at import (
     AUTH_FAILED_TEXT,
     FakeConfigError,
@@ -44,6 +44,8 @@ from gateway.aggregators.fake_at import (
     _fail_next,
     _integer,
     _number,
+    add_config_routes,
+    add_request_log_routes,
     serve_in_thread,
 )
 from gateway.aggregators.calling import (
@@ -282,35 +284,12 @@ def create_fake_at_voice_app(fake: FakeATVoice | None = None) -> FastAPI:
             await asyncio.sleep(delay)
         return response
 
-    @app.get("/_fake/requests")
-    async def list_requests() -> JSONResponse:
-        return JSONResponse(fake.requests())
-
-    @app.delete("/_fake/requests")
-    async def reset_requests() -> JSONResponse:
-        fake.reset()
-        return JSONResponse({"reset": True})
+    add_request_log_routes(app, fake)
+    add_config_routes(app, fake, CONFIG_KEYS)
 
     @app.get("/_fake/calls")
     async def list_calls() -> JSONResponse:
         return JSONResponse(fake.placed_calls())
-
-    @app.get("/_fake/config")
-    async def read_config() -> JSONResponse:
-        return JSONResponse(fake.config())
-
-    @app.post("/_fake/config")
-    async def change_config(request: Request) -> JSONResponse:
-        try:
-            changes = await request.json()
-        except ValueError:
-            return JSONResponse({"detail": "body must be JSON"}, status_code=400)
-        if not isinstance(changes, dict):
-            return JSONResponse({"detail": "body must be a JSON object"}, status_code=400)
-        try:
-            return JSONResponse(fake.configure(**changes))
-        except FakeConfigError as exc:
-            return JSONResponse({"detail": str(exc), "known": sorted(CONFIG_KEYS)}, status_code=400)
 
     return app
 

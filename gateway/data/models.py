@@ -563,7 +563,9 @@ class AudioBlob(SQLModel, table=True):
 class AudioPrompt(SQLModel, table=True):
     """One revision of one clip's audio in one language ("fr.num.71", "bm.text.main.title.0",
     "fr.crop.3"): recorded in the console, uploaded, or synthetic (made offline by the speech
-    engine, flagged "record me"). The newest revision is played; older ones are the history."""
+    engine, flagged "record me"). The newest revision not rejected is played; older ones are the
+    history. A staff recording is reviewed like a text: "pending" until another editor approves
+    or rejects it (gateway.voice.prompts)."""
 
     __tablename__ = "audio_prompt"
     __table_args__ = (UniqueConstraint("clip", "revision"),)
@@ -577,6 +579,11 @@ class AudioPrompt(SQLModel, table=True):
     text: str = Field(default="", sa_column=Column(Text, nullable=False))  # the words read
     staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
     created_at: dt.datetime = _ts()
+    # "" (synthetic: nothing to review) | pending | approved | rejected; who decided, when, why.
+    review: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    reviewed_by: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
+    reviewed_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    review_note: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
 
 
 class VoiceCall(SQLModel, table=True):

@@ -2,6 +2,11 @@
 synthetic one made here once and stored, flagged for the studio), joined into one file per
 distinct playlist, stored and served by its hash.
 
+Recordings are reviewed as texts are: a new one plays at once while it waits for another
+editor's approval (a person's voice, even unreviewed, beats the synthetic one, and staff texts
+also reach farmers before review); a rejected one never plays again, and the clip goes back to
+what it played before (an older recording, the French one it borrows, or the synthetic voice).
+
 A playlist's name is the hash of its clips' audio hashes: the same prompt with the same
 recordings is joined once, on any process, and a new recording of any clip makes a new name (so
 a cached file never goes stale). In-process, the clips -> playlist answer is kept for a minute,
@@ -11,6 +16,7 @@ within that minute.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import threading
@@ -18,7 +24,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Sequence
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gateway.data import models
@@ -31,6 +37,8 @@ log = logging.getLogger("gateway.voice")
 GAP_MS = 120  # between two clips of a prompt
 MAX_CLIP_SECONDS = 60.0
 SYNTHETIC, RECORDED, UPLOADED = "synthetic", "recorded", "uploaded"
+# A staff recording's review (AudioPrompt.review); a synthetic prompt has none ("").
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 
 Synthesize = Callable[[str, str], bytes]
 
@@ -56,13 +64,13 @@ def store_blob(session: Session, data: bytes) -> str:
 
 
 def latest(session: Session, clips: Sequence[str]) -> dict[str, models.AudioPrompt]:
-    """The newest revision of each clip that has one."""
+    """The newest revision of each clip that has one, rejected ones left out (they never play)."""
     if not clips:
         return {}
     p = models.AudioPrompt
     newest = (
         select(p.clip, func.max(p.revision).label("revision"))
-        .where(col(p.clip).in_(sorted(set(clips))))
+        .where(col(p.clip).in_(sorted(set(clips))), p.review != REJECTED)
         .group_by(p.clip)
         .subquery()
     )
@@ -74,7 +82,7 @@ def latest(session: Session, clips: Sequence[str]) -> dict[str, models.AudioProm
 
 # Clips a French recording may stand in for while the Bambara one is missing: words and names.
 # Never numbers: Bambara counts money in 5-franc units, so "fr.num.70" is not "bm.num.70".
-BORROWABLE = frozenset({"text", "crop", "market", "region", "unit", "kind"})
+BORROWABLE = frozenset({"text", "crop", "market", "region", "unit", "kind", "buyer"})
 
 
 def twin(clip: str, language: str = "fr") -> str | None:
@@ -104,17 +112,59 @@ def resolve(session: Session, clips: Sequence[str]) -> dict[str, tuple[models.Au
     return out
 
 
+def _next_revision(session: Session, clip: str) -> int:
+    p = models.AudioPrompt
+    return (session.exec(select(func.max(p.revision)).where(p.clip == clip)).one() or 0) + 1
+
+
 def save_prompt(session: Session, *, clip: str, language: str, data: bytes, source: str, text: str,
                 staff_id: int | None) -> models.AudioPrompt:
-    """A new revision of `clip` (audio already in the telephone format)."""
+    """A new revision of `clip` (audio already in the telephone format); a staff recording
+    waits for review."""
     digest = store_blob(session, data)
-    p = models.AudioPrompt
-    revision = (session.exec(select(func.max(p.revision)).where(p.clip == clip)).one() or 0) + 1
-    row = models.AudioPrompt(clip=clip, language=language, revision=revision, audio_hash=digest, source=source,
-                             text=text, staff_id=staff_id)
+    row = models.AudioPrompt(clip=clip, language=language, revision=_next_revision(session, clip),
+                             audio_hash=digest, source=source, text=text, staff_id=staff_id,
+                             review="" if source == SYNTHETIC else PENDING)
     session.add(row)
     session.flush()
     return row
+
+
+class ReviewRefused(ValueError):
+    """Why a revision cannot be reviewed by this staff member now: `reason` is one of
+    "not_recording", "not_current", "decided", "own"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def review(session: Session, row: models.AudioPrompt, *, verdict: str, staff_id: int, staff_email: str,
+           note: str = "", now: dt.datetime) -> None:
+    """Approve or reject a staff recording: only the revision the clip plays now (the newest not
+    rejected), only while it waits, and never by whoever made it (ReviewRefused, nothing
+    changed). A rejected revision stops playing at once."""
+    if verdict not in (APPROVED, REJECTED):
+        raise ValueError(f"verdict: {verdict!r}")
+    if row.source == SYNTHETIC:
+        raise ReviewRefused("not_recording")
+    if row.review != PENDING:
+        raise ReviewRefused("decided")
+    current = latest(session, [row.clip]).get(row.clip)
+    if current is None or current.id != row.id:
+        raise ReviewRefused("not_current")
+    if row.staff_id is not None and row.staff_id == staff_id:
+        raise ReviewRefused("own")
+    # Only while it still waits: of two reviewers at once, one decides and the other is told so.
+    p = models.AudioPrompt
+    decided = session.exec(
+        update(p).where(col(p.id) == row.id, col(p.review) == PENDING)
+        .values(review=verdict, reviewed_by=staff_email, reviewed_at=now, review_note=note.strip()[:200])
+        .returning(p.id)
+    ).first()
+    if decided is None:
+        raise ReviewRefused("decided")
+    session.refresh(row)
 
 
 class PromptAudio:
@@ -171,10 +221,11 @@ class PromptAudio:
         except Exception as exc:  # no engine, or nothing it could say: the prompt cannot be made
             raise NoAudio(f"no audio for clip {clip.id}: {exc}") from exc
         digest = store_blob(session, data)
-        # Revision 1 is the synthetic stand-in: two processes making it at once keep one.
+        # The next revision (1, unless a recording was rejected): two processes making it at
+        # once keep one.
         insert_ignore(session, models.AudioPrompt, {
-            "clip": clip.id, "language": language, "revision": 1, "audio_hash": digest,
-            "source": SYNTHETIC, "text": clip.text,
+            "clip": clip.id, "language": language, "revision": _next_revision(session, clip.id),
+            "audio_hash": digest, "source": SYNTHETIC, "text": clip.text,
         }, ["clip", "revision"])
         return latest(session, [clip.id])[clip.id]
 

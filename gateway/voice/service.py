@@ -109,7 +109,7 @@ def answer(
             select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)
         ).one()
     data = data or SqlDataView(session)
-    renderer = VoiceRenderer(catalog, DataNames(data))
+    renderer = VoiceRenderer(catalog, DataNames(data, now.date()))
     profile = profile_from_snapshot(call.phone, row.start_profile or {})
     inputs = list(row.inputs or [])
     offset = row.voice_page * PER_PROMPT
@@ -255,7 +255,7 @@ def answer_alert(
     stamp = now.astimezone(dt.timezone.utc)
     language = voice_call.language or "fr"
     data = data or SqlDataView(session)
-    renderer = VoiceRenderer(catalog, DataNames(data))
+    renderer = VoiceRenderer(catalog, DataNames(data, now.date()))
     if row is not None and row.last_screen != ALERT_SCREEN:
         return answer(session, call=call, now=now, catalog=catalog, config=config, data=data, rules=rules, fold=fold)
     first = row is None

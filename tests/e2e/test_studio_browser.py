@@ -1,6 +1,7 @@
 """The recording studio in a real headless Chromium (issue 16 item 4): record a prompt with a fake
 microphone (`--use-fake-device-for-media-stream`: Chromium's own test beep), listen back, save,
-see the revision listed and the coverage go up, and fetch what calls will play: a telephone WAV.
+see the revision listed and the coverage go up, fetch what calls will play (a telephone WAV), and
+have another editor listen to it and approve it.
 The plain upload form works with scripts off. The studio's pages pass the console walk-through's
 checks in French, at a phone's width and a laptop's.
 
@@ -15,10 +16,20 @@ import wave
 import pytest
 from sqlmodel import select
 
-from gateway.data import models
+from gateway.data import auth, models
 from gateway.voice import prompts
 from messages.voice import audio
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, expect, fits_the_width, signed_in, open_section
+from tests.e2e.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    SCREENSHOTS,
+    expect,
+    fits_the_width,
+    open_section,
+    sign_in,
+    signed_in,
+)
 from tests.e2e.test_console_walkthrough import (  # noqa: F401 - french_console is a fixture
     ENGLISH,
     LAPTOP,
@@ -37,6 +48,7 @@ pytestmark = [pytest.mark.db, pytest.mark.browser]
 
 FAKE_MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 FOLDER = SCREENSHOTS / "studio"
+REVIEWER = "awa.reviewer@sugu.test"
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +97,7 @@ def test_record_with_the_microphone_save_and_hear_it(open_page, staff, db):
     signed_in(page)
     open_section(page, "Recording studio")
     clip = page.locator("#studio-current").get_attribute("data-clip")
-    recorded = page.locator("#cover-fr .count-recorded")
+    recorded = page.locator("#cover-fr .count-to_review")
     expect(recorded).to_have_text("0")
     recorder = page.locator("#studio-current [data-recorder]")
     expect(recorder).to_be_visible()  # the script found MediaRecorder and showed it
@@ -105,8 +117,9 @@ def test_record_with_the_microphone_save_and_hear_it(open_page, staff, db):
     save.click()
 
     page.wait_for_url(re.compile(r"/admin/studio\?lang=fr&after=" + re.escape(clip)))
-    expect(page.locator(".flash.ok")).to_have_text("Saved: revision 1 of this prompt now plays on calls.")
-    expect(recorded).to_have_text("1")  # coverage went up
+    expect(page.locator(".flash.ok")).to_have_text(
+        "Saved: revision 1 of this prompt now plays on calls. Another editor must listen to it and approve it.")
+    expect(recorded).to_have_text("1")  # coverage went up: recorded, to review
     assert page.locator("#studio-current").get_attribute("data-clip") != clip  # on to the next one
     shot(page, "studio-after")
 
@@ -117,7 +130,8 @@ def test_record_with_the_microphone_save_and_hear_it(open_page, staff, db):
     revision = page.locator("#revision-1")
     expect(revision).to_contain_text("recorded in the browser")
     expect(revision).to_contain_text("editor@sugu.test")
-    expect(page.locator(".studio-now")).to_contain_text("recorded")
+    expect(page.locator(".studio-now")).to_contain_text("recorded, to review")
+    expect(page.locator("#review-own")).to_be_visible()  # nobody reviews their own recording
     src = revision.locator("audio").get_attribute("src")
     assert src == f"/voice/audio/{row.audio_hash}.wav"
     shot(page, "clip")
@@ -144,6 +158,26 @@ def test_record_with_the_microphone_save_and_hear_it(open_page, staff, db):
         expect(phone.locator("[data-recorder]").first).to_be_visible()
         shot(phone, name)
 
+    # Another editor, on a phone, listens to it and approves it.
+    with db.unit_of_work() as session:
+        auth.create_staff(session, email=REVIEWER, password=PASSWORD, role="editor")
+    other = open_page(PHONE_SMALL)
+    other.goto("/admin/login")
+    sign_in(other, REVIEWER)
+    other.wait_for_url(re.compile(r"/admin/?$"))
+    other.goto(f"/admin/studio/clips/{clip}")
+    review = other.locator("#review")
+    expect(review).to_contain_text("recorded by editor@sugu.test")
+    assert review.locator("audio").get_attribute("src") == src
+    assert fits_the_width(other)
+    shot(other, "review")
+    review.get_by_role("button", name="Approve this recording").click()
+    expect(other.locator(".flash.ok")).to_have_text("Revision 1 approved.")
+    expect(other.locator(".studio-now")).to_contain_text("recorded and reviewed")
+    expect(other.locator("#revision-1")).to_contain_text(f"approved by {REVIEWER}")
+    [row] = revisions_of(db, clip)
+    assert (row.review, row.reviewed_by) == ("approved", REVIEWER)
+
 
 def test_the_upload_form_works_without_script(open_page, staff, db):
     page = open_page(PHONE_SMALL, script=False)
@@ -165,7 +199,7 @@ def test_the_upload_form_works_without_script(open_page, staff, db):
     page.get_by_label("Or upload a file (wav, mp3, ogg, m4a, webm)").set_input_files(
         {"name": "prompt.wav", "mimeType": "audio/wav", "buffer": wav(silence(0.3) + tone(1.0))})
     page.get_by_role("button", name="Upload this file").click()
-    expect(page.locator(".flash.ok")).to_have_text("Saved: revision 1 of this prompt now plays on calls.")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved: revision 1 of this prompt now plays on calls.")
     [row] = revisions_of(db, clip)
     assert row.source == prompts.UPLOADED
 
