@@ -154,3 +154,29 @@ def test_console_sets_the_alert_channel_audited(browser, db, channel, status):  
         stored = session.get(models.Producer, pid).alert_channel
         audited = session.exec(select(models.AuditLog).where(models.AuditLog.action == "alert_channel")).first()
     assert (stored == channel) is (status == 303) and bool(audited) is (status == 303)
+
+
+# -- choosing by SMS keyword -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("texts, channel, last", [
+    (["APPEL"], "voice", "Vos alertes de prix viendront par appel."),
+    (["APPEL", "SMS"], "sms", "Vos alertes de prix viendront par SMS."),
+    (["LES DEUX"], "both", "Vos alertes de prix viendront par SMS et par appel."),
+    (["LANGUE BM", "wele"], "voice", "I ka sòngò kunnafoniw bèna na wele la."),
+])
+def test_a_farmer_chooses_calls_by_sms_and_is_always_told(sms_settings, db, fake_at, texts, channel, last):
+    """The daily reply limit spent by questions never hides the confirmation of a choice."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from tests.test_sms_webhook import FARMER, sms
+    from tests.test_sms_webhook import producer as stored
+
+    settings = sms_settings.model_copy(update={"sms_replies_per_day": 2})
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        for text in ["aide", "aide", "aide", *texts]:  # the third question is over the cap
+            assert sms(client, text).status_code == 200
+    sent = [text for _, text, _ in fake_at.sent_messages()]
+    assert len(sent) == 2 + len(texts) and sent[-1].startswith(last), sent
+    assert stored(db, FARMER).alert_channel == channel
