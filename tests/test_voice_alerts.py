@@ -80,6 +80,44 @@ def test_when_the_days_voice_alerts_are_spent_the_sms_goes_instead(db, settings)
     assert len(rows(db)) == 1 and len(sms_to(db, "+22370100001")) == 1
 
 
+# Budgets of the day for calls (3 minutes and 180 F reserved a call) → how many of three
+# producers who chose calls are called (the others get the SMS).
+BUDGETS = [
+    pytest.param({}, 0, 3, id="room-for-all"),
+    pytest.param({"voice_minutes_per_day": 6}, 0, 2, id="minutes-for-two"),
+    pytest.param({"voice_francs_per_day": 400}, 0, 2, id="francs-for-two"),
+    pytest.param({"voice_francs_per_day": 0}, 0, 0, id="no-francs"),
+    pytest.param({"voice_minutes_per_day": 9}, 1, 2, id="a-waiting-call-back-counts"),
+]
+
+
+@pytest.mark.parametrize("budget, waiting, called", BUDGETS)
+def test_voice_alerts_the_days_budgets_cannot_pay_for_go_by_sms(db, settings, budget, waiting, called):
+    settings = settings.model_copy(update={"voice_call_minutes_estimate": 3, "voice_price_per_minute": 60.0, **budget})
+    phones = [f"+2237010000{n}" for n in range(3)]
+    for phone in phones:
+        producer(db, phone, "voice")
+    for n in range(waiting):
+        with db.unit_of_work() as session:
+            calls.queue_callback(session, phone=f"+2237020000{n}", now=MORNING, settings=settings)
+    alert(db, settings)
+    assert len([r for r in rows(db) if r.purpose == "alert"]) == called
+    assert sum(bool(sms_to(db, phone)) for phone in phones) == 3 - called
+
+
+def test_an_answered_alert_settles_its_francs(db, settings):
+    settings = settings.model_copy(update={"voice_call_minutes_estimate": 3, "voice_price_per_minute": 60.0})
+    producer(db, "+22370100001", "voice")
+    alert(db, settings)
+    step(db, settings, Caller(), MORNING)
+    with db.unit_of_work() as session:
+        assert calls.francs_left(session, MORNING, settings) == settings.voice_francs_per_day - 180
+    final(db, settings, rows(db)[0], answered=True, duration=75, now=MORNING)  # XOF 75 (the helper's amount)
+    with db.unit_of_work() as session:
+        assert calls.francs_left(session, MORNING, settings) == settings.voice_francs_per_day - 75
+        assert calls.minutes_left(session, MORNING, settings) == settings.voice_minutes_per_day - 2
+
+
 def test_an_unanswered_voice_alert_is_tried_twice_more(db, settings):
     producer(db, "+22370100001", "voice")
     alert(db, settings)

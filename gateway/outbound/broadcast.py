@@ -299,7 +299,8 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
                       by_voice: Callable[[str, str, tuple], bool] | None = None):
     """(producer id, phone, language, texts) of everyone the alert is sent to by SMS. Those who
     chose calls are handed to `by_voice` (phone, language, pairs) instead; when it refuses (their
-    voice alerts of the day are spent) they get the SMS, so that nobody misses the price."""
+    voice alerts of the day, or the day's call minutes or francs, are spent) they get the SMS, so
+    that nobody misses the price."""
     pairs = {tuple(p) for p in broadcast.audience.get("pairs", [])}
     data = SqlDataView(session)
     quotes: dict[tuple[int, int], PriceQuote] = {}
@@ -448,9 +449,13 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     if broadcast.kind == "alert":
         from gateway.outbound import calls  # builds on budgets only: no import cycle
 
+        room: list[calls.AlertRoom] = []  # what the day's call budgets still pay for, read at the first call
+
         def by_voice(phone: str, language: str, pairs: tuple) -> bool:
+            if not room:
+                room.append(calls.alert_room(session, now=now, settings=settings))
             return calls.queue_alert(session, broadcast_id=broadcast.id, phone=phone, language=language,
-                                     pairs=list(pairs), now=now, settings=settings)
+                                     pairs=list(pairs), now=now, settings=settings, room=room[0])
 
         recipients = list(_alert_recipients(session, broadcast, catalog, settings, by_voice))
         kind = "alert"

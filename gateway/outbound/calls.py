@@ -3,8 +3,8 @@ later voice alerts. The ceilings hold whoever asks, on every process, from the s
 
 - calls back per phone and farmers' day (a missed call beyond it is only rejected);
 - one call waiting per phone, however many missed calls come in (a unique pending phone);
-- minutes per day: an estimate is reserved when a call is placed and settled from the final
-  callback's duration;
+- minutes and francs per day: an estimate of both is reserved when a call is claimed, under
+  the ledger's lock, and settled from the final callback's duration and amount;
 - calls being placed or in progress at once, and no call in quiet hours (it waits for morning);
 - an unanswered call is tried again after a pause, up to the attempts allowed.
 
@@ -19,6 +19,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Callable
 
 from sqlalchemy import func, update
@@ -40,6 +41,9 @@ QUEUED, CLAIMED, CALLING = "queued", "claimed", "calling"
 ANSWERED, NOT_ANSWERED, FAILED = "answered", "not_answered", "failed"
 LIVE = (CLAIMED, CALLING)  # count against the concurrent calls
 BUDGET_MINUTES = "voice_minutes"
+BUDGET_FRANCS = "voice_francs"
+CURRENCY = "XOF"  # the francs budget's; a cost in another currency is estimated from the minutes
+UNLIMITED = 2**31 - 1  # what a call spent past a ceiling is recorded all the same
 LEASE = dt.timedelta(seconds=60)
 # A call placed whose final callback never came is settled as not answered after this long.
 CALL_GIVE_UP = dt.timedelta(minutes=30)
@@ -92,10 +96,38 @@ def _per_phone_alerts(phone: str) -> str:
     return f"val:{phone}"
 
 
+def _francs(minutes: int, settings: Settings) -> int:
+    """The francs reserved with `minutes` of calls: whole francs, at least one a call (a francs
+    budget of 0 stops calls whatever the price)."""
+    return max(1, math.ceil(minutes * settings.voice_price_per_minute)) if minutes > 0 else 0
+
+
+@dataclass
+class AlertRoom:
+    """How many more voice alerts the call budgets (minutes and francs) of the day they will be
+    placed can pay for, after the calls already waiting: a broadcast's voice alerts beyond it get
+    the SMS instead. A forecast read once per expansion, without a lock: the ceiling itself is
+    the reservation each call makes when it is claimed."""
+
+    calls: int
+
+
+def alert_room(session: Session, *, now: dt.datetime, settings: Settings) -> AlertRoom:
+    day = budgets.day_period(next_allowed(now, settings), settings.tz)
+    minutes = settings.voice_call_minutes_estimate
+    waiting = session.exec(select(func.count()).select_from(V).where(V.status == QUEUED, V.minutes_reserved == 0)).one()
+    by_minutes = max(settings.voice_minutes_per_day - budgets.spent(session, BUDGET_MINUTES, day), 0) // minutes
+    by_francs = max(settings.voice_francs_per_day - budgets.spent(session, BUDGET_FRANCS, day), 0) // _francs(minutes, settings)
+    return AlertRoom(max(min(by_minutes, by_francs) - waiting, 0))
+
+
 def queue_alert(session: Session, *, broadcast_id: int, phone: str, language: str, pairs: list, now: dt.datetime,
-                settings: Settings) -> bool:
+                settings: Settings, room: AlertRoom | None = None) -> bool:
     """A voice alert for `phone` (said when the call is answered); False when this broadcast
-    already calls them (never twice for one alert) or their voice alerts of the day are spent."""
+    already calls them (never twice for one alert), their voice alerts of the day are spent, or
+    the day's call budgets cannot pay for it (`room`)."""
+    if room is not None and room.calls <= 0:
+        return False
     day = budgets.day_period(now, settings.tz)
     if not budgets.reserve(session, _per_phone_alerts(phone), day, 1, settings.voice_alerts_per_phone_per_day, now=now):
         return False
@@ -107,6 +139,8 @@ def queue_alert(session: Session, *, broadcast_id: int, phone: str, language: st
     if created is None:
         budgets.refund(session, _per_phone_alerts(phone), day, 1, now=now)
         return False
+    if room is not None:
+        room.calls -= 1
     return True
 
 
@@ -121,7 +155,33 @@ class StepResult:
     placed: int = 0
     failed: int = 0
     retried: int = 0
-    paused: str = ""  # why nothing more was placed: quiet hours, minutes budget, account
+    paused: str = ""  # why nothing more was placed: quiet hours, minutes or francs budget, account
+
+
+def reserve_call(session: Session, *, now: dt.datetime, settings: Settings) -> str:
+    """One call's estimate from the day's minutes and francs, under the ledger's locks (taken in
+    that order by everyone): "" when both are granted, else the budget that is spent (nothing is
+    then kept). A call needs its whole estimate: what is left waits for tomorrow."""
+    day = budgets.day_period(now, settings.tz)
+    minutes = settings.voice_call_minutes_estimate
+    francs = _francs(minutes, settings)
+    granted = budgets.reserve(session, BUDGET_MINUTES, day, minutes, settings.voice_minutes_per_day, now=now)
+    if granted < minutes:
+        budgets.refund(session, BUDGET_MINUTES, day, granted, now=now)
+        return "minutes budget"
+    paid = budgets.reserve(session, BUDGET_FRANCS, day, francs, settings.voice_francs_per_day, now=now)
+    if paid < francs:
+        budgets.refund(session, BUDGET_FRANCS, day, paid, now=now)
+        budgets.refund(session, BUDGET_MINUTES, day, minutes, now=now)
+        return "francs budget"
+    return ""
+
+
+def _give_back(session: Session, minutes: int, *, now: dt.datetime, settings: Settings) -> None:
+    """Return a call's reservation (its minutes and their francs) unspent."""
+    day = budgets.day_period(now, settings.tz)
+    budgets.refund(session, BUDGET_MINUTES, day, minutes, now=now)
+    budgets.refund(session, BUDGET_FRANCS, day, _francs(minutes, settings), now=now)
 
 
 def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[list[models.VoiceCall], str]:
@@ -141,21 +201,22 @@ def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[l
         select(V).where(V.status == QUEUED, V.due_at <= stamp).order_by(V.due_at, V.id).limit(room)
     ).all()
     claimed: list[models.VoiceCall] = []
-    day = budgets.day_period(now, settings.tz)
     estimate = settings.voice_call_minutes_estimate
     for row in due:
-        granted = budgets.reserve(session, BUDGET_MINUTES, day, estimate, settings.voice_minutes_per_day, now=now)
-        if granted < estimate:  # a call needs its whole estimate: what is left waits for tomorrow
-            budgets.refund(session, BUDGET_MINUTES, day, granted, now=now)
-            return claimed, "minutes budget"
+        # A row still holding its reservation (a killed worker's claim, back from its lease) is
+        # paid for already; the others reserve theirs.
+        held = row.minutes_reserved
+        if not held and (spent := reserve_call(session, now=now, settings=settings)):
+            return claimed, spent
         # Another worker may have claimed it since the read: only a row still queued is ours.
         taken = session.exec(
             update(V).where(V.id == row.id, V.status == QUEUED)
-            .values(status=CLAIMED, lease_until=stamp + LEASE, minutes_reserved=estimate, updated_at=stamp)
+            .values(status=CLAIMED, lease_until=stamp + LEASE, minutes_reserved=held or estimate, updated_at=stamp)
             .returning(V.id)
         ).first()
         if taken is None:
-            budgets.refund(session, BUDGET_MINUTES, day, estimate, now=now)
+            if not held:
+                _give_back(session, estimate, now=now, settings=settings)
             continue
         session.refresh(row)
         claimed.append(row)
@@ -205,24 +266,38 @@ def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: C
 
 
 def _requeue(session: Session, row: models.VoiceCall, *, now: dt.datetime, settings: Settings, reason: str) -> None:
-    """Not placed (the platform busy or away): back to the queue, the minutes given back."""
-    budgets.refund(session, BUDGET_MINUTES, budgets.day_period(now, settings.tz), row.minutes_reserved, now=now)
+    """Not placed (the platform busy or away): back to the queue, the minutes and francs given back."""
+    _give_back(session, row.minutes_reserved, now=now, settings=settings)
     row.status, row.lease_until, row.minutes_reserved = QUEUED, None, 0
     row.due_at = _utc(next_allowed(now + dt.timedelta(seconds=settings.voice_retry_after_s), settings))
     row.reason, row.updated_at = reason[:64], _utc(now)
     session.add(row)
 
 
-def _finish(session: Session, row: models.VoiceCall, *, answered: bool, duration_s: int | None, now: dt.datetime,
-            settings: Settings, reason: str = "", final: bool = False) -> None:
-    """Settle the minutes of a call that ended, then close it or try it again later."""
-    day = budgets.day_period(now, settings.tz)
-    used = math.ceil((duration_s or 0) / 60)
-    if used < row.minutes_reserved:
-        budgets.refund(session, BUDGET_MINUTES, day, row.minutes_reserved - used, now=now)
-    elif used > row.minutes_reserved:
+def _settle(session: Session, name: str, day: str, reserved: int, used: int, now: dt.datetime) -> None:
+    if used < reserved:
+        budgets.refund(session, name, day, reserved - used, now=now)
+    elif used > reserved:
         # Spent is spent: the ledger records it even past the ceiling (later calls wait).
-        budgets.reserve(session, BUDGET_MINUTES, day, used - row.minutes_reserved, 2**31 - 1, now=now)
+        budgets.reserve(session, name, day, used - reserved, UNLIMITED, now=now)
+
+
+def cost_francs(amount: Decimal | None, currency: str | None, duration_s: int | None, settings: Settings) -> int:
+    """What a call cost, in whole francs: the platform's amount when it is in XOF, else its
+    started minutes at GATEWAY_VOICE_PRICE_PER_MINUTE."""
+    if amount is not None and (currency or "").strip().upper() == CURRENCY:
+        return max(math.ceil(amount), 0)
+    return math.ceil(math.ceil((duration_s or 0) / 60) * settings.voice_price_per_minute)
+
+
+def _finish(session: Session, row: models.VoiceCall, *, answered: bool, duration_s: int | None, now: dt.datetime,
+            settings: Settings, reason: str = "", final: bool = False, amount: Decimal | None = None,
+            currency: str | None = None) -> None:
+    """Settle the minutes and francs of a call that ended, then close it or try it again later."""
+    day = budgets.day_period(now, settings.tz)
+    _settle(session, BUDGET_MINUTES, day, row.minutes_reserved, math.ceil((duration_s or 0) / 60), now)
+    _settle(session, BUDGET_FRANCS, day, _francs(row.minutes_reserved, settings),
+            cost_francs(amount, currency, duration_s, settings), now)
     row.minutes_reserved, row.duration_s, row.updated_at = 0, duration_s, _utc(now)
     row.reason = reason[:64] or row.reason
     if answered:
@@ -245,11 +320,20 @@ def settle(session: Session, *, call: VoiceCallback, now: dt.datetime, settings:
     if row is None or row.status != CALLING:
         return row  # not ours, or settled already (the platform repeats a callback it timed out on)
     row.amount = None if call.amount is None else str(call.amount)[:32]
+    if call.amount is not None and (call.currency or "").strip().upper() != CURRENCY:
+        log.warning("call cost not in XOF: estimated from its minutes",
+                    extra={"phone": mask(row.phone), "currency": (call.currency or "")[:8]})
     _finish(session, row, answered=bool(call.answered), duration_s=call.duration_s, now=now, settings=settings,
-            reason="" if call.answered else (call.hangup_cause or call.call_state or "not answered"))
+            reason="" if call.answered else (call.hangup_cause or call.call_state or "not answered"),
+            amount=call.amount, currency=call.currency)
     return row
 
 
 def minutes_left(session: Session, now: dt.datetime, settings: Settings) -> int:
     day = budgets.day_period(now, settings.tz)
     return max(settings.voice_minutes_per_day - budgets.spent(session, BUDGET_MINUTES, day), 0)
+
+
+def francs_left(session: Session, now: dt.datetime, settings: Settings) -> int:
+    day = budgets.day_period(now, settings.tz)
+    return max(settings.voice_francs_per_day - budgets.spent(session, BUDGET_FRANCS, day), 0)
