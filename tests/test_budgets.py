@@ -153,6 +153,26 @@ def test_a_call_is_settled_at_its_real_cost(db, settings, amount, currency, dura
                                   settings.voice_francs_per_day - francs)
 
 
+# calls wanted, minutes and francs per day → (calls paid for, the budget that stopped the rest),
+# and (minutes, francs) left after: what is not paid for goes back.
+RESERVATIONS = [
+    pytest.param(3, 600, 36_000, (3, ""), (591, 35_460), id="all-paid"),
+    pytest.param(3, 7, 36_000, (2, "minutes budget"), (1, 35_640), id="minutes-for-two"),
+    pytest.param(3, 600, 400, (2, "francs budget"), (594, 40), id="francs-for-two"),
+    pytest.param(3, 4, 100, (0, "francs budget"), (4, 100), id="minutes-for-one-francs-for-none"),
+    pytest.param(2, 0, 0, (0, "minutes budget"), (0, 0), id="nothing-to-spend"),
+    pytest.param(0, 600, 36_000, (0, ""), (600, 36_000), id="nothing-wanted"),
+]
+
+
+@pytest.mark.parametrize("wanted, minutes, francs, outcome, after", RESERVATIONS)
+def test_calls_reserve_whole_estimates_of_both_budgets(db, settings, wanted, minutes, francs, outcome, after):
+    settings = priced(settings, voice_minutes_per_day=minutes, voice_francs_per_day=francs)
+    with db.unit_of_work() as session:
+        assert calls.reserve_calls(session, wanted, now=LATER, settings=settings) == outcome
+    assert left(db, settings) == after
+
+
 def test_the_francs_budget_stops_calls_until_settled_costs_free_some(db, settings):
     settings = priced(settings, voice_francs_per_day=400)
     for n in range(4):
@@ -194,10 +214,10 @@ def test_workers_reserving_calls_at_once_share_the_francs(db, settings):
 
     def job(database):
         with database.unit_of_work() as session:
-            return calls.reserve_call(session, now=LATER, settings=settings)
+            return calls.reserve_calls(session, 1, now=LATER, settings=settings)
 
     outcomes = at_once(settings, 5, job)
-    assert sorted(outcomes) == ["", "", "francs budget", "francs budget", "francs budget"]
+    assert sorted(outcomes) == [(0, "francs budget")] * 3 + [(1, "")] * 2
     assert left(db, settings) == (settings.voice_minutes_per_day - 6, 40)
 
 

@@ -8,8 +8,11 @@ later voice alerts. The ceilings hold whoever asks, on every process, from the s
 - calls being placed or in progress at once, and no call in quiet hours (it waits for morning);
 - an unanswered call is tried again after a pause, up to the attempts allowed.
 
-A worker claims due calls under a lease (a killed worker's claims go back to the queue), places
-them after its unit of work commits, and the platform's final callback settles them.
+A worker claims due calls under a lease (a killed worker's claims go back to the queue), marks
+each one `dialing` in a unit of work of its own before placing it, and the platform's final
+callback settles it. A call marked `dialing` may have rung, so no lease ever puts it back in the
+queue: a worker killed while placing it leaves it to its final callback (or to CALL_GIVE_UP), and
+nobody is called twice.
 """
 
 from __future__ import annotations
@@ -20,26 +23,35 @@ import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Sequence
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, case, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gateway.aggregators.calling import AccountProblem, Rejected, SendError, VoiceCallback, VoiceCaller
+from gateway.aggregators.calling import (
+    AccountProblem,
+    Rejected,
+    SendError,
+    TransportError,
+    VoiceCallback,
+    VoiceCaller,
+)
 from gateway.core.db import Database
 from gateway.core.phones import mask
 from gateway.core.settings import Settings
 from gateway.data import models
 from gateway.data.producers import insert_ignore
-from gateway.outbound import budgets
+from gateway.outbound import budgets, outbox
 from gateway.outbound.budgets import in_quiet_hours
 
 log = logging.getLogger("gateway.calls")
 
 CALLBACK, ALERT = "callback", "alert"
-QUEUED, CLAIMED, CALLING = "queued", "claimed", "calling"
+QUEUED, CLAIMED, DIALING, CALLING = "queued", "claimed", "dialing", "calling"
 ANSWERED, NOT_ANSWERED, FAILED = "answered", "not_answered", "failed"
-LIVE = (CLAIMED, CALLING)  # count against the concurrent calls
+LIVE = (CLAIMED, DIALING, CALLING)  # count against the concurrent calls
+PLACED = (DIALING, CALLING)  # may be ringing: settled by the final callback, never queued again by a lease
 BUDGET_MINUTES = "voice_minutes"
 BUDGET_FRANCS = "voice_francs"
 CURRENCY = "XOF"  # the francs budget's; a cost in another currency is estimated from the minutes
@@ -121,27 +133,52 @@ def alert_room(session: Session, *, now: dt.datetime, settings: Settings) -> Ale
     return AlertRoom(max(min(by_minutes, by_francs) - waiting, 0))
 
 
+def queue_alerts(session: Session, *, broadcast_id: int, alerts: Sequence[tuple[str, str, list]], now: dt.datetime,
+                 settings: Settings, room: AlertRoom | None = None) -> set[str]:
+    """Voice alerts of one broadcast, (phone, language, pairs) each, said when the call is
+    answered: the phones queued. The others get the SMS: those this broadcast already calls
+    (never twice for one alert), those whose voice alerts of the day are spent, and those beyond
+    what the day's call budgets can pay for (`room`). A few statements per thousand phones."""
+    queued: set[str] = set()
+    rest = list(alerts)
+    while rest and (room is None or room.calls > 0):
+        size = len(rest) if room is None else room.calls
+        batch, rest = rest[:size], rest[size:]
+        got = _queue_alert_batch(session, broadcast_id, batch, now, settings)
+        queued |= got
+        if room is not None:
+            room.calls -= len(got)
+    return queued
+
+
+def _queue_alert_batch(session: Session, broadcast_id: int, alerts: list[tuple[str, str, list]], now: dt.datetime,
+                       settings: Settings) -> set[str]:
+    day = budgets.day_period(now, settings.tz)
+    allowed = budgets.reserve_each(session, [_per_phone_alerts(phone) for phone, _, _ in alerts], day,
+                                   settings.voice_alerts_per_phone_per_day, now=now)
+    stamp, due = _utc(now), _utc(next_allowed(now, settings))
+    rows = [{
+        "phone": phone, "purpose": ALERT, "status": QUEUED, "due_at": due, "client_request_id": uuid.uuid4().hex,
+        "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs], "language": language if language in ("fr", "bm") else "fr",
+        "attempts": 0, "minutes_reserved": 0, "reason": "", "created_at": stamp, "updated_at": stamp,
+    } for phone, language, pairs in alerts if _per_phone_alerts(phone) in allowed]  # fmt: skip
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(V.__table__).on_conflict_do_nothing(index_elements=["broadcast_id", "phone"]).returning(V.phone)
+    connection = session.connection()
+    queued: set[str] = set()
+    for start in range(0, len(rows), budgets.CHUNK):
+        queued.update(connection.execute(statement, rows[start : start + budgets.CHUNK]).scalars())
+    for row in rows:
+        if row["phone"] not in queued:  # this broadcast calls them already: the day's count back
+            budgets.refund(session, _per_phone_alerts(row["phone"]), day, 1, now=now)
+    return queued
+
+
 def queue_alert(session: Session, *, broadcast_id: int, phone: str, language: str, pairs: list, now: dt.datetime,
                 settings: Settings, room: AlertRoom | None = None) -> bool:
-    """A voice alert for `phone` (said when the call is answered); False when this broadcast
-    already calls them (never twice for one alert), their voice alerts of the day are spent, or
-    the day's call budgets cannot pay for it (`room`)."""
-    if room is not None and room.calls <= 0:
-        return False
-    day = budgets.day_period(now, settings.tz)
-    if not budgets.reserve(session, _per_phone_alerts(phone), day, 1, settings.voice_alerts_per_phone_per_day, now=now):
-        return False
-    created = insert_ignore(session, V, {
-        "phone": phone, "purpose": ALERT, "status": QUEUED, "due_at": _utc(next_allowed(now, settings)),
-        "client_request_id": uuid.uuid4().hex, "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs],
-        "language": language if language in ("fr", "bm") else "fr", "created_at": _utc(now), "updated_at": _utc(now),
-    }, ["broadcast_id", "phone"])
-    if created is None:
-        budgets.refund(session, _per_phone_alerts(phone), day, 1, now=now)
-        return False
-    if room is not None:
-        room.calls -= 1
-    return True
+    """One voice alert (see queue_alerts): False when it is not queued."""
+    return bool(queue_alerts(session, broadcast_id=broadcast_id, alerts=[(phone, language, pairs)], now=now,
+                             settings=settings, room=room))
 
 
 def by_request(session: Session, client_request_id: str | None) -> models.VoiceCall | None:
@@ -158,30 +195,34 @@ class StepResult:
     paused: str = ""  # why nothing more was placed: quiet hours, minutes or francs budget, account
 
 
-def reserve_call(session: Session, *, now: dt.datetime, settings: Settings) -> str:
-    """One call's estimate from the day's minutes and francs, under the ledger's locks (taken in
-    that order by everyone): "" when both are granted, else the budget that is spent (nothing is
-    then kept). A call needs its whole estimate: what is left waits for tomorrow."""
+def reserve_calls(session: Session, wanted: int, *, now: dt.datetime, settings: Settings) -> tuple[int, str]:
+    """Up to `wanted` calls' estimates from the day's minutes and francs, under the ledger's
+    locks (taken in that order by everyone): how many calls are paid for, and the budget that
+    stopped the others ("" when none was). A call needs its whole estimate: what is left of a
+    budget waits for tomorrow."""
+    if wanted <= 0:
+        return 0, ""
     day = budgets.day_period(now, settings.tz)
     minutes = settings.voice_call_minutes_estimate
     francs = _francs(minutes, settings)
-    granted = budgets.reserve(session, BUDGET_MINUTES, day, minutes, settings.voice_minutes_per_day, now=now)
-    if granted < minutes:
-        budgets.refund(session, BUDGET_MINUTES, day, granted, now=now)
-        return "minutes budget"
-    paid = budgets.reserve(session, BUDGET_FRANCS, day, francs, settings.voice_francs_per_day, now=now)
-    if paid < francs:
-        budgets.refund(session, BUDGET_FRANCS, day, paid, now=now)
-        budgets.refund(session, BUDGET_MINUTES, day, minutes, now=now)
-        return "francs budget"
-    return ""
+    granted = budgets.reserve(session, BUDGET_MINUTES, day, wanted * minutes, settings.voice_minutes_per_day, now=now)
+    paid, reason = granted // minutes, ("" if granted == wanted * minutes else "minutes budget")
+    if paid:
+        covered = budgets.reserve(session, BUDGET_FRANCS, day, paid * francs, settings.voice_francs_per_day, now=now)
+        if covered < paid * francs:
+            paid, reason = covered // francs, "francs budget"
+        budgets.refund(session, BUDGET_FRANCS, day, covered - paid * francs, now=now)
+    budgets.refund(session, BUDGET_MINUTES, day, granted - paid * minutes, now=now)
+    return paid, reason
 
 
-def _give_back(session: Session, minutes: int, *, now: dt.datetime, settings: Settings) -> None:
-    """Return a call's reservation (its minutes and their francs) unspent."""
+def _give_back(session: Session, calls: int, minutes: int, *, now: dt.datetime, settings: Settings) -> None:
+    """Return the reservations of `calls` calls of `minutes` each (and their francs) unspent."""
+    if calls <= 0 or minutes <= 0:
+        return
     day = budgets.day_period(now, settings.tz)
-    budgets.refund(session, BUDGET_MINUTES, day, minutes, now=now)
-    budgets.refund(session, BUDGET_FRANCS, day, _francs(minutes, settings), now=now)
+    budgets.refund(session, BUDGET_MINUTES, day, calls * minutes, now=now)
+    budgets.refund(session, BUDGET_FRANCS, day, calls * _francs(minutes, settings), now=now)
 
 
 def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[list[models.VoiceCall], str]:
@@ -189,38 +230,35 @@ def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[l
     # Claims of a worker that died go back to the queue; placed calls never heard of again end.
     session.exec(update(V).where(V.status == CLAIMED, col(V.lease_until) < stamp)
                  .values(status=QUEUED, lease_until=None, updated_at=stamp))
-    for row in session.exec(select(V).where(V.status == CALLING, V.updated_at < stamp - CALL_GIVE_UP)).all():
+    for row in session.exec(select(V).where(col(V.status).in_(PLACED), V.updated_at < stamp - CALL_GIVE_UP)).all():
         _finish(session, row, answered=False, duration_s=None, now=now, settings=settings, reason="no final callback")
     if in_quiet_hours(now, settings):
         return [], "quiet hours"
+    # One claimer at a time, on every process: the day's minutes row of the ledger, held to the
+    # end of this unit of work, so that the calls in progress counted here stay the true count.
+    budgets.hold(session, BUDGET_MINUTES, budgets.day_period(now, settings.tz), now=now)
     live = session.exec(select(func.count()).select_from(V).where(col(V.status).in_(LIVE))).one()
     room = settings.voice_concurrent_calls - live
     if room <= 0:
         return [], "concurrent calls"
     due = session.exec(
-        select(V).where(V.status == QUEUED, V.due_at <= stamp).order_by(V.due_at, V.id).limit(room)
+        select(V.id, V.minutes_reserved).where(V.status == QUEUED, V.due_at <= stamp).order_by(V.due_at, V.id).limit(room)
     ).all()
-    claimed: list[models.VoiceCall] = []
+    # A row still holding its reservation (a killed worker's claim, back from its lease) is paid
+    # for already; the others' estimates are reserved together, in order, as far as they go.
+    unpaid = [call_id for call_id, held in due if not held]
+    paid, spent = reserve_calls(session, len(unpaid), now=now, settings=settings)
+    chosen = {call_id for call_id, held in due if held} | set(unpaid[:paid])
     estimate = settings.voice_call_minutes_estimate
-    for row in due:
-        # A row still holding its reservation (a killed worker's claim, back from its lease) is
-        # paid for already; the others reserve theirs.
-        held = row.minutes_reserved
-        if not held and (spent := reserve_call(session, now=now, settings=settings)):
-            return claimed, spent
-        # Another worker may have claimed it since the read: only a row still queued is ours.
-        taken = session.exec(
-            update(V).where(V.id == row.id, V.status == QUEUED)
-            .values(status=CLAIMED, lease_until=stamp + LEASE, minutes_reserved=held or estimate, updated_at=stamp)
-            .returning(V.id)
-        ).first()
-        if taken is None:
-            if not held:
-                _give_back(session, estimate, now=now, settings=settings)
-            continue
-        session.refresh(row)
-        claimed.append(row)
-    return claimed, ""
+    taken = set(session.exec(
+        update(V).where(col(V.id).in_(chosen), V.status == QUEUED)
+        .values(status=CLAIMED, lease_until=stamp + LEASE, updated_at=stamp,
+                minutes_reserved=case((V.minutes_reserved > 0, V.minutes_reserved), else_=estimate))
+        .returning(V.id)
+    ).scalars()) if chosen else set()
+    _give_back(session, paid - len(taken & set(unpaid)), estimate, now=now, settings=settings)
+    claimed = session.exec(select(V).where(col(V.id).in_(taken)).order_by(V.due_at, V.id)).all() if taken else []
+    return list(claimed), spent
 
 
 def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: Callable[[], dt.datetime],
@@ -230,7 +268,7 @@ def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: C
     result = StepResult()
     now = clock()
     with db.unit_of_work() as session:
-        if session.exec(select(V.id).where(col(V.status).in_((QUEUED, CLAIMED, CALLING))).limit(1)).first() is None:
+        if session.exec(select(V.id).where(col(V.status).in_((QUEUED, *LIVE))).limit(1)).first() is None:
             return result  # the usual case: one indexed look, nothing else loaded
         caller = get_caller()
         if caller is None:
@@ -238,10 +276,46 @@ def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: C
             return result
         claimed, result.paused = _claim(session, now=now, settings=settings)
         calls = [(row.id, row.phone, row.client_request_id) for row in claimed]
+    outbox.checkpoint("calls_claimed")
+    placed_ids: list[dict] = []
+    _place(db, caller, calls, placed_ids, result, clock=clock, settings=settings)
+    if placed_ids:  # (a worker killed before this leaves them `dialing`: their final callbacks settle them)
+        _mark_calling(db, placed_ids, _utc(clock()))
+    return result
+
+
+def _mark_calling(db: Database, placed: list[dict], stamp: dt.datetime) -> None:
+    """Calls the platform accepted: `calling`, with its session id, in one statement. A final
+    callback that came first (a short call) keeps the status it gave."""
+    t = V.__table__
+    with db.unit_of_work() as session:
+        session.connection().execute(
+            update(t).where(t.c.id == bindparam("call_id")).values(
+                status=case((t.c.status == DIALING, CALLING), else_=t.c.status),
+                session_id=func.coalesce(t.c.session_id, bindparam("sid")), updated_at=stamp),
+            placed)
+
+
+def _place(db: Database, caller: VoiceCaller, calls: list[tuple[int, str, str]], placed_ids: list[dict],
+           result: StepResult, *, clock: Callable[[], dt.datetime], settings: Settings) -> None:
     for call_id, phone, request_id in calls:
+        with db.unit_of_work() as session:
+            # Only a call still claimed under our lease: past it, another worker may have it.
+            mine = session.exec(
+                update(V).where(V.id == call_id, V.status == CLAIMED, col(V.lease_until) > _utc(clock()))
+                .values(status=DIALING, attempts=V.attempts + 1, lease_until=None, updated_at=_utc(clock()))
+                .returning(V.id)
+            ).first()
+        if mine is None:
+            continue
+        outbox.checkpoint("before_dial")
         try:
             placed = caller.call(phone, client_request_id=request_id)
         except SendError as exc:
+            if isinstance(exc, TransportError) and exc.reached:
+                # It may have been accepted: the final callback, or CALL_GIVE_UP, settles it.
+                log.warning("call placed or not: waits for its final callback", extra={"phone": mask(phone)})
+                continue
             with db.unit_of_work() as session:
                 row = session.get(V, call_id)
                 if isinstance(exc, Rejected):
@@ -256,19 +330,18 @@ def step(db: Database, get_caller: Callable[[], VoiceCaller | None], *, clock: C
                 result.paused = "account"
                 break
             continue
-        with db.unit_of_work() as session:
-            session.exec(update(V).where(V.id == call_id, V.status == CLAIMED).values(
-                status=CALLING, attempts=V.attempts + 1, session_id=placed.session_id, lease_until=None,
-                updated_at=_utc(clock())))
+        placed_ids.append({"call_id": call_id, "sid": placed.session_id})
+        outbox.checkpoint("dialed")
         result.placed += 1
         log.info("call placed", extra={"phone": mask(phone)})
-    return result
 
 
 def _requeue(session: Session, row: models.VoiceCall, *, now: dt.datetime, settings: Settings, reason: str) -> None:
-    """Not placed (the platform busy or away): back to the queue, the minutes and francs given back."""
-    _give_back(session, row.minutes_reserved, now=now, settings=settings)
+    """Not placed (the platform busy or away): back to the queue, the minutes and francs given
+    back, the attempt not counted."""
+    _give_back(session, 1, row.minutes_reserved, now=now, settings=settings)
     row.status, row.lease_until, row.minutes_reserved = QUEUED, None, 0
+    row.attempts = max(row.attempts - 1, 0)
     row.due_at = _utc(next_allowed(now + dt.timedelta(seconds=settings.voice_retry_after_s), settings))
     row.reason, row.updated_at = reason[:64], _utc(now)
     session.add(row)
@@ -292,8 +365,14 @@ def cost_francs(amount: Decimal | None, currency: str | None, duration_s: int | 
 
 def _finish(session: Session, row: models.VoiceCall, *, answered: bool, duration_s: int | None, now: dt.datetime,
             settings: Settings, reason: str = "", final: bool = False, amount: Decimal | None = None,
-            currency: str | None = None) -> None:
-    """Settle the minutes and francs of a call that ended, then close it or try it again later."""
+            currency: str | None = None) -> bool:
+    """Settle the minutes and francs of a call that ended, then close it or try it again later;
+    False when it was settled meanwhile (a final callback and the give-up at the same time)."""
+    # Taken first, atomically: whoever loses waits for the winner's commit, then finds nothing.
+    if session.exec(update(V).where(V.id == row.id, col(V.status).in_(PLACED)).values(updated_at=_utc(now))
+                    .returning(V.id)).first() is None:
+        return False
+    session.refresh(row)
     day = budgets.day_period(now, settings.tz)
     _settle(session, BUDGET_MINUTES, day, row.minutes_reserved, math.ceil((duration_s or 0) / 60), now)
     _settle(session, BUDGET_FRANCS, day, _francs(row.minutes_reserved, settings),
@@ -308,6 +387,7 @@ def _finish(session: Session, row: models.VoiceCall, *, answered: bool, duration
     else:
         row.status, row.pending_phone = (FAILED if final else NOT_ANSWERED), None
     session.add(row)
+    return True
 
 
 def settle(session: Session, *, call: VoiceCallback, now: dt.datetime, settings: Settings) -> models.VoiceCall | None:
@@ -317,15 +397,16 @@ def settle(session: Session, *, call: VoiceCallback, now: dt.datetime, settings:
         row = session.exec(select(V).where(V.client_request_id == call.client_request_id)).first()
     if row is None:
         row = session.exec(select(V).where(V.session_id == call.session_id)).first()
-    if row is None or row.status != CALLING:
+    if row is None or row.status not in PLACED:
         return row  # not ours, or settled already (the platform repeats a callback it timed out on)
-    row.amount = None if call.amount is None else str(call.amount)[:32]
-    if call.amount is not None and (call.currency or "").strip().upper() != CURRENCY:
-        log.warning("call cost not in XOF: estimated from its minutes",
-                    extra={"phone": mask(row.phone), "currency": (call.currency or "")[:8]})
-    _finish(session, row, answered=bool(call.answered), duration_s=call.duration_s, now=now, settings=settings,
-            reason="" if call.answered else (call.hangup_cause or call.call_state or "not answered"),
-            amount=call.amount, currency=call.currency)
+    if _finish(session, row, answered=bool(call.answered), duration_s=call.duration_s, now=now, settings=settings,
+               reason="" if call.answered else (call.hangup_cause or call.call_state or "not answered"),
+               amount=call.amount, currency=call.currency):
+        row.session_id = row.session_id or call.session_id[:100]
+        row.amount = None if call.amount is None else str(call.amount)[:32]
+        if call.amount is not None and (call.currency or "").strip().upper() != CURRENCY:
+            log.warning("call cost not in XOF: estimated from its minutes",
+                        extra={"phone": mask(row.phone), "currency": (call.currency or "")[:8]})
     return row
 
 
