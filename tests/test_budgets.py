@@ -47,6 +47,29 @@ def test_reserve_and_refund(db, steps, limit, grants, spent):
         assert budgets.spent(session, "bulk_sms", "2026-11-28") == spent
 
 
+# names asked for (a repeat counts once), what each had spent before, limit → the names granted a unit
+EACH = [
+    pytest.param(["a", "b", "c"], {}, 1, {"a", "b", "c"}, id="all-fresh"),
+    pytest.param(["a", "b", "a"], {"a": 1}, 1, {"b"}, id="one-spent-and-a-repeat"),
+    pytest.param(["a", "b"], {"a": 1, "b": 2}, 3, {"a", "b"}, id="room-under-a-higher-limit"),
+    pytest.param(["a"], {}, 0, set(), id="zero-limit"),
+    pytest.param([], {}, 1, set(), id="nothing-asked"),
+    pytest.param([f"p{n}" for n in range(2000)], {}, 1, {f"p{n}" for n in range(2000)}, id="more-than-a-chunk"),
+]
+
+
+@pytest.mark.parametrize("names, before, limit, granted", EACH)
+def test_reserve_each_grants_one_unit_per_name_within_its_limit(db, names, before, limit, granted):
+    with db.unit_of_work() as session:
+        for name, used in before.items():
+            budgets.reserve(session, name, "2026-11-28", used, 10, now=NOW)
+    with db.unit_of_work() as session:
+        assert budgets.reserve_each(session, names, "2026-11-28", limit, now=NOW) == granted
+    with db.unit_of_work() as session:
+        for name in set(names):
+            assert budgets.spent(session, name, "2026-11-28") == before.get(name, 0) + (name in granted)
+
+
 def test_a_rolled_back_reservation_is_not_spent(db):
     with pytest.raises(RuntimeError):
         with db.unit_of_work() as session:

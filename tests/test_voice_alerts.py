@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from gateway.aggregators.fake_at_voice import FakeVoiceCall
 from gateway.data import models
-from gateway.outbound import broadcast, calls
+from gateway.outbound import broadcast, budgets, calls
 from tests.conftest import NOW
 from tests.test_admin import app, browser, clock, staff  # noqa: F401 (fixtures)
 from tests.test_voice import Heard
@@ -70,6 +70,27 @@ def test_one_call_per_alert_even_if_expanded_twice(db, settings):
         assert calls.queue_alert(session, broadcast_id=b.id, phone="+22370100001", language="fr",
                                  pairs=b.audience["pairs"], now=MORNING, settings=settings) is False
     assert len(rows(db)) == 1
+
+
+@pytest.mark.parametrize("per_day, queued", [(2, {"+22370100002"}), (1, {"+22370100002"})])
+def test_alerts_queued_in_bulk_once_each_within_each_phones_cap(db, settings, per_day, queued):
+    """Two a day allowed: the two phones this alert already calls are refused by the unique
+    index, and their day's count goes back; one a day: their count refuses them first."""
+    settings = settings.model_copy(update={"voice_alerts_per_phone_per_day": per_day})
+    producer(db, "+22370100001", "voice")
+    broadcast_id = alert(db, settings)
+    with db.unit_of_work() as session:
+        assert calls.queue_alert(session, broadcast_id=broadcast_id, phone="+22370100009", language="fr",
+                                 pairs=[], now=MORNING, settings=settings)
+    wanted = [("+22370100001", "fr", []), ("+22370100009", "bm", []), ("+22370100002", "bm", [[1, 1]])]
+    with db.unit_of_work() as session:
+        assert calls.queue_alerts(session, broadcast_id=broadcast_id, alerts=wanted, now=MORNING,
+                                  settings=settings) == queued
+    day = budgets.day_period(MORNING, settings.tz)
+    with db.unit_of_work() as session:
+        assert [budgets.spent(session, f"val:{p}", day) for p in ("+22370100001", "+22370100009", "+22370100002")] \
+            == [1, 1, 1]
+    assert sorted(r.phone for r in rows(db)) == ["+22370100001", "+22370100002", "+22370100009"]
 
 
 def test_when_the_days_voice_alerts_are_spent_the_sms_goes_instead(db, settings):

@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     )
     worker_lease_s: int = Field(
         60, ge=2, le=60,
-        description="A killed worker's claimed SMS go back to the queue after this many seconds (renewed while it lives)",
+        description="A killed worker's claimed SMS (and calls not yet dialled) go back to the queue after this many seconds "
+        "(renewed while it lives)",
     )
     # Hardening. Outside development mode the server refuses to start without a webhook secret (or
     # an allow-list of the aggregator's networks): a forged callback could publish prices, opt

@@ -56,7 +56,7 @@ BUDGET_MINUTES = "voice_minutes"
 BUDGET_FRANCS = "voice_francs"
 CURRENCY = "XOF"  # the francs budget's; a cost in another currency is estimated from the minutes
 UNLIMITED = 2**31 - 1  # what a call spent past a ceiling is recorded all the same
-LEASE = dt.timedelta(seconds=60)
+LEASE = dt.timedelta(seconds=60)  # GATEWAY_WORKER_LEASE_S's default: how long a claim is held
 # A call placed whose final callback never came is settled as not answered after this long.
 CALL_GIVE_UP = dt.timedelta(minutes=30)
 
@@ -252,7 +252,7 @@ def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[l
     estimate = settings.voice_call_minutes_estimate
     taken = set(session.exec(
         update(V).where(col(V.id).in_(chosen), V.status == QUEUED)
-        .values(status=CLAIMED, lease_until=stamp + LEASE, updated_at=stamp,
+        .values(status=CLAIMED, lease_until=stamp + dt.timedelta(seconds=settings.worker_lease_s), updated_at=stamp,
                 minutes_reserved=case((V.minutes_reserved > 0, V.minutes_reserved), else_=estimate))
         .returning(V.id)
     ).scalars()) if chosen else set()
