@@ -86,7 +86,7 @@ def worker_env(args, url: str, platform_url: str) -> dict[str, str]:
 # -- the fake platform (its own process) -------------------------------------------------------------
 
 
-def run_platform(port: int, url: str, call_s: float) -> None:
+def run_platform(port: int, url: str, call_s: float, settlers: int) -> None:
     import uvicorn
     from fastapi.responses import JSONResponse
 
@@ -109,7 +109,10 @@ def run_platform(port: int, url: str, call_s: float) -> None:
             self.due: list[tuple[float, str, str, str]] = []  # heap of (when, phone, session id, request id)
             self.ringing = self.most_ringing = self.settled = 0
             self.first_dial = self.last_settle = 0.0  # wall clock: the campaign, dial to settlement
-            threading.Thread(target=self.settle_due, daemon=True).start()
+            self.lag = 0.0  # seconds settlements came after their time, in all
+            # Final callbacks reach the gateway side by side, as the web server takes them.
+            for _ in range(settlers):
+                threading.Thread(target=self.settle_due, daemon=True).start()
 
         def handle_call(self, form, api_key):
             response, delay = super().handle_call(form, api_key)
@@ -131,7 +134,7 @@ def run_platform(port: int, url: str, call_s: float) -> None:
                 with self.stats:
                     while not self.due or self.due[0][0] > time.monotonic():
                         self.stats.wait(0.02)
-                    _, phone, session_id, request_id = heapq.heappop(self.due)
+                    due_at, phone, session_id, request_id = heapq.heappop(self.due)
                 call = VoiceCallback(
                     session_id=session_id, direction=OUTBOUND, phone=phone, service_number=SERVICE_NUMBER,
                     is_active=False, digits=None, recording_url=None, duration_s=40, currency="XOF",
@@ -151,6 +154,7 @@ def run_platform(port: int, url: str, call_s: float) -> None:
                     self.ringing -= 1
                     self.settled += 1
                     self.last_settle = time.time()
+                    self.lag += time.monotonic() - due_at
 
     platform = Platform()
     app = create_fake_at_voice_app(platform)
@@ -160,7 +164,8 @@ def run_platform(port: int, url: str, call_s: float) -> None:
         with platform.stats:
             return JSONResponse({"dialled": len(platform.dials), "settled": platform.settled,
                                  "ringing": platform.ringing, "most_ringing": platform.most_ringing,
-                                 "first_dial": platform.first_dial, "last_settle": platform.last_settle})
+                                 "first_dial": platform.first_dial, "last_settle": platform.last_settle,
+                                 "mean_lag_s": platform.lag / max(platform.settled, 1)})
 
     @app.get("/_bench/dials")
     async def dials() -> JSONResponse:
@@ -236,7 +241,8 @@ def run(args, url: str, tmp: Path) -> dict:
     platform_url = f"http://127.0.0.1:{port}"
     logs = open(tmp / "processes.log", "w")  # noqa: SIM115  (closed in the finally below, after the processes)
     platform = subprocess.Popen(
-        [sys.executable, __file__, "--run-platform", str(port), "--platform-db", url, "--call-s", str(args.call_s)],
+        [sys.executable, __file__, "--run-platform", str(port), "--platform-db", url, "--call-s", str(args.call_s),
+         "--settlers", str(args.settlers)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=logs, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
@@ -302,7 +308,7 @@ def run(args, url: str, tmp: Path) -> dict:
         "alerts": args.alerts, "workers": args.workers, "cap": args.cap, "placed": placed, "duplicates": duplicates,
         "stranded": stranded, "most_ringing": last.get("most_ringing", 0), "most_db_live": most_db_live,
         "duration_s": round(duration, 1), "wall_s": round(wall, 1), "calls_per_s": round(placed / duration, 1),
-        "killed": killed,
+        "settle_lag_ms": round(last["mean_lag_s"] * 1000), "killed": killed,
         "statuses": state, "ok": ok,
     }  # fmt: skip
     print(f"  {args.workers} worker processes, cap {args.cap} calls at once, each call answered {args.call_s} s after its dial")
@@ -313,6 +319,7 @@ def run(args, url: str, tmp: Path) -> dict:
           f"marked dialling by the killed worker, never dialled (wait for the give-up): {stranded}")
     print(f"  most calls at once: {last.get('most_ringing', 0)} at the platform, {most_db_live} live in the database "
           f"(cap {args.cap})")
+    print(f"  final callbacks came {last['mean_lag_s'] * 1000:.0f} ms late on average ({args.settlers} at once)")
     print(f"  campaign {duration:.1f} s from the first dial to the last settlement ({wall:.1f} s with the workers' "
           f"start), {placed / duration:,.1f} calls/s; final statuses {state}")
     print(f"  bar (duplicates 0, everyone called, at most the cap at once, a worker killed): {'PASS' if ok else 'FAIL'}")
@@ -325,6 +332,7 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=3, choices=(2, 3))
     p.add_argument("--cap", type=int, default=50, help="GATEWAY_VOICE_CONCURRENT_CALLS")
     p.add_argument("--call-s", type=float, default=0.3, help="a call is answered and ends this long after its dial")
+    p.add_argument("--settlers", type=int, default=4, help="final callbacks the platform delivers at once")
     p.add_argument("--kill-at", type=float, default=0.3, help="share of the alerts dialled when a worker is killed")
     p.add_argument("--lease-s", type=int, default=5, help="GATEWAY_WORKER_LEASE_S (60 in production)")
     p.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
@@ -340,7 +348,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.run_platform:
-        run_platform(args.run_platform, args.platform_db, args.call_s)
+        run_platform(args.run_platform, args.platform_db, args.call_s, args.settlers)
         return 0
     print(f"Sugu voice alert bench ({args.backend}): {args.alerts:,} alerts, {args.workers} workers, one SIGKILLed "
           f"at {args.kill_at:.0%} dialled; lease {args.lease_s} s")

@@ -228,21 +228,29 @@ def _give_back(session: Session, calls: int, minutes: int, *, now: dt.datetime, 
 def _claim(session: Session, *, now: dt.datetime, settings: Settings) -> tuple[list[models.VoiceCall], str]:
     stamp = _utc(now)
     # Claims of a worker that died go back to the queue; placed calls never heard of again end.
-    session.exec(update(V).where(V.status == CLAIMED, col(V.lease_until) < stamp)
-                 .values(status=QUEUED, lease_until=None, updated_at=stamp))
+    # Looked for first: a write takes SQLite's one lock, and most turns have nothing to change.
+    expired = V.status == CLAIMED, col(V.lease_until) < stamp
+    if session.exec(select(V.id).where(*expired).limit(1)).first() is not None:
+        session.exec(update(V).where(*expired).values(status=QUEUED, lease_until=None, updated_at=stamp))
     for row in session.exec(select(V).where(col(V.status).in_(PLACED), V.updated_at < stamp - CALL_GIVE_UP)).all():
         _finish(session, row, answered=False, duration_s=None, now=now, settings=settings, reason="no final callback")
     if in_quiet_hours(now, settings):
         return [], "quiet hours"
+
+    def room() -> int:
+        return settings.voice_concurrent_calls - session.exec(
+            select(func.count()).select_from(V).where(col(V.status).in_(LIVE))).one()
+
+    if room() <= 0:
+        return [], "concurrent calls"  # a glance, without the lock: nothing to claim this turn
     # One claimer at a time, on every process: the day's minutes row of the ledger, held to the
-    # end of this unit of work, so that the calls in progress counted here stay the true count.
+    # end of this unit of work, so that the calls in progress counted under it stay the true count.
     budgets.hold(session, BUDGET_MINUTES, budgets.day_period(now, settings.tz), now=now)
-    live = session.exec(select(func.count()).select_from(V).where(col(V.status).in_(LIVE))).one()
-    room = settings.voice_concurrent_calls - live
-    if room <= 0:
+    free = room()
+    if free <= 0:
         return [], "concurrent calls"
     due = session.exec(
-        select(V.id, V.minutes_reserved).where(V.status == QUEUED, V.due_at <= stamp).order_by(V.due_at, V.id).limit(room)
+        select(V.id, V.minutes_reserved).where(V.status == QUEUED, V.due_at <= stamp).order_by(V.due_at, V.id).limit(free)
     ).all()
     # A row still holding its reservation (a killed worker's claim, back from its lease) is paid
     # for already; the others' estimates are reserved together, in order, as far as they go.
