@@ -41,7 +41,19 @@ KEYWORDS: dict[str, tuple[str, str | None]] = {
     **{w: ("trend", "fr") for w in ("tendance", "tendances", "prevision", "previsions", "evolution")},
     **{w: ("trend", None) for w in ("trend", "trends", "forecast")},
     **{w: ("trend", "bm") for w in ("taabolo", "nyefo")},
+    # How alerts come (issue 16): a word for calls or for SMS. "wele" (to call) awaits a native
+    # speaker's review, as the glossary's "?" words do.
+    **{w: ("channel", "fr") for w in ("appel", "appels", "appeler", "appelez", "voix")},
+    **{w: ("channel", None) for w in ("call", "voice", "sms")},
+    **{w: ("channel", "bm") for w in ("wele", "welew")},
 }
+# The channel each of those words asks for.
+CHANNEL_WORDS = {w: "sms" if w == "sms" else "voice" for w, (intent, _) in KEYWORDS.items() if intent == "channel"}
+# "Both" words: beside a channel word ("SMS ET APPEL"), or a message of nothing else ("LES DEUX",
+# "TOUS", "u fila bɛɛ"); alone among other words they are only words ("prix tous marchés").
+# Bambara ones await a native speaker's review.
+BOTH_WORDS = {"deux": "fr", "tous": "fr", "both": None, "fila": "bm", "bee": "bm"}
+CHANNEL_FILLERS = {"les", "et", "par", "ni", "u", "a", "and"}
 LANGUAGE_WORDS = {
     "fr": "fr", "francais": "fr", "french": "fr", "tubabukan": "fr", "faransi": "fr",
     "bm": "bm", "bambara": "bm", "bamanankan": "bm", "bamana": "bm", "bamanan": "bm",
@@ -56,7 +68,7 @@ UNIT_WORDS = {
 }
 KIND_WORDS = {"gros": "wholesale", "detail": "retail", "wholesale": "wholesale", "retail": "retail"}
 # Intents in the order they win when a message holds several keywords ("STOP ALERTE TOMATE").
-PRECEDENCE = ("report", "stop", "start", "language", "subscribe", "trend", "price", "help")
+PRECEDENCE = ("report", "stop", "start", "language", "subscribe", "trend", "price", "channel", "help")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 FUZZY_CUTOFF = 0.8
@@ -64,7 +76,7 @@ FUZZY_CUTOFF = 0.8
 
 @dataclass(frozen=True)
 class Parsed:
-    intent: str  # price | trend | subscribe | stop | start | language | help | report | unknown
+    intent: str  # price | trend | subscribe | stop | start | language | channel | help | report | unknown
     keyword_language: str | None = None
     crop_id: int | None = None
     market_id: int | None = None
@@ -72,6 +84,7 @@ class Parsed:
     number: int | None = None
     unit: str | None = None
     kind: str | None = None
+    channel: str | None = None  # sms | voice | both: how alerts should come (the channel intent)
 
 
 def normalize(text: str) -> list[str]:
@@ -161,6 +174,7 @@ def parse(
         return Parsed("help")
     used: set[int] = set()
     found: dict[str, tuple[int, str | None]] = {}
+    channels: set[str] = set()
     keywords = list(KEYWORDS)
     for index, token in enumerate(tokens):
         if token == "p" and index > 0:
@@ -169,6 +183,12 @@ def parse(
         if hit is not None:
             intent, lang = KEYWORDS[hit]
             found.setdefault(intent, (index, lang))
+            if intent == "channel":
+                channels.add(CHANNEL_WORDS[hit])
+    both = [t for t in tokens if t in BOTH_WORDS]
+    if both and (channels or all(t in BOTH_WORDS or t in CHANNEL_FILLERS for t in tokens)):
+        found.setdefault("channel", (tokens.index(both[0]), BOTH_WORDS[both[0]]))
+        channels = {"sms", "voice"}
     # A keyword token is not also a crop or market name.
     used |= {index for index, _ in found.values()}
 
@@ -194,6 +214,8 @@ def parse(
     intent = next((i for i in PRECEDENCE if i in found), None)
     if intent == "report" and not numbers:
         intent = "price" if crop_id else None
+    if intent == "subscribe" and crop_id is None and "channel" in found:
+        intent = "channel"  # "ALERTE PAR APPEL": how alerts come, not which
     if intent is None:
         intent = "price" if crop_id else ("language" if language else "unknown")
     keyword_language = found[intent][1] if intent in found else None
@@ -206,4 +228,5 @@ def parse(
         number=numbers[0] if numbers else None,
         unit=unit,
         kind=kind,
+        channel=("both" if len(channels) > 1 else next(iter(channels))) if intent == "channel" else None,
     )

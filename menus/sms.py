@@ -16,6 +16,7 @@ from menus.types import (
     PriceQuote,
     Profile,
     ReportPrice,
+    SetAlertChannel,
     SetLanguage,
     StartAlerts,
     StopAlerts,
@@ -115,6 +116,14 @@ class _Responder:
             return self.reply(parsed, "sms.language_which")
         self.lang = parsed.language
         return self.reply(parsed, "sms.language_set", (SetLanguage(parsed.language),))
+
+    def on_channel(self, parsed: Parsed) -> SmsReply:
+        """APPEL, SMS, LES DEUX: how price alerts come, as the alerts menu's option 5 sets it.
+        Someone who stopped every SMS is told that alerts stay stopped until START."""
+        text = self.t(f"sms.channel_{parsed.channel}")
+        if self.profile.opted_out:
+            text = f"{text} {self.t('sms.channel_stopped')}"
+        return SmsReply(parsed.intent, self.lang, text, (SetAlertChannel(parsed.channel),))
 
     def on_stop(self, parsed: Parsed) -> SmsReply:
         """STOP alone stops every SMS. STOP with a crop and/or market stops only those alerts;

@@ -331,6 +331,34 @@ def test_producer_row_rejected(line, reasons):
         assert fragment in error.reason
 
 
+# alert_channel (issue 16 item 7), also under a French header; empty: unchanged.
+CHANNELS = [
+    pytest.param("alert_channel", "sms", "sms", id="sms"),
+    pytest.param("alert_channel", "voice", "voice", id="voice"),
+    pytest.param("alert_channel", "BOTH", "both", id="both-upper"),
+    pytest.param("alert_channel", "Appel", "voice", id="fr-appel"),
+    pytest.param("alert_channel", "voix", "voice", id="fr-voix"),
+    pytest.param("alert_channel", "les deux", "both", id="fr-les-deux"),
+    pytest.param("alert_channel", "SMS et appel", "both", id="fr-sms-et-appel"),
+    pytest.param("canal", "appel", "voice", id="header-canal"),
+    pytest.param("Alertes par", "SMS", "sms", id="header-alertes-par"),
+    pytest.param("alert_channel", "", None, id="empty-unchanged"),
+]
+
+
+@pytest.mark.parametrize("column, value, channel", CHANNELS)
+def test_producer_alert_channel_accepted(column, value, channel):
+    rows, errors = producers(f"70000001;{value}", header=f"phone;{column}")
+    assert errors == [] and rows == [ProducerRow(2, "+22370000001", alert_channel=channel)]
+
+
+@pytest.mark.parametrize("value", ["fax", "telephone", "sms voix appel", "2"])
+def test_producer_alert_channel_refused_with_its_line(value):
+    rows, errors = producers("70000001;appel", f"70000002;{value}", header="phone;alert_channel")
+    assert [r.phone for r in rows] == ["+22370000001"]
+    assert errors == [RowError(3, f'alert_channel "{value}" unknown (use sms, voice or both; appel, voix, les deux)')]
+
+
 def test_a_phone_twice_is_an_error_on_the_later_line():
     rows, errors = producers(
         "+22370000001,Awa,,,,,",
@@ -612,6 +640,24 @@ def test_producer_errors_import_nothing_unless_skipped(cli_run, database, tmp_pa
 
 
 @pytest.mark.db
+def test_import_producers_sets_the_alert_channel_and_a_bad_one_changes_nothing(cli_run, database, tmp_path):
+    with database.unit_of_work() as session:
+        ensure_producer(session, "+22370000009").alert_channel = "voice"
+    first = write(tmp_path, "p.csv", "phone;name;alert_channel", "70000001;Awa;appel", "70000002;Moussa;",
+                  "70000009;Sali;")
+    assert "(2 new, 1 updated, 0 already up to date)" in cli_run("import-producers", first)
+    second = write(tmp_path, "q.csv", "phone;name;alert_channel", "70000001;Awa T.;fax", "70000009;;les deux")
+    out = cli_run("import-producers", second, code=1)
+    assert 'q.csv: line 2: alert_channel "fax" unknown' in out and "nothing imported" in out
+    out = cli_run("import-producers", second, "--skip-errors")
+    assert "1 row read (0 new, 1 updated, 0 already up to date)" in out
+    with database.unit_of_work() as session:
+        stored = {p.phone: (p.name, p.alert_channel) for p in session.exec(select(models.Producer)).all()}
+    assert stored == {"+22370000001": ("Awa", "voice"), "+22370000002": ("Moussa", "sms"),
+                      "+22370000009": ("Sali", "both")}
+
+
+@pytest.mark.db
 def test_the_example_files_import(cli_run, database, tmp_path):
     out = cli_run("import-producers", DEMO / "producers-example.csv")
     assert "0 rows skipped" in out and "0 already present" in out
@@ -643,9 +689,15 @@ def test_issue17_producer_import_is_set_based_and_idempotent_across_chunks(datab
     assert (again.created, again.updated, again.unchanged, again.subscriptions_added, again.subscriptions_present) == (
         0, 0, len(rows), 0, len(rows))
     rows[100] = imports.ProducerRow(101, rows[100].phone, name="Renamed")
+    rows[200] = imports.ProducerRow(201, rows[200].phone, alert_channel="voice")
+    statements.clear()
     with database.unit_of_work() as session:
+        event.listen(session.connection(), "before_cursor_execute", lambda *a: statements.append(1))
         third = imports.import_producers(session, rows, now=NOW)
-        assert (third.created, third.updated) == (0, 1)
+        assert (third.created, third.updated) == (0, 2)
+        assert len(statements) < 30, f"{len(statements)} statements for {len(rows)} rows"  # none per row
         stored = session.exec(select(models.Producer).where(models.Producer.phone == rows[100].phone)).one()
-        assert (stored.name, stored.language) == ("Renamed", "bm")
+        assert (stored.name, stored.language, stored.alert_channel) == ("Renamed", "bm", "sms")
+        stored = session.exec(select(models.Producer).where(models.Producer.phone == rows[200].phone)).one()
+        assert (stored.name, stored.alert_channel) == ("P201", "voice")
         assert session.exec(select(func.count()).select_from(models.Producer)).one() >= len(rows)

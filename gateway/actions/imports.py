@@ -77,8 +77,16 @@ PRODUCER_COLUMNS = {
     "cluster": "cluster", "groupement": "cluster",
     "subscriptions": "subscriptions", "abonnements": "subscriptions",
     "role": "role",
+    "alert channel": "alert_channel", "alerts by": "alert_channel", "canal": "alert_channel",
+    "canal alertes": "alert_channel", "alertes par": "alert_channel", "recevoir par": "alert_channel",
 }
 PRODUCER_REQUIRED = ("phone",)
+# How alerts reach a producer (models.ALERT_CHANNELS), as a spreadsheet may say it (folded).
+ALERT_CHANNEL_WORDS = {
+    "sms": "sms", "voice": "voice", "call": "voice", "appel": "voice", "voix": "voice", "wele": "voice",
+    "both": "both", "les deux": "both", "deux": "both", "sms et appel": "both", "appel et sms": "both",
+    "sms appel": "both", "sms ni wele": "both",
+}
 # Producer text fields and their column widths (models.Producer).
 PRODUCER_TEXT = {"name": 80, "village": 80, "cluster": 80}
 
@@ -135,6 +143,7 @@ class ProducerRow:
     cluster: str = ""
     subscriptions: tuple[tuple[int, int], ...] = ()  # (crop_id, market_id)
     role: str | None = None  # producer | enumerator; None: leave as it is
+    alert_channel: str | None = None  # sms | voice | both; None: leave as it is
 
 
 @dataclass
@@ -361,6 +370,13 @@ def parse_language(raw: str) -> tuple[str | None, str | None]:
     if language is None:
         return None, f'language "{raw.strip()}" unknown (use fr or bm)'
     return language, None
+
+
+def parse_alert_channel(raw: str) -> tuple[str | None, str | None]:
+    channel = ALERT_CHANNEL_WORDS.get(fold(raw))
+    if channel is None:
+        return None, f'alert_channel "{raw.strip()}" unknown (use sms, voice or both; appel, voix, les deux)'
+    return channel, None
 
 
 # -- reading the file -------------------------------------------------------------------------------
@@ -990,8 +1006,8 @@ def parse_producers_csv(
     text: str, *, crops: Sequence[Any], markets: Sequence[Any]
 ) -> tuple[list[ProducerRow], list[RowError]]:
     """Columns phone, and optionally name, language, village, region, cluster, subscriptions
-    (`crop@market` separated by `;` or `|`), role (producer or enumerator). Empty values leave
-    what is stored unchanged.
+    (`crop@market` separated by `;` or `|`), role (producer or enumerator), alert_channel (sms,
+    voice or both; appel, voix, les deux). Empty values leave what is stored unchanged.
     Raises FileFormatError when the file cannot be read at all."""
     crop_lookup, market_lookup = crop_names(crops), market_names(markets)
     # A producer's region is one of the markets' (as the USSD profile offers), spelt as they are.
@@ -1018,9 +1034,12 @@ def parse_producers_csv(
                 found.append(f"phone {phone} is already on line {phones[phone]}")
             else:
                 phones[phone] = line
-        language = None
+        language = channel = None
         if values.get("language"):
             language, reason = parse_language(values["language"])
+            found += [reason] if reason else []
+        if values.get("alert_channel"):
+            channel, reason = parse_alert_channel(values["alert_channel"])
             found += [reason] if reason else []
         region = ""
         if values.get("region"):
@@ -1045,12 +1064,14 @@ def parse_producers_csv(
             continue
         rows.append(
             ProducerRow(line, phone, language=language, region=region, subscriptions=subscriptions, role=role,
-                        **text_fields)
+                        alert_channel=channel, **text_fields)
         )
     return rows, errors
 
 
-PRODUCER_FIELDS = ("name", "village", "region", "cluster", "language")
+PRODUCER_FIELDS = ("name", "village", "region", "cluster", "language", "alert_channel")
+# What a new producer gets for a field the file leaves empty (the others: "").
+PRODUCER_DEFAULTS = {"language": None, "alert_channel": "sms"}
 # Rows per statement: under SQLite's 32,766 bound parameters for the widest insert, and small
 # enough that PostgreSQL plans stay cheap.
 IMPORT_CHUNK = 2000
@@ -1113,12 +1134,13 @@ def _copy_insert_ignore(session: Session, model: type, rows: list[dict], keys: l
 
 
 def _stored_producers(session: Session, phones: Sequence[str]) -> dict[str, Any]:
-    """phone -> (id, phone, name, village, region, cluster, language, role) of those stored:
-    plain rows, not ORM objects (a hundred thousand of those cost seconds)."""
+    """phone -> (id, phone, name, village, region, cluster, language, alert_channel, role) of those
+    stored: plain rows, not ORM objects (a hundred thousand of those cost seconds)."""
     p = models.Producer
     found: dict[str, Any] = {}
     for chunk in _chunks(phones):
-        for row in session.exec(select(p.id, p.phone, p.name, p.village, p.region, p.cluster, p.language, p.role)
+        for row in session.exec(select(p.id, p.phone, p.name, p.village, p.region, p.cluster, p.language,
+                                       p.alert_channel, p.role)
                                 .where(col(p.phone).in_(chunk))).all():
             found[row.phone] = row
     return found
@@ -1146,7 +1168,7 @@ def import_producers(session: Session, rows: Sequence[ProducerRow], *, now: dt.d
     # sequential scan (its statistics still saw an empty table) and took 7 s a chunk.
     inserted = _insert_ignore_many(session, models.Producer, [
         {"phone": row.phone, "created_at": stamp, "updated_at": stamp, "role": "producer", "opted_out": False,
-         **{name: getattr(row, name) or ("" if name != "language" else None) for name in PRODUCER_FIELDS}}
+         **{name: getattr(row, name) or PRODUCER_DEFAULTS.get(name, "") for name in PRODUCER_FIELDS}}
         for row in fresh
     ], ["phone"], returning=(table.c.id, table.c.phone, table.c.role))
     created = {row.phone: row for row in inserted}

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     voice_call_minutes_estimate: int = Field(
         3, ge=1, le=60, description="Minutes reserved from the daily budget when a call is placed (settled after)"
     )
+    voice_francs_per_day: int = Field(36_000, ge=0, description="Francs (XOF) of calls Sugu places per day, then none")
+    voice_price_per_minute: float = Field(
+        60.0, ge=0, description="XOF per minute of a call placed: the estimate reserved from the francs budget, "
+        "and the cost of a call whose final callback gives none in XOF"
+    )
     voice_retry_after_s: int = Field(600, ge=30, description="Wait before calling again a call not answered")
     voice_max_attempts: int = Field(2, ge=1, le=5, description="Tries per call (2: an unanswered call is retried once)")
     voice_concurrent_calls: int = Field(10, ge=1, description="Calls being placed or in progress at once, at most")
@@ -127,7 +132,8 @@ class Settings(BaseSettings):
     )
     worker_lease_s: int = Field(
         60, ge=2, le=60,
-        description="A killed worker's claimed SMS go back to the queue after this many seconds (renewed while it lives)",
+        description="A killed worker's claimed SMS (and calls not yet dialled) go back to the queue after this many seconds "
+        "(renewed while it lives)",
     )
     # Hardening. Outside development mode the server refuses to start without a webhook secret (or
     # an allow-list of the aggregator's networks): a forged callback could publish prices, opt

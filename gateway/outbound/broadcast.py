@@ -296,10 +296,11 @@ class AlertComposer:
 
 
 def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Catalog, settings: Settings,
-                      by_voice: Callable[[str, str, tuple], bool] | None = None):
+                      by_voice: Callable[[list[tuple[str, str, tuple]]], set[str]] | None = None):
     """(producer id, phone, language, texts) of everyone the alert is sent to by SMS. Those who
-    chose calls are handed to `by_voice` (phone, language, pairs) instead; when it refuses (their
-    voice alerts of the day are spent) they get the SMS, so that nobody misses the price."""
+    chose calls are handed to `by_voice` ([(phone, language, pairs)], all at once), which says
+    whose calls it queued; the others (their voice alerts of the day, or the day's call minutes
+    or francs, are spent) get the SMS, so that nobody misses the price."""
     pairs = {tuple(p) for p in broadcast.audience.get("pairs", [])}
     data = SqlDataView(session)
     quotes: dict[tuple[int, int], PriceQuote] = {}
@@ -339,12 +340,17 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
         if threshold and change is not None and abs(change) < threshold:
             continue  # moved less than this subscriber cares about
         wanted.setdefault(producer_id, (phone, language or "fr", []))[2].append(pair)
-    for producer_id, (phone, language, subscribed) in wanted.items():
-        ordered = tuple(sorted(subscribed, key=lambda pr: (crops[pr[0]].id, quotes[pr].market_name)))
-        if by_voice is not None and channels[producer_id] in ("voice", "both"):
-            if by_voice(phone, language, ordered) and channels[producer_id] == "voice":
-                continue
-        yield producer_id, phone, language, composer.texts(language, ordered)
+    ordered = {producer_id: tuple(sorted(subscribed, key=lambda pr: (crops[pr[0]].id, quotes[pr].market_name)))
+               for producer_id, (_, _, subscribed) in wanted.items()}
+    called: set[str] = set()
+    if by_voice is not None:
+        called = by_voice([(phone, language, ordered[producer_id])
+                           for producer_id, (phone, language, _) in wanted.items()
+                           if channels[producer_id] in ("voice", "both")])
+    for producer_id, (phone, language, _) in wanted.items():
+        if phone in called and channels[producer_id] == "voice":
+            continue
+        yield producer_id, phone, language, composer.texts(language, ordered[producer_id])
 
 
 def _record_carried(session: Session, broadcast: models.Broadcast, quotes: dict, composer: AlertComposer, settings: Settings) -> None:
@@ -448,9 +454,12 @@ def expand(session: Session, broadcast: models.Broadcast, *, now: dt.datetime, c
     if broadcast.kind == "alert":
         from gateway.outbound import calls  # builds on budgets only: no import cycle
 
-        def by_voice(phone: str, language: str, pairs: tuple) -> bool:
-            return calls.queue_alert(session, broadcast_id=broadcast.id, phone=phone, language=language,
-                                     pairs=list(pairs), now=now, settings=settings)
+        def by_voice(alerts: list[tuple[str, str, tuple]]) -> set[str]:
+            if not alerts:
+                return set()
+            room = calls.alert_room(session, now=now, settings=settings)  # what the day's call budgets still pay for
+            return calls.queue_alerts(session, broadcast_id=broadcast.id, alerts=alerts, now=now, settings=settings,
+                                      room=room)
 
         recipients = list(_alert_recipients(session, broadcast, catalog, settings, by_voice))
         kind = "alert"

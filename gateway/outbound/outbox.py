@@ -67,8 +67,9 @@ Refund = Callable[[Session, list, dt.datetime], None]
 
 
 def checkpoint(point: str) -> None:
-    """A named point of a send (before_claim, claimed, before_request, answered). Nothing
-    happens here: tests replace it to kill a worker there (tests/test_kills.py)."""
+    """A named point of a send (before_claim, claimed, before_request, answered) or of calls
+    placed (calls_claimed, before_dial, dialed: gateway.outbound.calls). Nothing happens here:
+    tests replace it to kill a worker there (tests/test_kills.py, tests/test_voice_alerts.py)."""
 
 
 def new_owner() -> str:

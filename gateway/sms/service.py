@@ -30,7 +30,7 @@ RECONCILE_WINDOW = dt.timedelta(hours=24)
 
 
 # Intents whose effects change what the farmer receives: their confirmation is never withheld.
-CONFIRMED_INTENTS = frozenset({"stop", "start", "language", "subscribe"})
+CONFIRMED_INTENTS = frozenset({"stop", "start", "language", "subscribe", "channel"})
 CONFIRMATION_ALLOWANCE = 5
 
 
