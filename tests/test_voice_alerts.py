@@ -377,10 +377,11 @@ def test_a_worker_counting_calls_while_another_claims_never_passes_the_cap(db, s
     alert(db, settings)
     platform = Platform(db, settings)
     a, b = Database.from_settings(settings), Database.from_settings(settings)
-    b_counted, a_committed = threading.Event(), threading.Event()
+    a_choosing, b_counted, a_committed = threading.Event(), threading.Event(), threading.Event()
 
     def a_statement(conn, cursor, statement, *args):
         if "ORDER BY voice_call.due_at" in statement:
+            a_choosing.set()  # A has counted and is about to choose its calls: B starts
             b_counted.wait(2)  # B counts now (or it waits for A's lock, and this times out)
 
     def b_statement(conn, cursor, statement, *args):
@@ -394,6 +395,8 @@ def test_a_worker_counting_calls_while_another_claims_never_passes_the_cap(db, s
     event.listen(a.engine, "commit", lambda conn: a_committed.set() if platform.dialled else None)
 
     def worker(database):
+        if database is b:
+            a_choosing.wait(10)
         try:
             calls.step(database, lambda: platform, clock=lambda: MORNING, settings=settings)
         except OperationalError as exc:  # SQLite: B waited past its busy timeout for A's lock
