@@ -118,6 +118,10 @@ class Catalog:
         French ones, by its own recordings."""
         return set(self._base.get(language) or self._base[DEFAULT_LANGUAGE])
 
+    def languages(self) -> tuple[str, ...]:
+        """The languages with a written catalog."""
+        return tuple(self._base)
+
     def has_language(self, language: str) -> bool:
         """Whether `language` has a written catalog (USSD and SMS can be in it)."""
         return language in self._base

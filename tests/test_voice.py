@@ -32,9 +32,9 @@ class Heard(PromptAudio):
         super().__init__()
         self.prompts: list[str] = []
 
-    def playlist(self, session, clips):
+    def playlist(self, session, clips, fallbacks=None):
         self.prompts.append(" ".join(c.text for c in clips))
-        return super().playlist(session, clips)
+        return super().playlist(session, clips, fallbacks)
 
 
 @pytest.fixture

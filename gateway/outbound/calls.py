@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -32,6 +33,8 @@ from gateway.data import models
 from gateway.data.producers import insert_ignore
 from gateway.outbound import budgets
 from gateway.outbound.budgets import in_quiet_hours
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")  # a language code (models.Language)
 
 log = logging.getLogger("gateway.calls")
 
@@ -102,7 +105,10 @@ def queue_alert(session: Session, *, broadcast_id: int, phone: str, language: st
     created = insert_ignore(session, V, {
         "phone": phone, "purpose": ALERT, "status": QUEUED, "due_at": _utc(next_allowed(now, settings)),
         "client_request_id": uuid.uuid4().hex, "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs],
-        "language": language if language in ("fr", "bm") else "fr", "created_at": _utc(now), "updated_at": _utc(now),
+        # Any configured language: when the call is answered, one no longer offered by voice is
+        # said in French (gateway.voice.service.answer_alert).
+        "language": language if _LANGUAGE.fullmatch(language or "") else "fr", "created_at": _utc(now),
+        "updated_at": _utc(now),
     }, ["broadcast_id", "phone"])
     if created is None:
         budgets.refund(session, _per_phone_alerts(phone), day, 1, now=now)
