@@ -45,7 +45,10 @@ def _ngettext(context: dict, n: int, one: str, other: str, /, **params: Any) -> 
 
 @pass_context
 def _word(context: dict, kind: str, code: Any) -> str:
-    return staff_text.word(context["lang"], kind, code)
+    found = staff_text.word(context["lang"], kind, code)
+    if kind == "language" and found == code:  # a language staff added: its name from the table
+        return context.get("language_names", {}).get(code, found)
+    return found
 
 
 @pass_context
