@@ -388,7 +388,7 @@ class _Replay:
             notice = phrase("lang.changed")
         else:
             name = next((lang.name for lang in self.offered if lang.code == language), language)
-            notice = phrase("lang.changed_to", language=LanguageRef(language, name))
+            notice = phrase("lang.changed_to", name=LanguageRef(language, name))
         return Outcome(reset=(Frame("main"),), effects=(SetLanguage(language),), notice=notice)
 
     def view_main(self) -> View:

@@ -61,9 +61,9 @@ def serve(code: str | None, languages: Sequence[Language], catalog: Catalog, *, 
     name = LanguageRef(code, found.name if found is not None else code)
     if found is not None and found.enabled and found.voice and not spoken:
         if voice_number:
-            return Served(FRENCH, phrase("lang.voice_only", language=name, number=Text(phone_local(voice_number))))
-        return Served(FRENCH, phrase("lang.voice_only_call", language=name))
-    return Served(FRENCH, phrase("lang.unavailable", language=name))
+            return Served(FRENCH, phrase("lang.voice_only", name=name, number=Text(phone_local(voice_number))))
+        return Served(FRENCH, phrase("lang.voice_only_call", name=name))
+    return Served(FRENCH, phrase("lang.unavailable", name=name))
 
 
 def fallbacks(code: str, languages: Sequence[Language]) -> tuple[str, ...]:

@@ -134,8 +134,8 @@ class _Responder:
         self.lang = langs.FRENCH
         number = self.config.voice_number
         if number:
-            return self.reply(parsed, "sms.language_voice_only", effects, language=chosen.name, number=phone_local(number))
-        return self.reply(parsed, "sms.language_voice_only_call", effects, language=chosen.name)
+            return self.reply(parsed, "sms.language_voice_only", effects, name=chosen.name, number=phone_local(number))
+        return self.reply(parsed, "sms.language_voice_only_call", effects, name=chosen.name)
 
     def on_stop(self, parsed: Parsed) -> SmsReply:
         """STOP alone stops every SMS. STOP with a crop and/or market stops only those alerts;

@@ -39,6 +39,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         dashboard,
         demands,
         intel,
+        languages,
         linkage,
         price_import,
         prices,
@@ -67,7 +68,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         name="admin_static",
     )
     for page in (accounts, dashboard, texts, prices, broadcasts, simulators, producers, demands, tips,
-                 linkage, intel, reference, price_import, studio):
+                 linkage, intel, reference, price_import, studio, languages):
         app.include_router(page.router)
 
     @app.exception_handler(LoginRequired)

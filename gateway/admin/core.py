@@ -101,6 +101,7 @@ NAV = [
     ("Tips", "admin_tips", ("editor",)),
     ("Messages", "admin_messages", ("editor",)),
     ("Recording studio", "admin_studio", ("editor",)),
+    ("Languages", "admin_languages", ("editor",)),
     ("Producers", "admin_producers", ("editor",)),
     ("Broadcasts", "admin_broadcasts", ("editor",)),
     ("Simulators", "admin_simulators", ("editor", "reporter")),
