@@ -207,8 +207,8 @@ class _HeardPrompts:
         self.audio = audio
         self.words: dict[str, list[str]] = {}
 
-    def playlist(self, session, clips) -> str:
-        digest = self.audio.playlist(session, clips)
+    def playlist(self, session, clips, fallbacks=None) -> str:
+        digest = self.audio.playlist(session, clips, fallbacks)
         self.words[digest] = [clip.text for clip in clips]
         return digest
 
@@ -320,7 +320,7 @@ def _keys_line(keys: list[tuple[str, str]]) -> str:
 
 def _language_key(hop, language: str) -> str | None:
     """The key that picks `language` when the call is at the language question, else None."""
-    from menus.screen import Phrase
+    from menus.screen import LanguageRef
     from gateway.voice.service import LANGUAGE_SCREENS
 
     screen = hop.screen
@@ -328,7 +328,7 @@ def _language_key(hop, language: str) -> str | None:
         return None
     options = screen.structure.layout.options
     number = next((n for n, part in enumerate(options, 1)
-                   if isinstance(part, Phrase) and part.key == f"lang.{language}"), None)
+                   if isinstance(part, LanguageRef) and part.code == language), None)
     return next((key for key, chosen in hop.turn.prompt.choices if chosen == number), None)
 
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from menus import trends
+from menus import languages, trends
 from menus.screen import (
     FREE_TEXT,
     NOTHING,
@@ -28,6 +28,7 @@ from menus.screen import (
     CropRef,
     Day,
     KindRef,
+    LanguageRef,
     Layout,
     MarketRef,
     Money,
@@ -50,6 +51,7 @@ from menus.types import (
     DataView,
     Demand,
     Effect,
+    Language,
     Market,
     PriceQuote,
     Profile,
@@ -99,6 +101,10 @@ class EngineConfig:
     stale_after_days: int = 10
     # Best markets: prices older than this rank after the fresh ones, whatever their level.
     best_fresh_days: int = 21
+    # The channel speaks (voice): languages are offered by voice rather than by catalog.
+    spoken: bool = False
+    # The service's voice number (E.164), told to callers of a voice-only language on USSD.
+    voice_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ class _Memo:
     def all_crops(self) -> Sequence[Crop]:
         return self._get(("all_crops",), lambda: list(self._data.crops()))
 
+    def languages(self) -> tuple[Language, ...]:
+        return self._get(("languages",), lambda: languages.configured(self._data))
+
     def crops(self) -> Sequence[Crop]:
         # Retired crops leave the menus; their names stay known for subscriptions and history.
         return self._get(("crops",), lambda: [c for c in self.all_crops() if c.active])
@@ -247,8 +256,15 @@ class _Replay:
         # Bumped whenever the session's own effects change the profile: screens are cached by it
         # (hashing the whole profile for every lookup cost more than building some screens).
         self.changes = 0
-        self.lang = profile.language or "fr"
         self.data = _Memo(data)
+        self.catalog = catalog
+        # The languages this channel offers; a caller whose own is not among them is served in
+        # French, told why on the first screen (menus.languages).
+        self.offered = languages.offered(self.data.languages(), catalog, spoken=config.spoken)
+        served = languages.serve(profile.language, self.data.languages(), catalog, spoken=config.spoken,
+                                 voice_number=config.voice_number)
+        self.lang = served.language
+        self.lang_notice = served.notice
         self.today = now.date()
         self.config = config
         self.stack: list[Frame] = [self.home()]
@@ -357,19 +373,26 @@ class _Replay:
             self._pages[key] = self.ussd.pages(self.view(frame).layout(), self.lang)
         return self._pages[key]
 
+    def language_options(self, *, first: bool) -> list[Option]:
+        """Each language this channel offers, by its own name."""
+        return [
+            Option(LanguageRef(lang.code, lang.name), lambda c=lang.code: self.choose_language(c, first=first))
+            for lang in self.offered
+        ]
+
     def view_lang_first(self) -> View:
-        return View(
-            phrase("lang.choose"),
-            options=[
-                Option(phrase("lang.fr"), lambda: self.choose_language("fr", first=True)),
-                Option(phrase("lang.bm"), lambda: self.choose_language("bm", first=True)),
-            ],
-            nav=False,
-        )
+        return View(phrase("lang.choose"), options=self.language_options(first=True), nav=False)
 
     def choose_language(self, language: str, *, first: bool = False) -> Outcome:
-        # The notice is worded after the effect, so in the language just chosen.
-        notice = phrase("lang.welcome" if first else "lang.changed")
+        # The notice is worded after the effect, so in the language just chosen; a language
+        # without a catalog of its own (voice-only) names itself, said in its own recording.
+        if first:
+            notice = phrase("lang.welcome")
+        elif self.catalog.has_language(language):
+            notice = phrase("lang.changed")
+        else:
+            name = next((lang.name for lang in self.offered if lang.code == language), language)
+            notice = phrase("lang.changed_to", name=LanguageRef(language, name))
         return Outcome(reset=(Frame("main"),), effects=(SetLanguage(language),), notice=notice)
 
     def view_main(self) -> View:
@@ -380,13 +403,7 @@ class _Replay:
         )
 
     def view_language(self) -> View:
-        return View(
-            phrase("lang.title"),
-            options=[
-                Option(phrase("lang.fr"), lambda: self.choose_language("fr")),
-                Option(phrase("lang.bm"), lambda: self.choose_language("bm")),
-            ],
-        )
+        return View(phrase("lang.title"), options=self.language_options(first=False))
 
     # Prices
 
@@ -864,7 +881,8 @@ def run(
     replay = _Replay(profile, data, catalog, now, config)
     if len(inputs) > config.max_steps:
         return replay.end(phrase("session.too_long"), "too_long", ())
-    flash: str | None = None
+    # The session's first screen says why the caller is not served in their own language.
+    flash: Part | None = replay.lang_notice
     last = len(inputs) - 1
     for index, raw in enumerate(inputs):
         before = replay.last_section

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from menus.types import Crop, Market, Term
+from menus.types import Crop, Language, Market, Term
 from messages import to_ussd
 
 # Keyword → (intent, the language it is written in, when it says so).
@@ -162,12 +162,25 @@ def _find(tokens: list[str], used: set[int], names: dict[str, int]) -> int | Non
     return None
 
 
+def _language_words(languages: Sequence[Language]) -> dict[str, str]:
+    """Configured languages by code and one-word names ("ff", "fulfulde", "peul"), besides the
+    built-in words."""
+    words: dict[str, str] = {}
+    for lang in languages:
+        for name in (lang.code, lang.name, lang.name_fr):
+            tokens = normalize(name)
+            if len(tokens) == 1 and tokens[0] not in LANGUAGE_WORDS:
+                words.setdefault(tokens[0], lang.code)
+    return words
+
+
 def parse(
     text: str,
     crops: Sequence[Crop],
     markets: Sequence[Market],
     units: Sequence[Term] | None = None,
     kinds: Sequence[Term] | None = None,
+    languages: Sequence[Language] = (),
 ) -> Parsed:
     tokens = normalize(text)
     if not tokens:
@@ -193,6 +206,10 @@ def parse(
     used |= {index for index, _ in found.values()}
 
     language = next((LANGUAGE_WORDS[t] for t in tokens if t in LANGUAGE_WORDS), None)
+    # Staff-added languages count only after LANGUE: their codes are often words ("son", "ses").
+    added = _language_words(languages) if "language" in found else {}
+    if language is None:
+        language = next((added[t] for t in tokens if t in added), None)
     if units is None and kinds is None:
         numbers = [int(t) for t in tokens if t.isdigit() and len(t) <= 9]
         unit = next((UNIT_WORDS[t] for t in tokens if t in UNIT_WORDS), None)
@@ -205,7 +222,7 @@ def parse(
         unit = _find_term(tokens, used, _term_words(units or ()))
         kind = _find_term(tokens, used, _term_words(kinds or ()))
         numbers = [int(t) for i, t in enumerate(tokens) if t.isdigit() and len(t) <= 9 and i not in used - before]
-    used |= {i for i, t in enumerate(tokens) if t in LANGUAGE_WORDS}
+    used |= {i for i, t in enumerate(tokens) if t in LANGUAGE_WORDS or t in added}
 
     crop_names, market_names = _names(crops, markets)
     crop_id = _find(tokens, used, crop_names)

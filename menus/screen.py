@@ -72,6 +72,14 @@ class RegionRef:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageRef:
+    """A language by its own name: written as its speakers write it, said in its own recording."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnitRef:
     code: str
 
@@ -130,7 +138,7 @@ class Pair:
     style: str
 
 
-Value = Union[Money, Quantity, Day, Percent, Number, Phone, CropRef, MarketRef, RegionRef, UnitRef, KindRef, Text]
+Value = Union[Money, Quantity, Day, Percent, Number, Phone, CropRef, MarketRef, RegionRef, UnitRef, KindRef, LanguageRef, Text]
 Part = Union[Phrase, Pair, Value]
 
 

@@ -7,8 +7,9 @@ the reply. Replies are composed to fit one SMS segment in the sender's language.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from menus import languages as langs
 from menus import pricecheck, trends
 from menus.keywords import Parsed, parse
 from menus.types import (
@@ -25,7 +26,7 @@ from menus.types import (
     Unsubscribe,
 )
 from messages import Catalog
-from messages.formatting import long_date, money, short_date, signed_percent
+from messages.formatting import long_date, money, phone_local, short_date, signed_percent
 from messages.sms import measure, render_sms
 
 SEGMENT = 160  # GSM-7 characters in one SMS
@@ -39,6 +40,7 @@ class SmsConfig:
     ussd_code: str = "*123#"
     report_tolerance: float = 2.0
     reports_per_day: int = 20  # per enumerator; beyond, reports wait for staff
+    voice_number: str = ""  # E.164: told to farmers whose language is voice-only
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,12 @@ class _Responder:
         self.catalog = catalog
         self.today = now.date()
         self.config = config
-        self.lang = profile.language or "fr"
+        # A voice-only or disabled language is answered in French, which each reply says when it
+        # fits in the segment (lists of prices leave it room): menus.languages.
+        self.languages = langs.configured(data)
+        served = langs.serve(profile.language, self.languages, catalog, spoken=False, voice_number=config.voice_number)
+        self.lang = served.language
+        self.suffix = " " + langs.notice_text(catalog, served.notice, served.language) if served.notice else ""
         # Retired crops and markets keep their names (subscriptions) but are not understood or listed.
         self._all_crops = {c.id: c for c in data.crops()}
         self._all_markets = {m.id: m for m in data.markets()}
@@ -87,7 +94,7 @@ class _Responder:
         return self.t(key) if self.catalog.has(key) else kind
 
     def fits(self, text: str) -> bool:
-        return measure(render_sms(text, self.lang, fold=self.config.fold)).segments == 1
+        return measure(render_sms(text + self.suffix, self.lang, fold=self.config.fold)).segments == 1
 
     def reply(self, parsed: Parsed, key: str, effects: tuple = (), **params: object) -> SmsReply:
         return SmsReply(parsed.intent, self.lang, self.t(key, **params), effects)
@@ -99,12 +106,15 @@ class _Responder:
             text, list(self._crops.values()), list(self._markets.values()),
             units=[t for t in self._units.values() if t.active] if self._units else None,
             kinds=[t for t in self._kinds.values() if t.active] if self._kinds else None,
+            languages=self.languages,
         )
         # A caller who never chose a language is answered in the language they wrote in.
         if self.profile.language is None and parsed.keyword_language:
             self.lang = parsed.keyword_language
-        handler = getattr(self, f"on_{parsed.intent}")
-        return handler(parsed)
+        reply = getattr(self, f"on_{parsed.intent}")(parsed)
+        if self.suffix and parsed.intent != "language" and self.fits(reply.text):
+            reply = replace(reply, text=reply.text + self.suffix)
+        return reply
 
     def on_help(self, parsed: Parsed) -> SmsReply:
         return self.reply(parsed, "sms.help", ussd=self.config.ussd_code)
@@ -112,10 +122,21 @@ class _Responder:
     on_unknown = on_help
 
     def on_language(self, parsed: Parsed) -> SmsReply:
-        if parsed.language is None:
+        chosen = next((lang for lang in self.languages if lang.code == parsed.language and lang.enabled), None)
+        if chosen is None:
             return self.reply(parsed, "sms.language_which")
-        self.lang = parsed.language
-        return self.reply(parsed, "sms.language_set", (SetLanguage(parsed.language),))
+        effects = (SetLanguage(chosen.code),)
+        if chosen in langs.offered(self.languages, self.catalog, spoken=False):
+            self.lang = chosen.code
+            return self.reply(parsed, "sms.language_set", effects)
+        if not chosen.voice:
+            return self.reply(parsed, "sms.language_which")
+        # Voice-only: calls will speak it; SMS stay in French, and say so.
+        self.lang = langs.FRENCH
+        number = self.config.voice_number
+        if number:
+            return self.reply(parsed, "sms.language_voice_only", effects, name=chosen.name, number=phone_local(number))
+        return self.reply(parsed, "sms.language_voice_only_call", effects, name=chosen.name)
 
     def on_channel(self, parsed: Parsed) -> SmsReply:
         """APPEL, SMS, LES DEUX: how price alerts come, as the alerts menu's option 5 sets it.

@@ -13,7 +13,7 @@ from typing import Protocol, Sequence
 from menus.pricecheck import PricePoint
 from menus.screen import Page
 
-LANGUAGES = ("fr", "bm")
+LANGUAGES = ("fr", "bm")  # the languages shipped with a catalog; others are data (Language)
 
 TIP_CATEGORIES = ("gap", "postharvest", "nutrition")
 
@@ -25,6 +25,19 @@ SERVICE_CATEGORIES = ("microfinance", "inputs", "extension", "storage")
 # Characters (after folding to ASCII) so that name, phone and summary share one USSD screen.
 SERVICE_NAME_MAX = 40
 SERVICE_SUMMARY_MAX = 60
+
+
+@dataclass(frozen=True)
+class Language:
+    """A language the menus may speak, as staff configured it (menus.languages)."""
+
+    code: str
+    name: str  # its own name, as its speakers write it: "Fulfulde"
+    name_fr: str = ""
+    written: bool = True  # has a catalog of texts: USSD and SMS can be in it
+    voice: bool = True  # calls are offered in it
+    enabled: bool = True
+    fallback: str = "fr"  # whose recordings stand in for its words, whose rules say its numbers
 
 
 @dataclass(frozen=True)
@@ -169,7 +182,8 @@ class DataView(Protocol):
 
     # units() and kinds() -> Sequence[Term] (every row, retired flagged) are optional: without
     # them the catalog's unit.* and kind.* texts name units and kinds, and the SMS parser uses
-    # its built-in words.
+    # its built-in words. languages() -> Sequence[Language] (in the order menus offer them) is
+    # optional too: without it, French and Bambara (menus.languages.DEFAULT_LANGUAGES).
 
     def latest_prices(self, crop_id: int) -> Sequence[PriceQuote]:
         """Latest quote per market for this crop, any order."""

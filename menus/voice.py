@@ -26,6 +26,7 @@ from menus.screen import (
     CropRef,
     Day,
     KindRef,
+    LanguageRef,
     MarketRef,
     Money,
     Number,
@@ -41,7 +42,8 @@ from menus.screen import (
     UnitRef,
     phrase,
 )
-from menus.types import Crop, DataView, Market, Term
+from menus import languages
+from menus.types import Crop, DataView, Language, Market, Term
 from menus.wording import Names
 from messages import Catalog, to_ussd
 from messages.voice import numbers
@@ -85,11 +87,17 @@ class DataNames:
         self._markets: dict[int, Market] | None = None
         self._terms: dict[str, dict[str, Term]] = {}
         self._buyers: dict[str, None] | None = None
+        self._languages: tuple[Language, ...] | None = None
 
     def crop(self, crop_id: int) -> Crop | None:
         if self._crops is None:
             self._crops = {c.id: c for c in self._data.crops()}
         return self._crops.get(crop_id)
+
+    def languages(self) -> tuple[Language, ...]:
+        if self._languages is None:
+            self._languages = languages.configured(self._data)
+        return self._languages
 
     def market(self, market_id: int) -> Market | None:
         if self._markets is None:
@@ -115,6 +123,16 @@ class VoiceRenderer:
     def __init__(self, catalog: Catalog, names: Names) -> None:
         self.catalog = catalog
         self.names = names
+        self._number_languages: dict[str, str] = {}
+
+    def numbers_in(self, lang: str) -> str:
+        """Whose rules say `lang`'s numbers: its own, else its fallback's (menus.languages)."""
+        found = self._number_languages.get(lang)
+        if found is None:
+            read = getattr(self.names, "languages", None)
+            configured = read() if read is not None else languages.DEFAULT_LANGUAGES
+            found = self._number_languages[lang] = languages.number_language(lang, configured)
+        return found
 
     # -- parts to clips ---------------------------------------------------------------------
 
@@ -138,7 +156,7 @@ class VoiceRenderer:
         return self.speak(p.first, lang) + self.speak(p.second, lang)
 
     def _money(self, p: Money, lang: str) -> list[Clip]:
-        clips = _numbers(numbers.say_money(round(p.amount), lang))
+        clips = _numbers(numbers.say_money(round(p.amount), self.numbers_in(lang)))
         if p.unit:
             clips += self.speak(phrase("voice.per_unit", unit=UnitRef(p.unit)), lang)
         return clips
@@ -147,16 +165,17 @@ class VoiceRenderer:
         direction = "voice.percent_up" if p.value > 0 else "voice.percent_down" if p.value < 0 else "voice.percent_none"
         if p.value == 0:
             return self.speak(phrase(direction), lang)
-        return self.speak(phrase(direction), lang) + _numbers(numbers.say_percent(abs(p.value), lang))
+        return self.speak(phrase(direction), lang) + _numbers(numbers.say_percent(abs(p.value), self.numbers_in(lang)))
 
     def _quantity(self, p: Quantity, lang: str) -> list[Clip]:
         # The number alone: the texts say the unit where their language puts it ("500 kilos",
         # Bambara "kilo 500"); `voice.<key>` wordings replace the written "kg".
-        return _numbers(numbers.say_number(p.kg, lang))
+        return _numbers(numbers.say_number(p.kg, self.numbers_in(lang)))
 
     def _phone(self, p: Phone, lang: str) -> list[Clip]:
         # Digit by digit, as numbers are read out to be written down.
-        return [clip for digit in p.e164.lstrip("+") for clip in _numbers(numbers.say_number(int(digit), lang))]
+        rules = self.numbers_in(lang)
+        return [clip for digit in p.e164.lstrip("+") for clip in _numbers(numbers.say_number(int(digit), rules))]
 
     def _crop(self, p: CropRef, lang: str) -> list[Clip]:
         crop = self.names.crop(p.id)
@@ -259,15 +278,17 @@ _SPEAK: dict[type, Callable[[VoiceRenderer, object, str], list[Clip]]] = {
     Text: VoiceRenderer._text,
     Money: VoiceRenderer._money,
     Quantity: VoiceRenderer._quantity,
-    Day: lambda r, p, lang: _numbers(numbers.say_date(p.day, lang)),
+    Day: lambda r, p, lang: _numbers(numbers.say_date(p.day, r.numbers_in(lang))),
     Percent: VoiceRenderer._percent,
-    Number: lambda r, p, lang: _numbers(numbers.say_number(p.value, lang)),
+    Number: lambda r, p, lang: _numbers(numbers.say_number(p.value, r.numbers_in(lang))),
     Phone: VoiceRenderer._phone,
     CropRef: VoiceRenderer._crop,
     MarketRef: VoiceRenderer._market,
     RegionRef: lambda r, p, lang: [Clip(f"{lang}.region.{_slug(p.name)}", p.name)] if p.name else [],
     UnitRef: lambda r, p, lang: r._term("units", "unit", p.code, lang),
     KindRef: lambda r, p, lang: r._term("kinds", "kind", p.code, lang),
+    # A language's name in its own voice, whichever language the prompt is in ("ff.language").
+    LanguageRef: lambda r, p, lang: [Clip(f"{p.code}.language", p.name)],
 }
 
 
@@ -300,6 +321,9 @@ def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str
         clips += _text_clips(catalog, lang, key)
     names = DataNames(data, today)
     renderer = VoiceRenderer(catalog, names)
+    own = next((known for known in names.languages() if known.code == lang), None)
+    if own is not None:
+        clips += renderer.speak(LanguageRef(own.code, own.name), lang)
     for crop in data.crops():
         if crop.active:
             clips += renderer.speak(CropRef(crop.id), lang)
@@ -313,6 +337,7 @@ def inventory(catalog: Catalog, lang: str, data: DataView, regions: Sequence[str
         for code, term in sorted(names.terms(what).items()):
             if term.active:
                 clips += renderer._term(what, prefix, code, lang)
-    clips += _numbers(numbers.all_clips(lang))
+    if renderer.numbers_in(lang) == lang:  # else its numbers are its fallback's clips, recorded there
+        clips += _numbers(numbers.all_clips(lang))
     seen: set[str] = set()
     return [c for c in clips if not (c.id in seen or seen.add(c.id))]

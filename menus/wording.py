@@ -12,6 +12,7 @@ from menus.screen import (
     CropRef,
     Day,
     KindRef,
+    LanguageRef,
     MarketRef,
     Money,
     Number,
@@ -96,6 +97,7 @@ _WORD: dict[type, Callable[[Wording, object, str], str]] = {
     CropRef: Wording._crop,
     MarketRef: Wording._market,
     RegionRef: lambda w, p, lang: p.name,
+    LanguageRef: lambda w, p, lang: p.name,
     UnitRef: lambda w, p, lang: w.term("units", "unit", p.code, lang),
     KindRef: lambda w, p, lang: w.term("kinds", "kind", p.code, lang),
 }

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Mapping
 
-LANGUAGES = ("fr", "bm")
+LANGUAGES = ("fr", "bm")  # shipped, complete, edited side by side in the console's Messages
 DEFAULT_LANGUAGE = "fr"
 
 
@@ -88,6 +88,14 @@ def load_file_catalog(language: str) -> dict[str, str]:
     return _flatten(tomllib.loads(raw))
 
 
+def written_languages() -> tuple[str, ...]:
+    """Every language with a catalog file: the shipped ones, then any added beside them
+    (messages/catalog/<code>.toml; a key it lacks is said in French)."""
+    folder = resources.files("messages").joinpath("catalog")
+    added = sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".toml") and f.name[:-5] not in LANGUAGES)
+    return (*LANGUAGES, *added)
+
+
 class Catalog:
     def __init__(
         self,
@@ -106,7 +114,17 @@ class Catalog:
         return Catalog(self._base, overrides)
 
     def keys(self, language: str = DEFAULT_LANGUAGE) -> set[str]:
-        return set(self._base[language])
+        """The keys of a language's texts; a language without a catalog (voice-only) says the
+        French ones, by its own recordings."""
+        return set(self._base.get(language) or self._base[DEFAULT_LANGUAGE])
+
+    def languages(self) -> tuple[str, ...]:
+        """The languages with a written catalog."""
+        return tuple(self._base)
+
+    def has_language(self, language: str) -> bool:
+        """Whether `language` has a written catalog (USSD and SMS can be in it)."""
+        return language in self._base
 
     def has(self, key: str) -> bool:
         return key in self._base[DEFAULT_LANGUAGE]
@@ -147,4 +165,4 @@ class Catalog:
 
 @lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
-    return Catalog({lang: load_file_catalog(lang) for lang in LANGUAGES})
+    return Catalog({lang: load_file_catalog(lang) for lang in written_languages()})

@@ -36,13 +36,23 @@ def signed_percent(value: int) -> str:
     return f"{sign}{format_decimal(abs(value), locale=_LOCALE)}%"
 
 
-@lru_cache(maxsize=1024)
+def phone_local(e164: str) -> str:
+    """A number as people dial it in its own country: "20 62 00 00" (a notice's narrow line)."""
+    return _phone(e164, international=False)
+
+
 def phone_display(e164: str) -> str:
     """A number as people read and dial it from any country: "+223 20 62 00 00"."""
+    return _phone(e164, international=True)
+
+
+@lru_cache(maxsize=1024)
+def _phone(e164: str, *, international: bool) -> str:
     import phonenumbers
 
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return e164
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    style = phonenumbers.PhoneNumberFormat.INTERNATIONAL if international else phonenumbers.PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(number, style)

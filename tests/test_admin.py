@@ -115,6 +115,8 @@ PAGES = [
     ("/admin/demands/1", EDITORS),
     ("/admin/tips", EDITORS),
     ("/admin/tips/1", EDITORS),
+    ("/admin/languages", EDITORS),
+    ("/admin/languages/bm", EDITORS),
     ("/admin/staff", ADMINS),
     ("/admin/audit", ADMINS),
 ]
@@ -136,6 +138,8 @@ POSTS = [
     ("/admin/demands/1/close", {}, EDITORS),
     ("/admin/tips/1", {"category": "gap", "title_fr": "T", "text_fr": "Texte"}, EDITORS),
     ("/admin/staff", {"email": "new@sugu.test", "password": "x" * 12, "role": "editor"}, ADMINS),
+    ("/admin/languages/bm", {"name": "Bamanankan", "name_fr": "bambara", "written": "on", "voice": "on", "enabled": "on",
+                             "fallback": "fr", "sort_order": "2"}, EDITORS),
     ("/admin/simulators/sms", {"phone": "+22370000001", "text": "aide"}, EVERYONE),
 ]
 

@@ -234,14 +234,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 from menus.paging import Item, paginate_shown  # noqa: E402
 from menus.screen import (  # noqa: E402
-    FREE_TEXT, NOTHING, QUANTITY, Choice, CropRef, Day, KindRef, MarketRef, Money, Number, Pair, Percent, Phone, Phrase,
-    Quantity, RegionRef, Text, UnitRef, phrase,
+    FREE_TEXT, NOTHING, QUANTITY, Choice, CropRef, Day, KindRef, LanguageRef, MarketRef, Money, Number, Pair, Percent,
+    Phone, Phrase, Quantity, RegionRef, Text, UnitRef, phrase,
 )  # fmt: skip
 from menus.wording import Wording  # noqa: E402
 from messages import to_ussd  # noqa: E402
 from tests.fakes import TODAY  # noqa: E402
 
-VOCABULARY = (Phrase, Pair, Money, Quantity, Day, Percent, Number, Phone, CropRef, MarketRef, RegionRef, UnitRef, KindRef, Text)
+VOCABULARY = (Phrase, Pair, Money, Quantity, Day, Percent, Number, Phone, CropRef, MarketRef, RegionRef, UnitRef, KindRef,
+              LanguageRef, Text)
 _OPTION = re.compile(r"^(\d+)\. ")
 
 

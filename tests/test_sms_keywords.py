@@ -206,6 +206,8 @@ LONG = {
     "error": "35",
     "what": "Pomme de terre Bandiagara",
     "alerts": "12 alertes",  # what a list too long for one SMS becomes
+    "name": "Koyra Chiini",  # a staff-added language's own name
+    "number": "20 62 00 00",  # the voice number, as dialled in Mali
 }
 # Composed only when the result fits one segment; a shorter template stands in otherwise.
 FITTED_WHEN_SENT = {"sms.trend_one_forecast"}

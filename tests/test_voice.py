@@ -39,10 +39,10 @@ class Heard(PromptAudio):
         self.prompts: list[str] = []
         self.clip_ids: list[list[str]] = []
 
-    def playlist(self, session, clips):
+    def playlist(self, session, clips, fallbacks=None):
         self.prompts.append(" ".join(c.text for c in clips))
         self.clip_ids.append([c.id for c in clips])
-        return super().playlist(session, clips)
+        return super().playlist(session, clips, fallbacks)
 
 
 @pytest.fixture

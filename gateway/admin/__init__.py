@@ -40,6 +40,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         dashboard,
         demands,
         intel,
+        languages,
         linkage,
         price_import,
         prices,
@@ -68,7 +69,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         name="admin_static",
     )
     for page in (accounts, dashboard, texts, prices, broadcasts, simulators, producers, demands, tips,
-                 linkage, intel, reference, price_import, studio, bulletins):
+                 linkage, intel, reference, price_import, studio, bulletins, languages):
         app.include_router(page.router)
 
     @app.exception_handler(LoginRequired)

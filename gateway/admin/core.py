@@ -45,7 +45,10 @@ def _ngettext(context: dict, n: int, one: str, other: str, /, **params: Any) -> 
 
 @pass_context
 def _word(context: dict, kind: str, code: Any) -> str:
-    return staff_text.word(context["lang"], kind, code)
+    found = staff_text.word(context["lang"], kind, code)
+    if kind == "language" and found == code:  # a language staff added: its name from the table
+        return context.get("language_names", {}).get(code, found)
+    return found
 
 
 @pass_context
@@ -99,6 +102,7 @@ NAV = [
     ("Messages", "admin_messages", ("editor",)),
     ("Recording studio", "admin_studio", ("editor",)),
     ("Radio bulletin", "admin_bulletins", ("editor", "reporter")),
+    ("Languages", "admin_languages", ("editor",)),
     ("Producers", "admin_producers", ("editor",)),
     ("Broadcasts", "admin_broadcasts", ("editor",)),
     ("Simulators", "admin_simulators", ("editor", "reporter")),

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from gateway.admin.charts import line_chart
-from gateway.admin.studio import STATUSES, coverage
+from gateway.admin.studio import STATUSES, coverage, language_names
 from gateway.admin.core import (
     UTC,
     AnyStaff,
@@ -113,6 +113,7 @@ def dashboard(request: Request, staff: AnyStaff):
         markets = session.exec(select(models.Market).order_by(models.Market.name)).all()
         reply_today = replies.today(session, now, settings.tz)
         voice = coverage(request, session)
+        names = language_names(request, session)
         crop_id = int_param(request.query_params.get("crop"), "crop", crops[0].id if crops else 0)
         market_id = int_param(request.query_params.get("market"), "market", markets[0].id if markets else 0)
         series = session.exec(
@@ -147,6 +148,7 @@ def dashboard(request: Request, staff: AnyStaff):
             "stale": stale,
             "posture": _posture(request, settings, reply_today),
             "voice": voice,
+            "language_names": names,
             "voice_statuses": STATUSES,
             "crops": crops,
             "markets": markets,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +22,7 @@ from gateway.aggregators.calling import DTMF_KEYS, INBOUND, VoiceCallback
 from gateway.core.configs import engine_config, sms_config
 from gateway.data import models
 from gateway.data.dataview import SqlDataView
-from gateway.voice.prompts import NoAudio
+from gateway.voice.prompts import NoAudio, fallback_chains
 from gateway.voice.service import MAX_SILENCES, Turn
 from gateway.voice.webhook import QUANTITY_DIGITS
 from menus.screen import QUANTITY
@@ -216,7 +216,7 @@ def voice_hop(app_state: Any, *, phone: str, session_id: str, digits: str | None
         row = session.exec(select(v).where(v.session_id == session_id)).one()
         inputs = tuple(row.inputs or ())
         screen = menus.run(list(inputs), profile=profile_from_snapshot(phone, row.start_profile or {}),
-                           data=SqlDataView(session), catalog=catalog, now=now, config=config)
+                           data=SqlDataView(session), catalog=catalog, now=now, config=replace(config, spoken=True))
         # A key that moved the menus on: what the screen it led to would change.
         effects = tuple(type(e).__name__ for e in screen.effects) if list(inputs) != list(before) else ()
         hop = VoiceHop(turn, screen, inputs, row.voice_page, row.silences, effects)
@@ -229,7 +229,8 @@ def voice_audio(app_state: Any, turn: Turn) -> str | None:
     call's, since the audio route serves it from the database. None when it cannot be made."""
     try:
         with app_state.db.unit_of_work() as session:
-            return app_state.prompt_audio.playlist(session, turn.clips)
+            fallbacks = fallback_chains(SqlDataView(session).languages())
+            return app_state.prompt_audio.playlist(session, turn.clips, fallbacks)
     except NoAudio:
         return None
 

@@ -1,6 +1,7 @@
 """Console pages: the recording studio (issue 16 items 4 and 6). Every clip the voice menus can
-play, per language, with what it plays now — a staff recording (reviewed, or waiting for another
-editor's review), the French recording borrowed for a Bambara word or name, a synthetic
+play, per language (every enabled voice language: console → Languages), with what it plays
+now — a staff recording (reviewed, or waiting for another editor's review), the French recording
+borrowed for a Bambara word or name (a staff-added language's fallback recording), a synthetic
 stand-in, or nothing yet —, the next one still to record, recorded in the browser or uploaded as
 a file, each clip's revisions, and the review of a new recording (listen, approve or reject).
 
@@ -38,10 +39,10 @@ from gateway.admin.core import (
 from gateway.core.deps import DbId
 from gateway.data import auth, models
 from gateway.data.content import current_catalog
-from gateway.data.dataview import SqlDataView
+from gateway.data.dataview import CachedDataView, SqlDataView
 from gateway.voice import prompts
+from menus.types import Language
 from menus.voice import Clip, inventory
-from messages.catalog import LANGUAGES
 from messages import staff as staff_text
 from messages.voice import audio
 
@@ -74,6 +75,7 @@ KIND_LABELS = {
     "scale": "hundred, thousand, million",
     "word": "word said with numbers",
     "say": "words written by staff",
+    "language": "language name",
 }
 
 MAX_SECONDS = prompts.MAX_CLIP_SECONDS
@@ -132,8 +134,22 @@ def kind_of(clip_id: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def voice_languages() -> tuple[str, ...]:
-    return LANGUAGES
+def configured_languages(request: Request, session: Session) -> tuple[Language, ...]:
+    return tuple(CachedDataView(session, request.app.state.content_cache).languages())
+
+
+def voice_languages(request: Request, session: Session) -> tuple[str, ...]:
+    """Every language calls are offered in (enabled, voice), in the menus' order."""
+    return tuple(lang.code for lang in configured_languages(request, session) if lang.enabled and lang.voice)
+
+
+def language_names(request: Request, session: Session) -> dict[str, str]:
+    """Staff's names of the configured languages, for word("language", code) in templates."""
+    return {lang.code: lang.name_fr or lang.name for lang in configured_languages(request, session)}
+
+
+def fallbacks(request: Request, session: Session) -> dict[str, tuple[str, ...]]:
+    return prompts.fallback_chains(configured_languages(request, session))
 
 
 def active_regions(session: Session) -> list[str]:
@@ -151,9 +167,9 @@ def clips_of(request: Request, session: Session, lang: str) -> list[Clip]:
     return request.app.state.content_cache.get(("voice-inventory", lang), load)
 
 
-def states(session: Session, clips: list[Clip]) -> list[ClipState]:
+def states(session: Session, clips: list[Clip], fallbacks: prompts.Fallbacks | None = None) -> list[ClipState]:
     ids = [c.id for c in clips]
-    playing = prompts.resolve(session, ids)
+    playing = prompts.resolve(session, ids, fallbacks)
     own = prompts.latest(session, ids)
     out = []
     for clip in clips:
@@ -180,7 +196,9 @@ def summary(found: list[ClipState]) -> dict[str, Any]:
 
 
 def every_state(request: Request, session: Session) -> dict[str, list[ClipState]]:
-    return {lang: states(session, clips_of(request, session, lang)) for lang in voice_languages()}
+    chains = fallbacks(request, session)
+    return {lang: states(session, clips_of(request, session, lang), chains)
+            for lang in voice_languages(request, session)}
 
 
 def coverage(request: Request, session: Session) -> dict[str, dict[str, Any]]:
@@ -190,7 +208,8 @@ def coverage(request: Request, session: Session) -> dict[str, dict[str, Any]]:
 
 def clip_or_404(request: Request, session: Session, clip_id: str) -> Clip:
     lang = clip_id.split(".", 1)[0]
-    found = next((c for c in clips_of(request, session, lang) if c.id == clip_id), None) if lang in voice_languages() else None
+    offered = voice_languages(request, session)
+    found = next((c for c in clips_of(request, session, lang) if c.id == clip_id), None) if lang in offered else None
     if found is None:
         raise HTTPException(404, "No such voice prompt.")
     return found
@@ -205,9 +224,9 @@ def revision_or_404(request: Request, session: Session, clip_id: str, revision_i
     return row
 
 
-def _language(request: Request) -> str:
+def _language(request: Request, offered: tuple[str, ...]) -> str:
     lang = request.query_params.get("lang", "")
-    return lang if lang in voice_languages() else voice_languages()[0]
+    return lang if lang in offered else offered[0]
 
 
 def _kind_labels(request: Request) -> dict[str, str]:
@@ -231,11 +250,12 @@ def _studio_page(request: Request, lang: str, clip_id: str = "", after: str = ""
                  status_code: int = 200):
     with db_of(request).unit_of_work() as session:
         every = every_state(request, session)
+        names = language_names(request, session)
     found = every[lang]
     current = next((s for s in found if s.id == clip_id), None) or _next_to_record(found, after)
     cover = {language: summary(those) for language, those in every.items()}
     return render(request, "studio.html", {
-        "cover": cover, "current": current, "languages": voice_languages(),
+        "cover": cover, "current": current, "languages": tuple(every), "language_names": names,
         "kinds": _kind_labels(request), "errors": errors or {}, "statuses": STATUSES,
         "max_seconds": int(MAX_SECONDS), "max_bytes": max_audio_bytes(request), "accept": ACCEPT,
         "voice_lang": lang,
@@ -245,7 +265,9 @@ def _studio_page(request: Request, lang: str, clip_id: str = "", after: str = ""
 @router.get("/studio", name="admin_studio")
 def studio_page(request: Request, staff: Editor):
     q = request.query_params
-    return _studio_page(request, _language(request), q.get("clip", "")[:160], q.get("after", "")[:160])
+    with db_of(request).unit_of_work() as session:
+        lang = _language(request, voice_languages(request, session))
+    return _studio_page(request, lang, q.get("clip", "")[:160], q.get("after", "")[:160])
 
 
 # -- every clip of a language: search, filter, pages ----------------------------------------------------
@@ -261,7 +283,6 @@ def _matches(s: ClipState, show: str, kind: str, needle: str) -> bool:
 
 @router.get("/studio/clips", name="admin_studio_clips")
 def clips_page(request: Request, staff: Editor):
-    lang = _language(request)
     params = request.query_params
     show = params.get("show", ALL)
     show = show if show in SHOW else ALL
@@ -269,7 +290,10 @@ def clips_page(request: Request, staff: Editor):
     kind = kind if kind in KIND_LABELS else ""
     q = params.get("q", "").strip()[:100]
     with db_of(request).unit_of_work() as session:
-        found = states(session, clips_of(request, session, lang))
+        offered = voice_languages(request, session)
+        lang = _language(request, offered)
+        found = states(session, clips_of(request, session, lang), fallbacks(request, session))
+        names = language_names(request, session)
     rows = [s for s in found if _matches(s, show, kind, q.casefold())]
     pages = max(1, -(-len(rows) // CLIPS_PER_PAGE))
     raw_page = params.get("page", "1")
@@ -277,7 +301,8 @@ def clips_page(request: Request, staff: Editor):
     query = {"lang": lang, "q": q, "kind": kind, "show": show}
     link = lambda n: path_for(request, "admin_studio_clips") + "?" + urlencode({**query, "page": n})  # noqa: E731
     return render(request, "studio_clips.html", {
-        "voice_lang": lang, "languages": voice_languages(), "rows": rows[(page - 1) * CLIPS_PER_PAGE: page * CLIPS_PER_PAGE],
+        "voice_lang": lang, "languages": offered, "language_names": names,
+        "rows": rows[(page - 1) * CLIPS_PER_PAGE: page * CLIPS_PER_PAGE],
         "found": len(rows), "total": len(found), "show": show, "shows": SHOW, "kind": kind,
         "kinds": _kind_labels(request), "present_kinds": sorted({s.kind for s in found}, key=list(KIND_LABELS).index),
         "q": q, "filtered": bool(q or kind or show != ALL), "page": page, "pages": pages,
@@ -315,20 +340,24 @@ def _clip_page(request: Request, clip_id: str, errors: dict | None = None, statu
     staff = current_staff(request)
     with db_of(request).unit_of_work() as session:
         clip = clip_or_404(request, session, clip_id)
-        state = states(session, [clip])[0]
+        chains = fallbacks(request, session)
+        state = states(session, [clip], chains)[0]
         playing = state.own.id if state.own is not None else None
         revisions = _revisions(session, clip_id, playing)
-        twin_id = prompts.twin(clip_id)
         twin = None
-        if twin_id is not None:
-            twin_clip = next((c for c in clips_of(request, session, "fr") if c.id == twin_id), None)
-            twin = states(session, [twin_clip])[0] if twin_clip else None
+        for twin_id in prompts.twins(clip_id, chains):  # the nearest fallback that has the clip
+            twin_lang = twin_id.split(".", 1)[0]
+            twin_clip = next((c for c in clips_of(request, session, twin_lang) if c.id == twin_id), None)
+            if twin_clip is not None:
+                twin = states(session, [twin_clip], chains)[0]
+                break
+        names = language_names(request, session)
     # The revision that waits for review, who made it, and whether this staff member may review it.
     pending = next((r for r in revisions if r["review"] == prompts.PENDING), None)
     return render(request, "studio_clip.html", {
         "s": state, "revisions": revisions, "twin": twin, "kinds": _kind_labels(request), "errors": errors or {},
         "max_seconds": int(MAX_SECONDS), "max_bytes": max_audio_bytes(request), "accept": ACCEPT,
-        "voice_lang": state.language, "pending": pending,
+        "voice_lang": state.language, "language_names": names, "pending": pending,
         "may_review": pending is not None and staff is not None and pending["row"].staff_id != staff.id,
     }, status_code=status_code)
 

@@ -70,6 +70,7 @@ SAMPLES = {
     "change": " +8%", "previous": "13 000", "previous_date": "21/11", "age": "", "days": "12", "weeks": "3",
     "buyer": "Lawal Int.", "quantity": "500", "place": "Sikasso", "until": "31/12/2026", "items": "Tomate Sikasso 28/11: 14 000F/kg (+8%)",
     "count": "2", "ussd": "*123#", "reason": "bien plus haut que d'habitude (13 500F)", "median": "13 500",
+    "name": "Fulfulde", "number": "20 62 00 00",
 }
 
 

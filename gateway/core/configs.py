@@ -12,11 +12,12 @@ def engine_config(settings: Settings) -> menus.EngineConfig:
         max_chars=settings.ussd_max_chars,
         max_steps=settings.ussd_max_steps,
         stale_after_days=settings.price_stale_days,
+        voice_number=settings.voice_number,
     )
 
 
 def sms_config(settings: Settings) -> SmsConfig:
     return SmsConfig(
         fold=settings.sms_fold, ussd_code=settings.ussd_code, report_tolerance=settings.price_report_tolerance,
-        reports_per_day=settings.max_reports_per_enumerator_per_day,
+        reports_per_day=settings.max_reports_per_enumerator_per_day, voice_number=settings.voice_number,
     )

@@ -39,6 +39,11 @@ class SqlDataView:
     def units(self) -> Sequence[m.Term]:
         return self._terms(models.Unit)
 
+    def languages(self) -> Sequence[m.Language]:
+        """Every configured language, disabled ones too (their farmers are told), in menu order."""
+        rows = self.session.exec(select(models.Language).order_by(models.Language.sort_order, models.Language.code))
+        return [m.Language(r.code, r.name, r.name_fr, r.written, r.voice, r.enabled, r.fallback) for r in rows]
+
     def kinds(self) -> Sequence[m.Term]:
         return self._terms(models.PriceKind)
 
@@ -190,8 +195,8 @@ def _collate(name: str) -> str:
 
 
 class ContentCache:
-    """Reference content (crops, markets, latest prices, demands, tips, services) kept in memory for a few
-    seconds. Every USSD hop replays the session and reads this content again; a short time to
+    """Reference content (crops, markets, languages, latest prices, demands, tips, services) kept
+    in memory for a few seconds. Every USSD hop replays the session and reads this content again; a short time to
     live keeps that off the database while staff changes still show within seconds, in every
     process (no invalidation messages to lose)."""
 
@@ -243,6 +248,9 @@ class CachedDataView:
 
     def units(self) -> Sequence[m.Term]:
         return self._cache.get(("units",), lambda: tuple(self._sql.units()))
+
+    def languages(self) -> Sequence[m.Language]:
+        return self._cache.get(("languages",), lambda: tuple(self._sql.languages()))
 
     def kinds(self) -> Sequence[m.Term]:
         return self._cache.get(("kinds",), lambda: tuple(self._sql.kinds()))

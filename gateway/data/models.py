@@ -149,7 +149,7 @@ ALERT_CHANNELS = ("sms", "voice", "both")
 class Producer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=20, unique=True, description="E.164")
-    language: str | None = Field(default=None, max_length=2)
+    language: str | None = Field(default=None, max_length=3)
     name: str = Field(default="", max_length=80)
     village: str = Field(default="", max_length=80)
     region: str = Field(default="", max_length=64)
@@ -227,7 +227,7 @@ class UssdSession(SQLModel, table=True):
     last_screen: str = Field(default="", max_length=32)
     # The main-menu branch the caller went into (prices, demands...), for the dashboard.
     section: str = Field(default="", max_length=32)
-    language: str | None = Field(default=None, max_length=2)
+    language: str | None = Field(default=None, max_length=3)
     errors: int = 0
     end_status: str | None = Field(default=None, max_length=16)
     end_cost: str | None = Field(default=None, max_length=32)
@@ -306,7 +306,7 @@ class SmsMessage(SQLModel, table=True):
     phone: str = Field(max_length=20, index=True)
     producer_id: int | None = Field(default=None, foreign_key="producer.id", index=True)
     kind: str = Field(max_length=16)  # reply | alert | broadcast | notice
-    language: str | None = Field(default=None, max_length=2)
+    language: str | None = Field(default=None, max_length=3)
     text: str = Field(sa_type=Text)
     encoding: str = Field(max_length=8)  # GSM-7 | UCS-2
     segments: int
@@ -534,7 +534,7 @@ class VoiceSession(SQLModel, table=True):
     keys: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     voice_page: int = 0
     silences: int = 0  # prompts in a row without a key press: the call ends after three
-    language: str | None = Field(default=None, max_length=2)
+    language: str | None = Field(default=None, max_length=3)
     last_screen: str = Field(default="", max_length=32)
     section: str = Field(default="", max_length=32)
     started_at: dt.datetime = _ts(index=True)
@@ -603,7 +603,7 @@ class VoiceCall(SQLModel, table=True):
     # A voice alert: its broadcast (one call per broadcast and phone, ever) and what it says.
     broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id", index=True)
     pairs: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    language: str = Field(default="fr", max_length=2)
+    language: str = Field(default="fr", max_length=3)
     status: str = Field(default="queued", max_length=16, index=True)
     # queued | calling | answered | not_answered | failed | refused
     due_at: dt.datetime = _ts(index=True)
@@ -615,5 +615,29 @@ class VoiceCall(SQLModel, table=True):
     duration_s: int | None = None
     amount: str | None = Field(default=None, max_length=32)
     reason: str = Field(default="", max_length=64)  # why it was refused or failed
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+# Languages farmers are served in are data (issue 16 item 10): staff add one in the console.
+LANGUAGE_CODE_MAX = 3  # ISO 639-1 where there is one ("ff"), else ISO 639-3 ("ses", "khq")
+
+
+class Language(SQLModel, table=True):
+    """A language the menus may speak. `written`: it has a catalog of texts
+    (messages/catalog/<code>.toml), so USSD and SMS can be in it; `voice`: calls are offered in it
+    (its recordings, made in the studio). A voice-only language reads French on USSD and SMS, and
+    says so. `fallback`: the language whose recordings stand in for its words and names not yet
+    recorded, and whose number rules say its numbers while it has no
+    messages/voice/rules/<code>.toml. Disabled: offered nowhere; its farmers get French, told why."""
+
+    code: str = Field(primary_key=True, max_length=LANGUAGE_CODE_MAX)
+    name: str = Field(max_length=40)  # its own name, as its speakers write it: "Fulfulde"
+    name_fr: str = Field(max_length=40)  # for staff: "peul"
+    written: bool = False
+    voice: bool = True
+    enabled: bool = True
+    sort_order: int = 0
+    fallback: str = Field(default="fr", max_length=LANGUAGE_CODE_MAX)  # "" for French itself
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()

@@ -350,7 +350,9 @@ def _alert_recipients(session: Session, broadcast: models.Broadcast, catalog: Ca
     for producer_id, (phone, language, _) in wanted.items():
         if phone in called and channels[producer_id] == "voice":
             continue
-        yield producer_id, phone, language, composer.texts(language, ordered[producer_id])
+        # A language without a catalog (voice-only) reads its SMS in French.
+        written = language if catalog.has_language(language) else "fr"
+        yield producer_id, phone, written, composer.texts(written, ordered[producer_id])
 
 
 def _record_carried(session: Session, broadcast: models.Broadcast, quotes: dict, composer: AlertComposer, settings: Settings) -> None:
@@ -366,7 +368,7 @@ def _record_carried(session: Session, broadcast: models.Broadcast, quotes: dict,
             ).order_by(col(obs.id).desc())
         ).first()
         items = {language: render_sms(composer.item(language, (crop_id, market_id)), language, fold=settings.sms_fold)
-                 for language in ("fr", "bm")}
+                 for language in composer.catalog.languages()}
         carried[pair_key(crop_id, market_id)] = {"observation": obs_id, "items": items}
     # Reassigned, not changed in place: the JSON column only notices assignments.
     broadcast.audience = {**broadcast.audience, "carried": carried}
@@ -378,7 +380,7 @@ def _custom_recipients(session: Session, broadcast: models.Broadcast, settings: 
         "bm": render_sms(broadcast.text_bm or broadcast.text_fr, "bm", fold=settings.sms_fold),
     }
     for producer_id, phone, language in session.exec(audience_query(Audience.from_dict(broadcast.audience))).all():
-        language = language or "fr"
+        language = language if language in texts else "fr"  # another language reads the French
         yield producer_id, phone, language, [texts[language]]
 
 

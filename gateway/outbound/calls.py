@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -44,6 +45,8 @@ from gateway.data import models
 from gateway.data.producers import insert_ignore
 from gateway.outbound import budgets, outbox
 from gateway.outbound.budgets import in_quiet_hours
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")  # a language code (models.Language)
 
 log = logging.getLogger("gateway.calls")
 
@@ -159,7 +162,7 @@ def _queue_alert_batch(session: Session, broadcast_id: int, alerts: list[tuple[s
     stamp, due = _utc(now), _utc(next_allowed(now, settings))
     rows = [{
         "phone": phone, "purpose": ALERT, "status": QUEUED, "due_at": due, "client_request_id": uuid.uuid4().hex,
-        "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs], "language": language if language in ("fr", "bm") else "fr",
+        "broadcast_id": broadcast_id, "pairs": [list(p) for p in pairs], "language": language if _LANGUAGE.fullmatch(language or "") else "fr",
         "attempts": 0, "minutes_reserved": 0, "reason": "", "created_at": stamp, "updated_at": stamp,
     } for phone, language, pairs in alerts if _per_phone_alerts(phone) in allowed]  # fmt: skip
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

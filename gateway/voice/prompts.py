@@ -22,13 +22,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gateway.data import models
 from gateway.data.producers import insert_ignore
+from menus import languages as langs
+from menus.types import Language
 from menus.voice import Clip
 from messages.voice import audio
 
@@ -41,6 +43,9 @@ SYNTHETIC, RECORDED, UPLOADED = "synthetic", "recorded", "uploaded"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 
 Synthesize = Callable[[str, str], bytes]
+# Per language, the languages whose recordings stand in for its words and names, nearest first
+# (menus.languages.fallbacks); a language it does not name borrows French.
+Fallbacks = Mapping[str, Sequence[str]]
 
 
 class NoAudio(RuntimeError):
@@ -80,9 +85,21 @@ def latest(session: Session, clips: Sequence[str]) -> dict[str, models.AudioProm
     return {row.clip: row for row in rows}
 
 
-# Clips a French recording may stand in for while the Bambara one is missing: words and names.
-# Never numbers: Bambara counts money in 5-franc units, so "fr.num.70" is not "bm.num.70".
+# Clips another language's recording may stand in for while a language's own is missing (French
+# for Bambara; a staff-added language's fallback): words and names. Never numbers (Bambara counts
+# money in 5-franc units, so "fr.num.70" is not "bm.num.70"; a language without number rules
+# says its fallback's number clips themselves), nor a language's own name ("ff.language").
 BORROWABLE = frozenset({"text", "crop", "market", "region", "unit", "kind", "buyer"})
+
+
+def fallback_chains(languages: Sequence[Language]) -> dict[str, tuple[str, ...]]:
+    """Fallbacks for every configured language (for resolve and PromptAudio.playlist)."""
+    return {lang.code: langs.fallbacks(lang.code, languages) for lang in languages}
+
+
+def _chain(language: str, fallbacks: Fallbacks | None) -> Sequence[str]:
+    found = fallbacks.get(language) if fallbacks is not None else None
+    return found if found is not None else (("fr",) if language != "fr" else ())
 
 
 def twin(clip: str, language: str = "fr") -> str | None:
@@ -92,20 +109,29 @@ def twin(clip: str, language: str = "fr") -> str | None:
     return f"{language}.{rest}" if lang != language and kind in BORROWABLE else None
 
 
-def resolve(session: Session, clips: Sequence[str]) -> dict[str, tuple[models.AudioPrompt, str | None]]:
-    """What each clip plays: its own newest recording; else, for words and names, the French
-    recording of the same clip (said as borrowed: the second item names it); else its own
-    synthetic stand-in. A clip with none of these is left out (to be synthesized)."""
+def twins(clip: str, fallbacks: Fallbacks | None = None) -> list[str]:
+    """The clips that may stand in for `clip`, nearest language first."""
+    chain = _chain(clip.partition(".")[0], fallbacks)
+    return [t for language in chain if (t := twin(clip, language)) is not None]
+
+
+def resolve(session: Session, clips: Sequence[str], fallbacks: Fallbacks | None = None
+            ) -> dict[str, tuple[models.AudioPrompt, str | None]]:
+    """What each clip plays: its own newest recording; else, for words and names, the recording
+    of the same clip in its language's fallbacks, nearest first (French for Bambara; said as
+    borrowed: the second item names it); else its own synthetic stand-in. A clip with none of
+    these is left out (to be synthesized)."""
     wanted = set(clips)
-    twins = {c: t for c in wanted if (t := twin(c)) is not None}
-    found = latest(session, [*wanted, *twins.values()])
+    stand_ins = {c: twins(c, fallbacks) for c in wanted}
+    found = latest(session, [*wanted, *(t for ts in stand_ins.values() for t in ts)])
     out: dict[str, tuple[models.AudioPrompt, str | None]] = {}
     for clip in wanted:
         own = found.get(clip)
-        borrowed = found.get(twins.get(clip, ""))
+        borrowed = next((row for t in stand_ins[clip] if (row := found.get(t)) is not None and row.source != SYNTHETIC),
+                        None)
         if own is not None and own.source != SYNTHETIC:
             out[clip] = (own, None)
-        elif borrowed is not None and borrowed.source != SYNTHETIC:
+        elif borrowed is not None:
             out[clip] = (borrowed, borrowed.clip)
         elif own is not None:
             out[clip] = (own, None)
@@ -177,8 +203,9 @@ class PromptAudio:
         self._cache: OrderedDict[tuple[str, ...], tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def playlist(self, session: Session, clips: Sequence[Clip]) -> str:
-        """The hash of the audio that says `clips`, in order (joined and stored when new)."""
+    def playlist(self, session: Session, clips: Sequence[Clip], fallbacks: Fallbacks | None = None) -> str:
+        """The hash of the audio that says `clips`, in order (joined and stored when new);
+        `fallbacks`: see resolve."""
         key = tuple(c.id for c in clips)
         now = time.monotonic()
         with self._lock:
@@ -186,7 +213,7 @@ class PromptAudio:
             if hit is not None and now - hit[0] < self.cache_s:
                 self._cache.move_to_end(key)
                 return hit[1]
-        digest = self._build(session, clips)
+        digest = self._build(session, clips, fallbacks)
         with self._lock:
             self._cache[key] = (now, digest)
             self._cache.move_to_end(key)
@@ -194,11 +221,11 @@ class PromptAudio:
                 self._cache.popitem(last=False)
         return digest
 
-    def _build(self, session: Session, clips: Sequence[Clip]) -> str:
-        found = {clip: row for clip, (row, _) in resolve(session, [c.id for c in clips]).items()}
+    def _build(self, session: Session, clips: Sequence[Clip], fallbacks: Fallbacks | None) -> str:
+        found = {clip: row for clip, (row, _) in resolve(session, [c.id for c in clips], fallbacks).items()}
         for clip in clips:
             if clip.id not in found:
-                found[clip.id] = self._synthetic(session, clip)
+                found[clip.id] = self._synthetic(session, clip, fallbacks)
         hashes = [found[c.id].audio_hash for c in clips]
         name = hashlib.sha256(("playlist:" + ",".join(hashes)).encode()).hexdigest()
         if session.get(models.AudioBlob, name) is not None:
@@ -213,10 +240,10 @@ class PromptAudio:
         }, ["hash"])
         return name
 
-    def _synthetic(self, session: Session, clip: Clip) -> models.AudioPrompt:
+    def _synthetic(self, session: Session, clip: Clip, fallbacks: Fallbacks | None = None) -> models.AudioPrompt:
         language = clip.id.split(".", 1)[0]
         try:
-            raw = self.synthesize(clip.text, language)
+            raw = self.synthesize(clip.text, _voice_for(language, fallbacks))
             data = audio.normalise(raw, max_seconds=MAX_CLIP_SECONDS)
         except Exception as exc:  # no engine, or nothing it could say: the prompt cannot be made
             raise NoAudio(f"no audio for clip {clip.id}: {exc}") from exc
@@ -228,6 +255,14 @@ class PromptAudio:
             "audio_hash": digest, "source": SYNTHETIC, "text": clip.text,
         }, ["clip", "revision"])
         return latest(session, [clip.id])[clip.id]
+
+
+def _voice_for(language: str, fallbacks: Fallbacks | None) -> str:
+    """The speech engine's voice for a stand-in: the language's own, else its nearest fallback's
+    (a staff-added language's clips carry its fallback's words until someone records them)."""
+    from messages.voice import synth
+
+    return next((lang for lang in (language, *_chain(language, fallbacks)) if lang in synth.VOICES), language)
 
 
 def audio_bytes(session: Session, digest: str) -> bytes | None:

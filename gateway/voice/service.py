@@ -22,8 +22,9 @@ from gateway.data import models
 from gateway.data.dataview import SqlDataView
 from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
 from gateway.outbound.replies import ReplyRules
+from menus import languages as langs
 from menus import types as m
-from menus.screen import QUANTITY, CropRef, Layout, MarketRef, Money, Page, Percent, UnitRef, phrase
+from menus.screen import QUANTITY, CropRef, LanguageRef, Layout, MarketRef, Money, Page, Percent, UnitRef, phrase
 from menus.voice import (
     BACK_KEY,
     HOME_KEY,
@@ -42,8 +43,7 @@ log = logging.getLogger("gateway.voice")
 # Prompts in a row without a key press before the call ends: the prompt is said three times.
 MAX_SILENCES = 3
 HOME_INPUT, BACK_INPUT = "00", "0"  # what the menus take for "main menu" and "back"
-LANGUAGE_INPUTS = {"fr": "1", "bm": "2"}  # the first screen's choices, for a caller never asked
-# The first screen asks the language: said in every language the menus speak.
+# The first screen asks the language: said in every language offered by voice.
 LANGUAGE_SCREENS = frozenset({"lang_first"})
 
 
@@ -59,6 +59,8 @@ class Turn:
 
 def _screen(inputs: Sequence[str], profile: m.Profile, data: m.DataView, catalog: Catalog, now: dt.datetime,
             config: menus.EngineConfig) -> m.Screen:
+    # The menus as a call has them: languages offered by voice (menus.languages).
+    config = config if config.spoken else replace(config, spoken=True)
     return menus.run(list(inputs), profile=profile, data=data, catalog=catalog, now=now, config=config)
 
 
@@ -67,7 +69,10 @@ def _prompt(screen: m.Screen, renderer: VoiceRenderer, offset: int, *, greeting:
     page = screen.structure or Page(Layout(None, nav=False), end=screen.end)
     if notice is not None:
         page = replace(page, notice=phrase(notice))
-    languages = ("fr", "bm") if screen.screen_id in LANGUAGE_SCREENS else (screen.language,)
+    if screen.screen_id in LANGUAGE_SCREENS:  # the languages it offers, each saying it in turn
+        languages = tuple(c.label.code for c in page.layout.choices() if isinstance(c.label, LanguageRef))
+    else:
+        languages = (screen.language,)
     clips: list[Clip] = []
     prompt = None
     for index, lang in enumerate(languages):
@@ -226,7 +231,11 @@ def _crop_markets_inputs(crop_id: int, profile: m.Profile, data: m.DataView, cat
                          config: menus.EngineConfig, language: str) -> list[str]:
     """The menu inputs that lead to a crop's markets (prices, then that crop), found on the
     screens themselves so that they follow the menus' order."""
-    inputs = [] if profile.language else [LANGUAGE_INPUTS.get(language, "1")]
+    inputs: list[str] = []
+    if not profile.language:  # a caller never asked: the first screen's choice of the alert's language
+        first = _screen(inputs, profile, data, catalog, now, config).structure
+        inputs.append(str(next((c.number for c in first.layout.choices()
+                                if isinstance(c.label, LanguageRef) and c.label.code == language), 1)))
     main = _screen(inputs, profile, data, catalog, now, config).structure
     prices = next((c.number for c in main.layout.choices() if getattr(c.label, "key", "") == "main.prices"), 1)
     inputs.append(str(prices))
@@ -253,8 +262,9 @@ def answer_alert(
     markets" (which goes on into the menus, at the first crop's markets)."""
     row = session.exec(select(models.VoiceSession).where(models.VoiceSession.session_id == call.session_id)).first()
     stamp = now.astimezone(dt.timezone.utc)
-    language = voice_call.language or "fr"
     data = data or SqlDataView(session)
+    # Said in the alert's language while calls are offered in it; else in French (menus.languages).
+    language = langs.serve(voice_call.language, langs.configured(data), catalog, spoken=True).language
     renderer = VoiceRenderer(catalog, DataNames(data, now.date()))
     if row is not None and row.last_screen != ALERT_SCREEN:
         return answer(session, call=call, now=now, catalog=catalog, config=config, data=data, rules=rules, fold=fold)

@@ -138,11 +138,11 @@ async def voice_callback(request: Request) -> Response:
             answer = voice.answer
             if placed is not None and placed.purpose == calls.ALERT:
                 answer = partial(voice.answer_alert, voice_call=placed)
-            turn = answer(session, call=call, now=clock(), catalog=catalog, config=config,
-                          data=CachedDataView(session, state.content_cache), rules=state.reply_rules,
-                          fold=settings.sms_fold)
+            data = CachedDataView(session, state.content_cache)
+            turn = answer(session, call=call, now=clock(), catalog=catalog, config=config, data=data,
+                          rules=state.reply_rules, fold=settings.sms_fold)
             language[0] = turn.language
-            digest = state.prompt_audio.playlist(session, turn.clips)
+            digest = state.prompt_audio.playlist(session, turn.clips, prompts.fallback_chains(data.languages()))
             return _response(turn, digest, callback, audio_base)
 
     try:

@@ -287,6 +287,15 @@ def _clip_order(clip: Clip) -> tuple[int, int, str, str]:
 # --- reading the rules ------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=None)
+def has_rules(lang: str) -> bool:
+    """Whether a native speaker has written `rules/<lang>.toml`. A language without (one staff
+    added in the console) has its numbers said by its fallback's rules: menus.languages."""
+    return isinstance(lang, str) and bool(re.fullmatch(r"[a-z]{2,3}", lang)) and (
+        resources.files(__package__).joinpath("rules", f"{lang}.toml").is_file()
+    )
+
+
 @lru_cache(maxsize=None)  # read once per process: a reviewer's change needs a restart
 def _rules(lang: str) -> _Rules:
     if not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2,3}", lang):

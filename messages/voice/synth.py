@@ -59,6 +59,8 @@ _BAMBARA_FOR_SWAHILI = {
     "ŋ": "ng", "Ŋ": "Ng",
 }
 
+# A language staff add in the console has no voice here: its stand-ins are said by its fallback
+# language's voice (gateway.voice.prompts), until someone records them.
 VOICES: dict[str, _Voice] = {
     "fr": _Voice("fr", {}),
     "bm": _Voice("sw", _BAMBARA_FOR_SWAHILI),  # a stand-in: see the module docstring
