@@ -774,3 +774,25 @@ def test_the_studio_in_french(french):
         assert french_text in text, french_text
     assert '<a href="/admin/studio" class="on" aria-current="page">Studio d&#39;enregistrement</a>' in page
     assert '<script src="/admin/static/studio.js" defer></script>' in page and "nonce" not in page.split("<main", 1)[1]
+
+
+def test_recordings_made_before_reviews_existed_wait_for_one(empty_db_url):
+    from sqlalchemy import create_engine, text
+
+    from gateway.core import migrate
+
+    migrate.upgrade(empty_db_url, "0012")
+    engine = create_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO audio_blob (hash, mime, size, duration_ms, data, created_at) "
+                              "VALUES ('h', 'audio/wav', 1, 1, :data, :at)"), {"data": b"\0", "at": NOW})
+            for revision, source in ((1, "synthetic"), (2, "recorded"), (3, "uploaded")):
+                conn.execute(text("INSERT INTO audio_prompt (clip, language, revision, audio_hash, source, text, created_at) "
+                                  "VALUES ('fr.crop.1', 'fr', :r, 'h', :s, 'Tomate', :at)"), {"r": revision, "s": source, "at": NOW})
+        migrate.upgrade(empty_db_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT source, review, reviewed_by FROM audio_prompt ORDER BY revision")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [("synthetic", "", ""), ("recorded", "pending", ""), ("uploaded", "pending", "")]

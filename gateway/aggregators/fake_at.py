@@ -443,6 +443,23 @@ pre{{margin:0;white-space:pre-wrap}}</style></head>
 </table></body></html>"""
 
 
+def add_form_route(app, path: str, handle: Callable[[dict[str, str], str | None], tuple[Response, float]]) -> None:
+    """POST `path`: Africa's Talking's form and `apiKey` header given to `handle`, which answers
+    with the response and the delay to wait first."""
+
+    # The form is read by hand rather than declared with Form(...): a missing field must be a 400
+    # with AT's text, not FastAPI's 422, and the request must be logged whatever it holds.
+    @app.post(path)
+    async def answer(request: Request) -> Response:
+        raw = await request.form()
+        form = {key: value for key, value in raw.items() if isinstance(value, str)}
+        response, delay = handle(form, request.headers.get("apiKey"))
+        if delay > 0:
+            # asyncio.sleep, not time.sleep: the other requests (and /_fake) keep being served.
+            await asyncio.sleep(delay)
+        return response
+
+
 def add_request_log_routes(app, fake) -> None:
     """The requests a fake got (GET, DELETE to forget them). `fake` has requests() and reset()."""
 
@@ -502,18 +519,7 @@ def create_fake_at_app(fake: FakeAT | None = None) -> FastAPI:
     app = FastAPI(title="Fake Africa's Talking SMS API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.fake = fake
 
-    # The form is read by hand rather than declared with Form(...): a missing field must be a 400
-    # with AT's text, not FastAPI's 422, and the request must be logged whatever it holds.
-    @app.post(MESSAGING_PATH)
-    async def send_sms(request: Request) -> Response:
-        raw = await request.form()
-        form = {key: value for key, value in raw.items() if isinstance(value, str)}
-        response, delay = fake.handle_send(form, request.headers.get("apiKey"))
-        if delay > 0:
-            # asyncio.sleep, not time.sleep: the other requests (and /_fake) keep being served.
-            await asyncio.sleep(delay)
-        return response
-
+    add_form_route(app, MESSAGING_PATH, fake.handle_send)
     add_log_routes(app, fake)
     add_config_routes(app, fake, CONFIG_KEYS)
 

@@ -16,7 +16,6 @@ loudly unless it is real audio (WAV or MP3). Everything it did is in `transcript
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
 import datetime as dt
 import itertools
@@ -32,7 +31,7 @@ from typing import Any, Callable, Generator, Iterable, Union
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 # The SMS fake's configuration checks and routes, error answers and server thread serve this one too.
@@ -45,6 +44,7 @@ from gateway.aggregators.fake_at import (
     _integer,
     _number,
     add_config_routes,
+    add_form_route,
     add_request_log_routes,
     serve_in_thread,
 )
@@ -275,15 +275,7 @@ def create_fake_at_voice_app(fake: FakeATVoice | None = None) -> FastAPI:
     app = FastAPI(title="Fake Africa's Talking Voice API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.fake = fake
 
-    @app.post(CALL_PATH)
-    async def place_call(request: Request) -> Response:
-        raw = await request.form()
-        form = {key: value for key, value in raw.items() if isinstance(value, str)}
-        response, delay = fake.handle_call(form, request.headers.get("apiKey"))
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return response
-
+    add_form_route(app, CALL_PATH, fake.handle_call)
     add_request_log_routes(app, fake)
     add_config_routes(app, fake, CONFIG_KEYS)
 
