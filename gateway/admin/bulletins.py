@@ -17,6 +17,12 @@ from gateway.voice import bulletin
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
+def _languages(request: Request, session, catalog) -> tuple[str, ...]:
+    """The voice languages with a written catalog: a bulletin's words are the catalog's (a
+    voice-only language has none yet; its bulletin would need prompts of its own)."""
+    return tuple(lang for lang in voice_languages(request, session) if catalog.has_language(lang))
+
+
 @router.get("/bulletins", name="admin_bulletins")
 def bulletins_page(request: Request, staff: PriceStaff):
     """Only the words: the audio of each is made when it is played or downloaded."""
@@ -26,9 +32,10 @@ def bulletins_page(request: Request, staff: PriceStaff):
     with db_of(request).unit_of_work() as session:
         catalog = current_catalog(session, state.content_cache)
         data = CachedDataView(session, state.content_cache)
+        languages = _languages(request, session, catalog)
         for code, region in bulletin.regions_by_code(session).items():
             said = [(lang, bulletin.script(region=region, language=lang, today=today, catalog=catalog, data=data))
-                    for lang in voice_languages()]
+                    for lang in languages]
             rows.append({"code": code, "region": region, "bulletins": said})
     week_of = rows[0]["bulletins"][0][1].week_of if rows else None
     return render(request, "bulletins.html", {"rows": rows, "week_of": week_of})
@@ -37,19 +44,17 @@ def bulletins_page(request: Request, staff: PriceStaff):
 @router.get("/bulletins/{code}.mp3", name="admin_bulletin_mp3")
 async def bulletin_mp3(request: Request, code: str, staff: PriceStaff):
     language = request.query_params.get("language", "fr")
-    if language not in voice_languages():
-        raise HTTPException(404, "No such bulletin.")
     state = request.app.state
     today = now_of(request).date()
 
     def make() -> tuple[bytes, str]:
         # Joining the clips and encoding the MP3 is CPU work (a second or so): off the event loop.
         with db_of(request).unit_of_work() as session:
+            catalog = current_catalog(session, state.content_cache)
             region = bulletin.regions_by_code(session).get(code)
-            if region is None:
+            if region is None or language not in _languages(request, session, catalog):
                 raise HTTPException(404, "No such bulletin.")
-            made = bulletin.make(session, region=region, language=language, today=today,
-                                 catalog=current_catalog(session, state.content_cache),
+            made = bulletin.make(session, region=region, language=language, today=today, catalog=catalog,
                                  data=CachedDataView(session, state.content_cache), prompt_audio=state.prompt_audio)
         return made.mp3, bulletin.download_name(region, language, made.week_of)
 
