@@ -237,3 +237,25 @@ def _write_weights(weights: list[tuple[str, int, int]]) -> None:
     lines.append(f"\nHeaviest: `{heaviest[0]}` at {heaviest[1] / 1000:.1f} kB; "
                  f"measured {dt.date.today().isoformat()} at 360×740, cold load.")
     WEIGHTS.write_text("\n".join(lines) + "\n")
+
+
+def test_issue15_navigation_folds_behind_a_menu_on_a_phone(chromium, french_console, problems):
+    """Finding: at 390 px the navigation took four lines on every page. On a phone it folds behind
+    one Menu button (the header keeps the brand, the button and who is signed in); on a laptop it
+    shows at once and the button is hidden."""
+    url, _crop, _market = french_console
+    for viewport, folded in ((PHONE_SMALL, True), (LAPTOP, False)):
+        context, page = _signed_in_context(chromium, url, viewport)
+        problems.watch(page)
+        page.goto("/admin/prices")
+        menu, nav = page.locator("header .menu-button"), page.locator("header nav")
+        prices = nav.get_by_role("link", name="Prix", exact=True)
+        assert menu.is_visible() == folded and prices.is_visible() == (not folded), viewport
+        header = page.locator("header.top").bounding_box()["height"]
+        assert header <= (110 if folded else 80), f"header {header} px high at {viewport['width']} px"
+        if folded:
+            menu.click()
+            assert prices.is_visible()
+            prices.click()
+            page.wait_for_url("**/admin/prices")
+        context.close()
