@@ -191,6 +191,30 @@ def test_issue15_console_created_account_must_set_its_own_password(browsers, db)
     assert b.get("/admin/prices").status_code == 200
 
 
+@pytest.mark.parametrize("command", [("staff", "first-admin", "--email", "boss@sugu.test"),
+                                     ("setup", "--first-admin", "boss@sugu.test")], ids=["staff-first-admin", "setup"])
+def test_issue15_first_admin_one_time_password_must_be_changed(settings, db, clock, gateway, command):
+    """Finding: the one-time administrator password printed at installation was never forced to
+    change. The first sign-in with it leads to the account page, and nothing else opens until a
+    new password is set."""
+    code, output = gateway(*command)
+    assert code == 0, output
+    one_time = re.search(r"one-time password (\S+)", output).group(1)
+    assert user(db, "boss@sugu.test").must_change_password
+    b = Browser(create_app(settings, clock=clock))
+    try:
+        signed = b.login("boss@sugu.test", one_time)
+        assert signed.status_code == 303 and signed.headers["location"] == "/admin/account"
+        for path in ("/admin/", "/admin/staff", "/admin/prices"):
+            assert b.get(path).headers.get("location") == "/admin/account", path
+        assert b.post("/admin/account/password", {"current": one_time, "new": "the boss's own passphrase",
+                                                  "repeat": "the boss's own passphrase"}).status_code == 303
+        assert b.get("/admin/staff").status_code == 200
+        assert not user(db, "boss@sugu.test").must_change_password
+    finally:
+        b.close()
+
+
 def test_issue15_reset_password_prints_one_time_password(browsers, db, gateway):
     editor = browsers("editor")
     code, output = gateway("staff", "reset-password", "Editor@sugu.test")

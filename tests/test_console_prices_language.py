@@ -205,6 +205,38 @@ def test_issue15_prices_are_written_with_grouped_digits_and_french_dates(french,
     assert f"13{NNBSP}500 F/panier" in page and YESTERDAY.strftime("%d/%m/%Y") in page
 
 
+def _history(b, page: str = "") -> tuple[list[int], str, str]:
+    """The price ids listed on a page of the history, its chart and its pager."""
+    text = b.get(f"/admin/prices/history?crop={TOMATO}&market={SIKASSO}" + (f"&page={page}" if page else "")).text
+    ids = [int(i) for i in re.findall(r'<td data-label="#">(\d+)</td>', text)]
+    chart = re.search(r'<svg class="chart".*?</svg>', text, re.S).group(0)
+    pager = (re.search(r'<nav class="pager.*?</nav>', text, re.S) or re.search("$", "")).group(0)
+    return ids, chart, pager
+
+
+def test_issue15_price_history_comes_in_pages(french, db):
+    """Finding (walk-through at 360 px): the history listed 120 cards, 25,000 px tall. It lists
+    30 at a time, newest first, with links that keep the crop and market; the chart still draws
+    every price."""
+    with db.unit_of_work() as session:
+        obs = models.PriceObservation
+        listed = min(120, session.exec(select(func.count()).select_from(obs).where(
+            obs.crop_id == TOMATO, obs.market_id == SIKASSO)).one())
+    assert listed > 60  # the demo data: three pages at least
+    first, chart, pager = _history(french)
+    second, chart_two, pager_two = _history(french, "2")
+    assert len(first) == len(second) == 30 and not set(first) & set(second)
+    assert chart == chart_two
+    assert f'href="/admin/prices/history?crop={TOMATO}&amp;market={SIKASSO}&amp;page=2" rel="next"' in pager
+    assert "Page 1 sur" in pager and 'rel="prev"' not in pager
+    assert 'rel="prev"' in pager_two and "Page 2 sur" in pager_two
+    last = str(-(-listed // 30))
+    for page in (last, "9999", "abc", "0"):  # past the end: the last page; not a number: the first
+        ids = _history(french, page)[0]
+        assert ids == (first if page in ("abc", "0") else _history(french, last)[0]), page
+    assert len(_history(french, last)[0]) == listed - 30 * (int(last) - 1)
+
+
 @pytest.mark.parametrize(
     "typed, shown, status",
     [

@@ -50,12 +50,14 @@ def test_issue15_ussd_simulator_keeps_the_sms_reply(browser):
     assert screen_of(page).startswith("Sugu")
 
 
-@pytest.mark.parametrize("path,ended", [("", False), ("1", False)])
+@pytest.mark.parametrize("path,ended", [("", False), ("1", False), ("2*1*1*500*1", True)],
+                         ids=["first-screen", "next-screen", "end-screen"])
 def test_issue15_ussd_simulator_shows_no_protocol_word(browser, path, ended):
     page = browser("editor").post("/admin/simulators/ussd", {"ussd_phone": "+22370000042", "path": path, "dialled": "1",
-                                                             "restart": "" if path else "1"}).text
+                                                             "language": "fr", "restart": "" if path else "1"}).text
     screen = screen_of(page)
     assert not screen.startswith(("CON ", "END ")), screen
+    assert ('id="ussd-ended"' in page) == ended, screen
 
 
 def test_issue15_dial_button_looks_like_the_call_key(browser):

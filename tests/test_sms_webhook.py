@@ -164,6 +164,31 @@ def test_reply_limit_announces_itself_and_never_hides_a_stop(sms_settings, db, f
         assert producer.opted_out and producer.language == "bm"
 
 
+@pytest.mark.parametrize(
+    "text, confirmation",
+    [
+        pytest.param("STOP", "Vous ne recevrez plus d'alertes Sugu", id="stop"),
+        pytest.param("START", "Alertes Sugu reprises", id="start"),
+        pytest.param("LANGUE BM", "Kan: bamanankan", id="language"),
+        pytest.param("ALERTE TOMATE SIKASSO", "Alertes Tomate à Sikasso activées", id="subscribe"),
+    ],
+)
+def test_reply_limit_never_hides_a_change_of_state(sms_settings, db, fake_at, text, confirmation):
+    """Finding (issue 15): a STOP sent after the day's replies ran out was applied silently. Each
+    change of state (STOP, START, language, a new alert) is confirmed past the cap; a question is not."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    settings = sms_settings.model_copy(update={"sms_replies_per_day": 2})
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        for sent in ("aide", "aide", "aide", text, "aide"):
+            assert sms(client, sent).status_code == 200
+    texts = [body for _, body, _ in fake_at.sent_messages()]
+    assert len(texts) == 3, texts  # two questions answered, the third and the last not; the change confirmed
+    assert texts[2].startswith(confirmation), texts[2]
+
+
 def test_reply_waits_in_the_outbox_when_the_aggregator_is_down(sms_client, db, fake_at):
     fake_at.configure(fail_next=[503])
     assert sms(sms_client, "aide").status_code == 200  # the farmer's message is safe

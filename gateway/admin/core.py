@@ -6,6 +6,7 @@ import datetime as dt
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request
@@ -256,6 +257,17 @@ def path_for(request: Request, name: str, /, **params: Any) -> str:
     a Location header or a link (cache poisoning, phishing links). Browsers resolve it against
     the page they are on; absolute URLs, where one is needed, come from GATEWAY_PUBLIC_URL."""
     return request.scope.get("root_path", "") + str(request.app.url_path_for(name, **params))
+
+
+def paged(request: Request, rows: list, per_page: int, route: str, query: dict[str, Any]) -> dict[str, Any]:
+    """One page of `rows` (?page=N; a number out of range gives the nearest page) and the links
+    to its neighbours, which keep `query` (the page's filters)."""
+    pages = max(1, -(-len(rows) // per_page))
+    raw = request.query_params.get("page", "1")
+    page = min(int(raw), pages) if raw.isdigit() and 0 < len(raw) <= 4 and int(raw) > 0 else 1
+    link = lambda n: path_for(request, route) + "?" + urlencode({**query, "page": n})  # noqa: E731
+    return {"rows": rows[(page - 1) * per_page: page * per_page], "page": page, "pages": pages,
+            "previous": link(page - 1) if page > 1 else "", "next": link(page + 1) if page < pages else ""}
 
 
 def public_url(request: Request, path: str) -> str:

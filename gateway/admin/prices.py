@@ -23,6 +23,7 @@ from gateway.admin.core import (
     int_param,
     language_of,
     now_of,
+    paged,
     path_for,
     render,
     settings_of,
@@ -335,6 +336,9 @@ def _approve_confirmation(request: Request, session, row: models.PriceObservatio
                         button=tr(request, "Publish and alert"), cancel=path_for(request, "admin_prices"))
 
 
+HISTORY_PER_PAGE = 30
+
+
 @router.get("/prices/history", name="admin_price_history")
 def price_history(request: Request, staff: PriceStaff):
     with db_of(request).unit_of_work() as session:
@@ -347,7 +351,9 @@ def price_history(request: Request, staff: PriceStaff):
             select(obs).where(obs.crop_id == crop.id, obs.market_id == market.id).order_by(col(obs.observed_on).desc(), col(obs.id).desc()).limit(120)
         ).all()
     published = sorted((o.observed_on, o.price) for o in rows if o.status == "published")
-    return render(request, "price_history.html", {"crop": crop, "market": market, "rows": rows, "chart": line_chart(
+    # The chart draws every row; the list shows HISTORY_PER_PAGE (120 cards were 25,000 px tall at 360 px).
+    one_page = paged(request, rows, HISTORY_PER_PAGE, "admin_price_history", {"crop": crop.id, "market": market.id})
+    return render(request, "price_history.html", {"crop": crop, "market": market, **one_page, "chart": line_chart(
         published, lang=language_of(request), axis_label=tr(request, "FCFA per {unit}", unit=_unit_word(request, rows)),
         empty_text=tr(request, "Not enough published prices for a chart yet."), label=tr(request, "Price history"))})
 

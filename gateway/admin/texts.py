@@ -6,7 +6,6 @@ import datetime as dt
 import string
 from collections import defaultdict
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -24,7 +23,7 @@ from gateway.admin.core import (
     flash,
     language_of,
     now_of,
-    path_for,
+    paged,
     render,
     settings_of,
     tr,
@@ -157,17 +156,10 @@ def messages_page(request: Request, staff: Editor):
         and (not needle or any(needle in r[name].casefold() for name in ("key", "fr", "bm")))
     ]
     # Pages of MESSAGES_PER_PAGE: the whole catalog in one page weighed 94 kB on a phone.
-    pages = max(1, -(-len(rows) // MESSAGES_PER_PAGE))
-    raw_page = request.query_params.get("page", "1")
-    page = min(int(raw_page), pages) if raw_page.isdigit() and 0 < len(raw_page) <= 4 and int(raw_page) > 0 else 1
-    shown = rows[(page - 1) * MESSAGES_PER_PAGE: page * MESSAGES_PER_PAGE]
-    query = {"q": q, "section": section, "show": show}
-    link = lambda n: path_for(request, "admin_messages") + "?" + urlencode({**query, "page": n})  # noqa: E731
-    return render(request, "messages.html", {"rows": shown, "found": len(rows), "total": len(every), "show": show,
+    one_page = paged(request, rows, MESSAGES_PER_PAGE, "admin_messages", {"q": q, "section": section, "show": show})
+    return render(request, "messages.html", {**one_page, "found": len(rows), "total": len(every), "show": show,
                                              "q": q, "section": section, "sections": sections,
-                                             "filtered": bool(q or section or show != "all"), "page": page,
-                                             "pages": pages, "previous": link(page - 1) if page > 1 else "",
-                                             "next": link(page + 1) if page < pages else ""})
+                                             "filtered": bool(q or section or show != "all")})
 
 
 def _message_form(request: Request, key: str, texts: dict, reviewed: dict, errors: dict, status_code: int = 200):
