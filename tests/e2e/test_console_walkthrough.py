@@ -88,6 +88,7 @@ def _pages(db, crop, market) -> list[tuple[str, str]]:
         ("tip-new", "/admin/tips/0"), ("service-new", "/admin/services/0"),
         ("reference-kinds", "/admin/reference/kinds"), ("reference-regions", "/admin/reference/regions"),
         ("reference-crop", f"/admin/reference/crops/{crop.id}"), ("correction-sms", f"/admin/prices/{withdrawn}/correction-sms"),
+        ("languages", "/admin/languages"), ("language", "/admin/languages/bm"), ("bulletins", "/admin/bulletins"),
     ]
     return pages
 
