@@ -44,7 +44,7 @@ def make_sender(fake, **overrides) -> OrangeSender:
         "sender_address": "tel:+2230000",
         "sender_name": "SUGU",
         "base_url": fake.url,
-        "timeout_s": 1.0,
+        "timeout_s": 2.0,  # a normal request under a loaded CI machine stays well within it
         **overrides,
     }
     return OrangeSender(**options)
@@ -302,12 +302,12 @@ def test_orange_error_codes(sender, fake_orange, setup, error, kind):
         ),
         # B may have arrived: left out, so the outbox records it unconfirmed and never resends it.
         pytest.param(
-            {"skip_next": 1, "hang_next": 1, "hang_s": 3},
+            {"skip_next": 1, "hang_next": 1, "hang_s": 5},
             [(A, ACCEPTED), (C, FAILED, "NotSent:ambiguous")],
             id="timeout-mid-batch",
         ),
         pytest.param(
-            {"hang_next": 1, "hang_s": 3},
+            {"hang_next": 1, "hang_s": 5},
             [(B, FAILED, "NotSent:ambiguous"), (C, FAILED, "NotSent:ambiguous")],
             id="timeout-on-the-first-of-several",
         ),
@@ -351,7 +351,7 @@ def rows(db, ids) -> list[models.SmsMessage]:
             id="throttled-mid-batch",
         ),
         pytest.param(
-            {"skip_next": 1, "hang_next": 1, "hang_s": 3},
+            {"skip_next": 1, "hang_next": 1, "hang_s": 5},
             [("sent", ""), ("unconfirmed", "ambiguous"), ("queued", "failed")],
             id="timeout-mid-batch",
         ),
@@ -377,7 +377,7 @@ ORANGE = {
     "orange_client_secret": SecretStr(SECRET),
     "orange_sender_address": "tel:+2230000",
     "orange_sender_name": "SUGU",
-    "orange_timeout_s": 1.0,
+    "orange_timeout_s": 2.0,
 }
 
 
@@ -497,7 +497,7 @@ def test_final_state_is_not_overwritten_by_a_late_receipt(orange_client, db, fak
 
 @pytest.mark.db
 def test_receipt_reconciles_an_unconfirmed_message(orange_client, db, fake_orange):
-    fake_orange.configure(hang_next=1, hang_s=3)  # the reply's request times out after arriving
+    fake_orange.configure(hang_next=1, hang_s=5)  # the reply's request times out after arriving
     sms(orange_client, "aide")
     (row,) = messages(db)
     assert row.status == "unconfirmed" and row.provider_message_id is None
