@@ -543,7 +543,7 @@ async def studio_review(request: Request, clip: str, revision_id: DbId, staff: E
             except prompts.ReviewRefused as refused:
                 status, detail = REVIEW_REFUSALS[refused.reason]
                 raise HTTPException(status, detail) from None
-            auth.audit(session, staff, action=form["verdict"], entity="voice_prompt", entity_id=clip,
+            auth.audit(session, staff, action="approve" if verdict == prompts.APPROVED else "reject", entity="voice_prompt", entity_id=clip,
                        before={"revision": row.revision, "review": prompts.PENDING},
                        after={"revision": row.revision, "review": verdict, "note": row.review_note,
                               "audio_hash": row.audio_hash}, now=now)
