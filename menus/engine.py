@@ -347,10 +347,20 @@ class _Replay:
 
     # -- rendering (menus.ussd words and pages the screens) --------------------------------------
 
-    def render(self, flash: Part | None, effects: tuple[Effect, ...]) -> Screen:
+    def render(self, flash: Part | None, effects: tuple[Effect, ...], inputs: Sequence[str] = ()) -> Screen:
         frame = self.stack[-1]
         text, page = self.ussd.page(self.frame_pages(frame), frame.page, flash, self.lang)
-        return Screen(text, False, frame.node, self.lang, effects, self.section(), page, self.entered)
+        resume = Resume(tuple(inputs), tuple(self.stack), self.profile, self.lang, self.last_section)
+        return Screen(text, False, frame.node, self.lang, effects, self.section(), page, self.entered, resume)
+
+    def restore(self, resume: Resume) -> None:
+        """Stand where a previous replay of the same session stood (see Resume)."""
+        self.stack = list(resume.stack)
+        if resume.profile != self.profile:
+            self.profile = resume.profile
+            self.changes += 1
+        self.lang = resume.lang
+        self.last_section = resume.last_section
 
     def end(self, part: Part, screen_id: str, effects: tuple[Effect, ...]) -> Screen:
         text, page = self.ussd.end(part, self.lang)
@@ -868,6 +878,20 @@ class _Replay:
         return View(title, body=body, options=[option])
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a replay stood after `inputs`: the next hop of the same session, whose inputs are
+    these plus one, starts from here instead of replaying the path (see run). Plain values only:
+    each hop builds its views again from the content it reads, so a resumed hop shows what a
+    full replay shows."""
+
+    inputs: tuple[str, ...]
+    stack: tuple[Frame, ...]
+    profile: Profile
+    lang: str
+    last_section: str
+
+
 def run(
     inputs: Sequence[str],
     *,
@@ -876,15 +900,26 @@ def run(
     catalog: Catalog,
     now: dt.datetime,
     config: EngineConfig = EngineConfig(),
+    resume: Resume | None = None,
 ) -> Screen:
-    """The screen for a session whose inputs so far are `inputs` (empty on the first hop)."""
+    """The screen for a session whose inputs so far are `inputs` (empty on the first hop).
+
+    `resume`: the previous hop's `Screen.resume`, from the same start `profile`. When its inputs
+    are these but the last, only the last input is stepped; otherwise (another process answered
+    the previous hop, a repeated hop) the whole path is replayed. The returned screen's `resume`
+    is where this hop left the session (None once it ends)."""
     replay = _Replay(profile, data, catalog, now, config)
     if len(inputs) > config.max_steps:
         return replay.end(phrase("session.too_long"), "too_long", ())
     # The session's first screen says why the caller is not served in their own language.
     flash: Part | None = replay.lang_notice
     last = len(inputs) - 1
-    for index, raw in enumerate(inputs):
+    first = 0
+    if resume is not None and last >= 0 and len(resume.inputs) == last and resume.inputs == tuple(inputs[:last]):
+        replay.restore(resume)
+        first = last
+    for index in range(first, last + 1):
+        raw = inputs[index]
         before = replay.last_section
         outcome = replay.step(raw.strip())
         replay.follow(outcome)
@@ -895,5 +930,5 @@ def run(
             return replay.end(outcome.end, replay.stack[-1].node, effects)
         if index == last:
             flash = phrase(outcome.error) if outcome.error else outcome.notice
-            return replay.render(flash, effects)
-    return replay.render(flash, ())
+            return replay.render(flash, effects, inputs)
+    return replay.render(flash, (), inputs)

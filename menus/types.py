@@ -306,3 +306,6 @@ class Screen:
     structure: Page | None = None
     # The last input went into another main-menu branch than the path's previous one.
     entered_section: bool = False
+    # Where the session stands after this hop (menus.engine.Resume), for the next hop to start
+    # from; None on an end screen and where the gateway answers without the menus.
+    resume: object | None = field(default=None, compare=False, repr=False)

@@ -263,3 +263,95 @@ def test_any_path_gives_a_screen_within_budget(inputs, lang, stress, budget, sub
     assert screen.text.strip()
     assert_fits(screen.text, budget)
     assert screen.language in ("fr", "bm")
+
+
+# -- resuming: a hop steps only its last input from where the previous hop left the session --
+
+
+def walk(path: str, *, lang: str | None, subs=(), view=None, config=EngineConfig()):
+    """Each hop of `path` in turn, each resumed from the one before: what the gateway's process
+    that answered the previous hop does. Yields (inputs, resumed screen, fully replayed screen)."""
+    inputs = path.split("*") if path else []
+    profile = Profile(phone=PHONE, language=lang, subscriptions=tuple(subs))
+    common = dict(profile=profile, data=view or demo_view(), catalog=default_catalog(), now=NOW, config=config)
+    resume = None
+    for n in range(len(inputs) + 1):
+        resumed = run(inputs[:n], resume=resume, **common)
+        yield inputs[:n], resumed, run(inputs[:n], **common)
+        if resumed.end:
+            return
+        resume = resumed.resume
+
+
+def same_screen(a, b) -> bool:
+    fields = ("text", "end", "screen_id", "language", "effects", "section", "structure", "entered_section")
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
+
+
+@pytest.mark.parametrize("path, lang, subs, fragments, end, effects", JOURNEYS)
+def test_a_resumed_hop_shows_what_a_full_replay_shows(path, lang, subs, fragments, end, effects):
+    for inputs, resumed, replayed in walk(path, lang=lang, subs=subs):
+        assert same_screen(resumed, replayed), f"after {inputs}:\n{resumed.text}\n---\n{replayed.text}"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inputs=INPUTS, lang=st.sampled_from([None, "fr", "bm"]), stress=st.booleans(), subs=st.sampled_from([(), SUBS]))
+def test_any_path_resumed_hop_by_hop_shows_what_full_replays_show(inputs, lang, stress, subs):
+    path = "*".join(inputs)
+    for prefix, resumed, replayed in walk(path, lang=lang, subs=subs, view=STRESS if stress else None):
+        assert same_screen(resumed, replayed), prefix
+
+
+def views_built(monkeypatch) -> list:
+    """The screens the engine builds (menus.engine._Replay.view_*), in order."""
+    from menus import engine
+
+    built: list = []
+    original = engine._Replay.view
+
+    def view(self, frame):
+        key = (frame.node, frame.args, self.lang, self.changes)
+        if key not in self._views:
+            built.append(frame.node)
+        return original(self, frame)
+
+    monkeypatch.setattr(engine._Replay, "view", view)
+    return built
+
+
+# (path of the hop, the screens a resumed hop builds: the one the last input was typed on, and
+# the one it shows; a full replay builds every screen along the path)
+RESUMES = [
+    pytest.param("1*1*6*98*2", ["price_one", "price_trend"], id="onto-the-trend"),
+    pytest.param("1*1*6*98*2*0", ["price_one"], id="back-from-the-trend"),
+    pytest.param("1*1*6*98*2*0*0*0*5", ["price_markets", "price_one"], id="another-market"),
+    pytest.param("1*2*1*98*98", ["price_all"], id="paging-all-markets"),
+    pytest.param("2*1*1*500", ["offer_quantity", "offer_confirm"], id="an-offer's-quantity"),
+]
+
+
+@pytest.mark.parametrize("path, resumed_builds", RESUMES)
+def test_a_hop_steps_only_its_last_input_when_the_previous_hop_was_answered_here(path, resumed_builds, monkeypatch):
+    inputs = path.split("*")
+    common = dict(profile=Profile(phone=PHONE, language="fr"), data=demo_view(), catalog=default_catalog(), now=NOW)
+    before = run(inputs[:-1], **common)
+    built = views_built(monkeypatch)
+    resumed = run(inputs, resume=before.resume, **common)
+    assert built == resumed_builds
+    built.clear()
+    assert same_screen(resumed, run(inputs, **common))
+    assert len(built) > len(resumed_builds)  # what the full replay would have built
+
+
+RESUME_MISSES = [
+    pytest.param(("1", "1"), ("1", "1"), id="the-same-hop-again"),
+    pytest.param(("1",), ("2", "1"), id="another-path"),
+    pytest.param(("1", "1", "6"), ("1", "1"), id="a-later-hop"),
+]
+
+
+@pytest.mark.parametrize("previous, inputs", RESUME_MISSES)
+def test_a_resume_from_another_path_is_ignored(previous, inputs):
+    common = dict(profile=Profile(phone=PHONE, language="fr"), data=demo_view(), catalog=default_catalog(), now=NOW)
+    stale = run(list(previous), **common).resume
+    assert same_screen(run(list(inputs), resume=stale, **common), run(list(inputs), **common))

@@ -450,6 +450,28 @@ def test_a_hop_of_a_session_this_process_remembers_reads_no_table(settings, db):
         assert seen == []
 
 
+@pytest.mark.parametrize("language, inputs, fragments", JOURNEYS)
+def test_a_process_that_answered_the_previous_hop_answers_as_one_that_did_not(client, db, language, inputs, fragments):
+    """Each hop steps only its last input from where this process left the session (menus.Resume);
+    another process, which did not answer the previous hop, replays the path: same screens."""
+    from gateway.ussd.service import SessionStarts
+
+    hops = client.app.state.ussd
+    here, elsewhere = Caller(client, phone="+22370000011"), Caller(client, phone="+22370000012")
+    if language:
+        known_caller(db, language, here.phone)
+        known_caller(db, language, elsewhere.phone)
+    remembered = hops.starts
+    for n in range(len(inputs) + 1):
+        here.inputs = elsewhere.inputs = inputs[:n]
+        hops.starts = remembered
+        if n:
+            assert remembered.resume(here.session, here.phone).inputs == tuple(inputs[: n - 1])
+        resumed = here.hop()
+        hops.starts = SessionStarts()  # a process that never saw the session
+        assert elsewhere.hop() == resumed
+
+
 def test_the_branch_is_recorded_each_time_the_path_goes_into_another(client, db):
     known_caller(db)
     caller = Caller(client)

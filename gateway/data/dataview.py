@@ -234,7 +234,7 @@ class ContentCache:
 
 
 class CachedDataView:
-    """SqlDataView through a ContentCache; price history and the enumerators' checks are always fresh."""
+    """SqlDataView through a ContentCache; the enumerators' checks (price points, reports) are always fresh."""
 
     def __init__(self, session: Session, cache: ContentCache) -> None:
         self._sql = SqlDataView(session)
@@ -265,7 +265,11 @@ class CachedDataView:
         return self._cache.get(("tips", category), lambda: tuple(self._sql.tips(category)))
 
     def price_history(self, crop_id: int, market_id: int | None, since: dt.date):
-        return self._sql.price_history(crop_id, market_id, since)
+        # Cached like the latest prices (a trend never shows a newer price than the price
+        # screen before it); the trend screen read it on every hop that replayed through it.
+        return self._cache.get(
+            ("history", crop_id, market_id, since), lambda: tuple(self._sql.price_history(crop_id, market_id, since))
+        )
 
     def price_points(self, crop_id: int, unit: str, since: dt.date) -> Sequence[PricePoint]:
         return self._sql.price_points(crop_id, unit, since)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, case, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 import menus
@@ -25,7 +27,7 @@ from gateway.core.settings import Settings
 from gateway.data import models
 from gateway.data.content import ContentCache, current_catalog
 from gateway.data.dataview import CachedDataView, SqlDataView
-from gateway.data.producers import insert_ignore, producer_by_phone, profile_from_snapshot, snapshot
+from gateway.data.producers import profile_from_snapshot, start_of
 from gateway.outbound.replies import ReplyRules
 from menus import types as m
 from menus.paging import truncate
@@ -54,31 +56,52 @@ class HopPlan:
 
 
 class SessionStarts:
-    """Each live session's caller and profile at its first hop, as this process last saw them.
+    """Each live session's caller and profile at its first hop, as this process last saw them,
+    and where its last hop here left the menus (menus.Resume).
 
-    Both are written once, by the session's first hop, and never change: a hop whose session is
-    remembered here replays the menus without reading the database (most hops only read, so
-    most hops then touch no table at all). Bounded, least recently used out; a session this
-    process never saw (another process, a restart) is read from the database as before, so any
-    process can answer any hop.
+    The start is written once, by the session's first hop, and never changes: a hop whose session
+    is remembered here replays the menus without reading the database (most hops only read, so
+    most hops then touch no table at all), and steps only its last input when the previous hop
+    was answered here too. Bounded, least recently used out; a session this process never saw
+    (another process, a restart) is read from the database and replayed whole, as before, so
+    any process can answer any hop. Locked: on PostgreSQL hops run in the thread pool.
     """
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
-        self._starts: OrderedDict[str, tuple[str, dict]] = OrderedDict()
+        self._starts: OrderedDict[str, list] = OrderedDict()  # session id: [phone, profile, resume]
+        self._lock = threading.Lock()
 
-    def get(self, session_id: str, phone: str) -> dict | None:
+    def _entry(self, session_id: str, phone: str) -> list | None:
         found = self._starts.get(session_id)
         if found is None or found[0] != phone:  # another caller's session id: the database decides
             return None
         self._starts.move_to_end(session_id)
-        return found[1]
+        return found
 
-    def put(self, session_id: str, phone: str, profile: dict) -> None:
-        self._starts[session_id] = (phone, profile)
-        self._starts.move_to_end(session_id)
-        if len(self._starts) > self._size:
-            self._starts.popitem(last=False)
+    def get(self, session_id: str, phone: str) -> dict | None:
+        with self._lock:
+            found = self._entry(session_id, phone)
+            return None if found is None else found[1]
+
+    def resume(self, session_id: str, phone: str) -> menus.Resume | None:
+        with self._lock:
+            found = self._entry(session_id, phone)
+            return None if found is None else found[2]
+
+    def put(self, session_id: str, phone: str, profile: dict, resume: menus.Resume | None = None) -> None:
+        with self._lock:
+            self._starts[session_id] = [phone, profile, resume]
+            self._starts.move_to_end(session_id)
+            if len(self._starts) > self._size:
+                self._starts.popitem(last=False)
+
+    def keep(self, session_id: str, phone: str, resume: menus.Resume | None) -> None:
+        """Where the session's latest hop left the menus (a session not remembered: nothing)."""
+        with self._lock:
+            found = self._starts.get(session_id)
+            if found is not None and found[0] == phone:
+                found[2] = resume
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -110,7 +133,9 @@ class Hops:
 
         plan = await db.read_then_write(read, write, writes=lambda plan: plan.changed)
         if plan.new_session:  # written: later hops of this session need not read it
-            self.starts.put(hop.session_id, hop.phone, plan.start_profile)
+            self.starts.put(hop.session_id, hop.phone, plan.start_profile, plan.screen.resume)
+        else:
+            self.starts.keep(hop.session_id, hop.phone, plan.screen.resume)
         return plan.screen
 
 
@@ -132,7 +157,7 @@ def plan_hop(
     if known is not None:
         trace.language = known.get("language")
         return _replay(session, hop, known, new_session=False, now=now, catalog=catalog, config=config, data=data,
-                       trace=trace)
+                       trace=trace, resume=starts.resume(hop.session_id, hop.phone))
     start = session.connection().execute(_SESSION_START, {"session_id": hop.session_id}).first()
     if start is not None and start[3] != hop.phone:
         # A session id is not a secret: a hop naming another caller's session must neither see
@@ -143,7 +168,7 @@ def plan_hop(
         text = truncate(to_ussd(catalog.text(language, "error.internal")), config.max_chars)
         return HopPlan(m.Screen(text=text, end=True, screen_id="foreign_session", language=language), False, {}, False)
     if start is None:
-        start_profile = snapshot(session, producer_by_phone(session, hop.phone))
+        start_profile = start_of(session, hop.phone)
         trace.language = start_profile.get("language")
     else:
         start_profile = start[0] or {}
@@ -156,11 +181,12 @@ def plan_hop(
 
 def _replay(
     session: Session, hop: UssdHop, start_profile: dict, *, new_session: bool, now: dt.datetime, catalog: Catalog,
-    config: menus.EngineConfig, data: m.DataView | None, trace: HopTrace,
+    config: menus.EngineConfig, data: m.DataView | None, trace: HopTrace, resume: menus.Resume | None = None,
 ) -> HopPlan:
     profile = profile_from_snapshot(hop.phone, start_profile)
     screen = menus.run(
-        hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config
+        hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config,
+        resume=resume,
     )
     trace.language = screen.language
     # Most hops only read; the session row is written when something worth recording changed
@@ -180,10 +206,10 @@ def record_hop(
         return
     screen = plan.screen
     stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
+    connection = session.connection()
     if plan.new_session:
-        insert_ignore(
-            session,
-            models.UssdSession,
+        connection.execute(
+            _session_insert(connection.dialect.name),
             {
                 "session_id": hop.session_id,
                 "phone": hop.phone,
@@ -193,7 +219,6 @@ def record_hop(
                 "started_at": stamp,
                 "updated_at": stamp,
             },
-            ["session_id"],
         )
     apply_effects(
         session,
@@ -206,7 +231,7 @@ def record_hop(
         fold=fold,
         rules=rules,
     )
-    session.connection().execute(
+    connection.execute(
         _SESSION_HOP,
         {
             "sid": hop.session_id,
@@ -243,6 +268,19 @@ _us = models.UssdSession.__table__
 _SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section, _us.c.phone).where(
     _us.c.session_id == bindparam("session_id")
 )
+_SESSION_INSERTS: dict[str, object] = {}
+
+
+def _session_insert(dialect: str):
+    """INSERT ... ON CONFLICT DO NOTHING for a session's row (a repeated first hop), built once
+    per dialect."""
+    stmt = _SESSION_INSERTS.get(dialect)
+    if stmt is None:
+        module = postgresql if dialect == "postgresql" else sqlite
+        stmt = _SESSION_INSERTS[dialect] = module.insert(_us).on_conflict_do_nothing(index_elements=["session_id"])
+    return stmt
+
+
 _SESSION_HOP = (
     update(_us)
     .where(_us.c.session_id == bindparam("sid"))
@@ -259,9 +297,9 @@ _SESSION_HOP = (
 
 def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> None:
     now = now.astimezone(dt.timezone.utc)
-    insert_ignore(
-        session,
-        models.UssdSession,
+    connection = session.connection()
+    connection.execute(
+        _session_insert(connection.dialect.name),
         {
             "session_id": event.session_id,
             "phone": event.phone,
@@ -271,7 +309,6 @@ def record_end(session: Session, *, event: UssdSessionEnd, now: dt.datetime) -> 
             "started_at": now,
             "updated_at": now,
         },
-        ["session_id"],
     )
     row = session.exec(
         select(models.UssdSession).where(models.UssdSession.session_id == event.session_id)
