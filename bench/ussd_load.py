@@ -21,10 +21,14 @@ What it does, in one run:
    Gateway and bare alternate (--rounds times each); printed per
    run: req/s, latency, server CPU per hop (/proc/<pid>/stat of the uvicorn process), non-2xx,
    bad replies; then gateway / bare.
-4. Paced runs with the Python client (handsets pausing --paced-think-ms on average between
-   inputs, reading each screen and checking it): p50/p90/p99 at each of --rates hops/s, the
-   gateway and bare side by side.
-5. Prints PASS/FAIL for the targets of issue 17: gateway >= 0.5 x bare req/s; paced p99 < 15 ms
+4. Paced runs with wrk (each connection a handset pausing --paced-think-ms on average between a
+   reply and its next input, through the script's delay(); wrk starts a request's clock when it
+   writes it): p50/p90/p99 and server CPU per hop at each of --rates hops/s, gateway and bare
+   side by side. The target is judged on these: the Python client below adds its own latency
+   (bare's p99 at 300 hops/s was 16.9 ms through it on an idle machine).
+5. Paced runs with the Python client (the same pacing, reading each screen and checking it):
+   p50/p90/p99, and the screens that were not what the journey expected.
+6. Prints PASS/FAIL for the targets of issue 17: gateway >= 0.5 x bare req/s; paced p99 < 15 ms
    at 300 hops/s. Exit status 0 unless a server failed to start.
 
 The load generators share the machine with the servers: the load average is printed with each
@@ -913,10 +917,25 @@ def register_callers(url: str, phones: int) -> None:
                 client.post(PATH, data={**form, "text": "1"})
 
 
-def write_lua(paths: list[tuple[str, ...]], where: Path) -> Path:
+# Paced like handsets: wrk asks the script how long each connection waits before its next
+# request and starts the request's clock only when it is written, so the pause is not latency.
+WRK_LUA_PACED = r"""
+-- Paced: each connection is a handset pausing between a reply and its next input (uniform
+-- 0.5x-1.5x the mean); wrk times a request from when it is written, after the pause.
+local think_ms = %(think_ms)d
+function delay()
+  return math.random(math.floor(think_ms / 2), math.floor(think_ms * 3 / 2))
+end
+"""
+
+
+def write_lua(paths: list[tuple[str, ...]], where: Path, think_ms: float = 0) -> Path:
     rows = ",\n".join("  {" + ", ".join(f'"{v}"' for v in p) + "}" for p in paths)
-    script = where / "journeys.lua"
-    script.write_text(WRK_LUA % {"paths": rows, "path": PATH})
+    script = where / ("journeys_paced.lua" if think_ms else "journeys.lua")
+    text = WRK_LUA % {"paths": rows, "path": PATH}
+    if think_ms:
+        text += WRK_LUA_PACED % {"think_ms": round(think_ms)}
+    script.write_text(text)
     return script
 
 
@@ -928,6 +947,7 @@ class WrkRun:
     rps: float
     p50: float  # ms
     p99: float
+    p90: float
     non2xx: int
     socket_errors: int
     bad_replies: int
@@ -943,11 +963,18 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def run_wrk(wrk: str, server: "Server", script: Path, args, base: int, duration: float) -> WrkRun:
-    per_thread = max(1, args.connections // args.threads)
+def run_wrk(wrk: str, server: "Server", script: Path, args, base: int, duration: float,
+            connections: int | None = None) -> WrkRun:
+    """Saturated (`connections` None: --connections, each thread keeping 4 journeys a connection
+    open), or paced (a script with delay(): one journey a connection, `connections` handsets)."""
+    paced = connections is not None
+    connections = connections or args.connections
+    per_thread = max(1, connections // args.threads)
+    slots = per_thread if paced else 4 * per_thread
     cmd = [
-        wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", "-s", str(script),
-        server.url + PATH, "--", str(args.phones), str(args.threads), str(4 * per_thread), str(base), str(args.new_callers),
+        wrk, f"-t{args.threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"--timeout={args.timeout:g}s",
+        "-s", str(script), server.url + PATH, "--", str(args.phones), str(args.threads), str(slots), str(base),
+        str(args.new_callers),
     ]  # fmt: skip
     before = cpu_ticks(server.proc.pid)
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -957,7 +984,7 @@ def run_wrk(wrk: str, server: "Server", script: Path, args, base: int, duration:
         raise ServerFailed(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
     requests, seconds = int(m.group(1)), _ms(m.group(2), m.group(3)) / 1000.0
-    lat = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+\w+)", out, re.M))
+    lat = dict(re.findall(r"^\s+(50|90|99)(?:\.000)?%\s+([\d.]+\w+)", out, re.M))
 
     def pct(key: str) -> float:
         found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", lat.get(key, ""))
@@ -969,7 +996,7 @@ def run_wrk(wrk: str, server: "Server", script: Path, args, base: int, duration:
     cpu = None if before is None or after is None else (after - before) / os.sysconf("SC_CLK_TCK")
     return WrkRun(
         name=server.name, requests=requests, seconds=seconds, rps=requests / seconds,
-        p50=pct("50"), p99=pct("99"), non2xx=int(non2xx.group(1)) if non2xx else 0,
+        p50=pct("50"), p99=pct("99"), p90=pct("90"), non2xx=int(non2xx.group(1)) if non2xx else 0,
         socket_errors=sum(map(int, sock.groups())) if sock else 0, bad_replies=int(bad.group(1)) if bad else 0,
         server_cpu_s=cpu, load=load_average(),
     )  # fmt: skip
@@ -1069,6 +1096,23 @@ def print_wrk(runs: list[WrkRun]) -> float:
     return ratio
 
 
+def print_wrk_paced(rows: list[tuple[float, int, WrkRun]]) -> float | None:
+    print()
+    print("paced with wrk (handsets pause between inputs; a C client, so its own latency stays out of the figures):")
+    header = (f"{'offered':>8} {'server':<8} {'handsets':>8} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+              f"{'CPU ms/hop':>10} {'errors':>7} {'load avg':>15}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    p99_300 = None
+    for rate, handsets, r in rows:
+        errors = r.non2xx + r.socket_errors + r.bad_replies
+        print(f"{rate:>8.0f} {r.name:<8} {handsets:>8} {r.rps:>8.1f} {r.p50:>8.1f} {r.p90:>8.1f} {r.p99:>8.1f} "
+              f"{r.cpu_ms_per_hop:>10.3f} {errors:>7} {r.load:>15}")  # fmt: skip
+        if r.name == "gateway" and rate == 300:
+            p99_300 = r.p99 if not errors else math.inf
+    return p99_300
+
+
 def print_paced(rows: list[tuple[float, int, Result]]) -> float | None:
     print()
     print("paced (handsets pause between inputs; Python client, closed loop per session):")
@@ -1144,6 +1188,20 @@ def main(argv=None) -> int:
                 time.sleep(1.0)
         ratio = print_wrk(runs)
 
+        wrk_paced: list[tuple[float, int, WrkRun]] = []
+        if args.rates:
+            paced_script = write_lua(paths, tmp, think_ms=args.paced_think_ms)
+        for n, rate in enumerate(args.rates):
+            handsets = max(1, round(rate * args.paced_think_ms / 1000.0))
+            for server in servers:
+                print(f"  paced {rate:g} hops/s (wrk): {server.name}, {handsets} handsets ...", flush=True)
+                base = 7_000_000 + (2 * n + servers.index(server)) * 200_000
+                run = run_wrk(wrk, server, paced_script, args, base=base,
+                              duration=args.warmup + args.paced_duration, connections=handsets)
+                wrk_paced.append((rate, handsets, run))
+                time.sleep(1.0)
+        p99_300 = print_wrk_paced(wrk_paced) if wrk_paced else None
+
         paced_rows = []
         for rate in args.rates:
             sessions = max(1, round(rate * args.paced_think_ms / 1000.0))
@@ -1161,7 +1219,7 @@ def main(argv=None) -> int:
                 run = run_load(paced_args, server.url, server is gateway, on_go)
                 meter[0].join(timeout=5)
                 paced_rows.append((rate, sessions, merge(server.name, run, args.paced_duration, meter[0])))
-        p99_300 = print_paced(paced_rows) if paced_rows else None
+        python_p99_300 = print_paced(paced_rows) if paced_rows else None
 
         for server in servers:
             server.stop()
@@ -1184,7 +1242,8 @@ def main(argv=None) -> int:
         print(f"  gateway >= 0.5 x bare req/s (wrk, {backend}, {args.workers} worker(s), one run): {ratio:.2f}  {'PASS' if ratio >= RATIO_TARGET else 'FAIL'}")
         if p99_300 is not None:
             ok = p99_300 < P99_TARGET_MS
-            print(f"  paced p99 < 15 ms at 300 hops/s: {p99_300:.1f} ms  {'PASS' if ok else 'FAIL'}")
+            print(f"  paced p99 < 15 ms at 300 hops/s (wrk): {p99_300:.1f} ms  {'PASS' if ok else 'FAIL'}"
+                  + (f"  (Python client: {python_p99_300:.1f} ms)" if python_p99_300 is not None else ""))
         return 0
     except ServerFailed as exc:
         print(f"\nserver failed to start: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 from contextlib import asynccontextmanager, suppress
 
@@ -85,6 +86,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         elif sends_to_a_fake(settings):
             log.warning("no aggregator credentials: SMS cannot be sent (the built-in fakes run only with GATEWAY_DEV_MODE=true)")
         worker_task = asyncio.create_task(_worker_loop(app)) if settings.worker_in_process else None
+        if getattr(app.state, "freeze_heap", False):
+            # Everything built so far (modules, routes, the catalogs) lives as long as the process:
+            # out of the collector's sight, a full collection walks only what requests made, and
+            # stops stalling every request in flight for a tenth of a second (bench/ussd_load.py).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -193,4 +200,6 @@ def app_factory() -> FastAPI:
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
     check_production(settings)  # `gateway serve` said it already; uvicorn --factory run by hand too
-    return create_app(settings)
+    app = create_app(settings)
+    app.state.freeze_heap = True  # a serving process, not a test's: see lifespan
+    return app
