@@ -33,3 +33,51 @@ def test_session_starts(steps, lookups):
     assert len(starts) <= 2
     for session_id, phone, expected in lookups:
         assert starts.get(session_id, phone) == expected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# (seconds between the session's last hop and the lookup, found?)
+IDLE = [
+    pytest.param(0, True, id="at-once"),
+    pytest.param(SessionStarts.IDLE_S, True, id="just-within"),
+    pytest.param(SessionStarts.IDLE_S + 1, False, id="idle-too-long"),
+]
+
+
+@pytest.mark.parametrize("idle, found", IDLE)
+def test_a_session_idle_longer_than_any_telco_keeps_one_is_forgotten(idle, found):
+    clock = Clock()
+    starts = SessionStarts(clock=clock)
+    starts.put("s1", A, {"language": "fr"})
+    clock.now += idle
+    assert (starts.get("s1", A) is not None) is found
+
+
+def test_idle_sessions_leave_memory_as_new_ones_arrive():
+    clock = Clock()
+    starts = SessionStarts(clock=clock)
+    for n in range(100):
+        starts.put(f"old{n}", A, {})
+    clock.now += SessionStarts.IDLE_S / 2
+    starts.put("recent", A, {})
+    clock.now += SessionStarts.IDLE_S / 2 + 1
+    starts.put("new", A, {})
+    assert len(starts) == 2  # the 100 idle ones are gone; "recent" is still live
+    assert starts.get("recent", A) == {} and starts.get("new", A) == {}
+
+
+def test_a_hop_keeps_its_session_alive():
+    clock = Clock()
+    starts = SessionStarts(clock=clock)
+    starts.put("s1", A, {})
+    for _ in range(3):
+        clock.now += SessionStarts.IDLE_S - 1
+        starts.keep("s1", A, None)
+    assert starts.get("s1", A) == {}

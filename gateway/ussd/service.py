@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,15 +69,25 @@ class SessionStarts:
     any process can answer any hop. Locked: on PostgreSQL hops run in the thread pool.
     """
 
-    def __init__(self, size: int = 20_000) -> None:
+    # A session idle this long is over (telcos end USSD sessions after a few minutes at most):
+    # forgetting it keeps memory to the sessions alive now, not the last 20,000.
+    IDLE_S = 300.0
+
+    def __init__(self, size: int = 20_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._size = size
-        self._starts: OrderedDict[str, list] = OrderedDict()  # session id: [phone, profile, resume]
+        self._clock = clock
+        # session id: [phone, profile, resume, last seen], least recently seen first
+        self._starts: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
 
     def _entry(self, session_id: str, phone: str) -> list | None:
         found = self._starts.get(session_id)
         if found is None or found[0] != phone:  # another caller's session id: the database decides
             return None
+        now = self._clock()
+        if now - found[3] > self.IDLE_S:
+            return None
+        found[3] = now
         self._starts.move_to_end(session_id)
         return found
 
@@ -91,9 +103,15 @@ class SessionStarts:
 
     def put(self, session_id: str, phone: str, profile: dict, resume: menus.Resume | None = None) -> None:
         with self._lock:
-            self._starts[session_id] = [phone, profile, resume]
+            now = self._clock()
+            self._starts[session_id] = [phone, profile, resume, now]
             self._starts.move_to_end(session_id)
             if len(self._starts) > self._size:
+                self._starts.popitem(last=False)
+            while self._starts:  # the idle ones, oldest first
+                oldest = next(iter(self._starts.values()))
+                if now - oldest[3] <= self.IDLE_S:
+                    break
                 self._starts.popitem(last=False)
 
     def keep(self, session_id: str, phone: str, resume: menus.Resume | None) -> None:
@@ -102,6 +120,7 @@ class SessionStarts:
             found = self._starts.get(session_id)
             if found is not None and found[0] == phone:
                 found[2] = resume
+                found[3] = self._clock()
 
     def __len__(self) -> int:
         return len(self._starts)
