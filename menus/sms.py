@@ -47,8 +47,8 @@ from menus.types import (
     Subscription,
     Unsubscribe,
 )
-from messages import Catalog
 from menus.wording import Wording
+from messages import Catalog
 from messages.formatting import phone_local
 
 SEGMENT = 160  # GSM-7 characters in one SMS
