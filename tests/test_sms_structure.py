@@ -20,6 +20,7 @@ from messages.sms import measure, render_sms
 from tests.fakes import demo_view
 from tests.test_languages import FF, FR, BM, VOICE_NUMBER, view as languages_view
 from tests.test_sms_keywords import NOW
+from tests.test_screen_structure import parts_of
 from tests.test_trend_screens import history_view, monthly_view
 
 CATALOG = default_catalog()
@@ -105,17 +106,6 @@ def answer(text, lang, extra, data):
                    now=NOW, config=config)
 
 
-def walk(part):
-    """Every part inside `part`, itself first."""
-    yield part
-    if isinstance(part, Phrase):
-        for _, value in part.values:
-            yield from walk(value)
-    elif isinstance(part, Pair):
-        yield from walk(part.first)
-        yield from walk(part.second)
-
-
 @pytest.mark.parametrize("text, lang, extra, data, keys, expected", REPLIES)
 def test_a_reply_is_its_parts_worded(text, lang, extra, data, keys, expected):
     data = VIEWS[data]()
@@ -125,7 +115,7 @@ def test_a_reply_is_its_parts_worded(text, lang, extra, data, keys, expected):
     # Worded anew from the parts alone, with names read from the data as the voice channel does.
     assert SmsRenderer(Wording(CATALOG, DataNames(data))).text(reply.parts, reply.language) == reply.text
     # Typed values, not finished text: only the configured words travel as they are written.
-    written = {p.text for part in reply.parts for p in walk(part) if isinstance(p, Text)}
+    written = {p.text for part in reply.parts for p in parts_of(part) if isinstance(p, Text)}
     assert written <= AS_WRITTEN, written
     assert measure(render_sms(reply.text, reply.language)).segments == 1
 
@@ -137,7 +127,7 @@ def test_the_voice_channel_can_say_a_reply(text, lang, extra, data, keys, expect
     clips = [c for part in reply.parts for c in VoiceRenderer(CATALOG, DataNames(data)).speak(part, reply.language)]
     ids = [c.id for c in clips]
     assert clips and all(c.text.strip() and c.text != "?" for c in clips), clips
-    for part in (p for top in reply.parts for p in walk(top)):
+    for part in (p for top in reply.parts for p in parts_of(top)):
         if isinstance(part, Phrase):
             key = f"voice.{part.key}" if CATALOG.has(f"voice.{part.key}") else part.key
             pieces = Formatter().parse(CATALOG.template(reply.language, key))
