@@ -1,17 +1,39 @@
-"""SMS keyword service, pure like the USSD engine: text in, reply text and effects out.
+"""SMS keyword service, pure like the USSD engine: text in, reply and effects out.
 
 The gateway stores the inbound message, applies the effects in the same transaction and queues
-the reply. Replies are composed to fit one SMS segment in the sender's language.
+the reply. Replies are built as parts — phrases with typed values (menus.screen), as the USSD
+screens are — and worded by menus.sms_render to fit one SMS segment in the sender's language;
+the same parts can be said by the voice channel (menus.voice).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Sequence
 
 from menus import languages as langs
 from menus import pricecheck, trends
 from menus.keywords import Parsed, parse
+from menus.screen import (
+    NOTHING,
+    CropRef,
+    Day,
+    KindRef,
+    LanguageRef,
+    MarketRef,
+    Money,
+    Number,
+    Pair,
+    Part,
+    Percent,
+    Phrase,
+    Text,
+    UnitRef,
+    phrase,
+)
+from menus.sms_render import SmsRenderer, TableNames, joined
 from menus.types import (
     DataView,
     PriceQuote,
@@ -25,9 +47,9 @@ from menus.types import (
     Subscription,
     Unsubscribe,
 )
+from menus.wording import Wording
 from messages import Catalog
-from messages.formatting import long_date, money, phone_local, short_date, signed_percent
-from messages.sms import measure, render_sms
+from messages.formatting import phone_local
 
 SEGMENT = 160  # GSM-7 characters in one SMS
 REPORT_WINDOW_DAYS = pricecheck.WINDOW_DAYS
@@ -47,8 +69,9 @@ class SmsConfig:
 class SmsReply:
     intent: str
     language: str
-    text: str
+    text: str  # `parts` worded (menus.sms_render), before folding for sending
     effects: tuple = ()
+    parts: tuple[Part, ...] = ()  # what the reply says, as structure: said one after the other
 
 
 class _Responder:
@@ -63,7 +86,7 @@ class _Responder:
         self.languages = langs.configured(data)
         served = langs.serve(profile.language, self.languages, catalog, spoken=False, voice_number=config.voice_number)
         self.lang = served.language
-        self.suffix = " " + langs.notice_text(catalog, served.notice, served.language) if served.notice else ""
+        self.suffix: tuple[Part, ...] = (served.notice,) if served.notice else ()
         # Retired crops and markets keep their names (subscriptions) but are not understood or listed.
         self._all_crops = {c.id: c for c in data.crops()}
         self._all_markets = {m.id: m for m in data.markets()}
@@ -71,33 +94,21 @@ class _Responder:
         self._markets = {i: m for i, m in self._all_markets.items() if m.active}
         self._units = {t.code: t for t in data.units()} if hasattr(data, "units") else {}
         self._kinds = {t.code: t for t in data.kinds()} if hasattr(data, "kinds") else {}
+        names = TableNames(self._all_crops, self._all_markets, {"units": self._units, "kinds": self._kinds})
+        self.render = SmsRenderer(Wording(catalog, names), fold=config.fold)
 
-    def t(self, key: str, **params: object) -> str:
-        return self.catalog.text(self.lang, key, **params)
+    def word(self, part: Part) -> str:
+        return self.render.text((part,), self.lang)
 
-    def crop(self, crop_id: int) -> str:
-        return self._all_crops[crop_id].name(self.lang)
+    def fits(self, *parts: Part) -> bool:
+        """Whether `parts` fit one segment with the language notice after them."""
+        return self.render.fits((*parts, *self.suffix), self.lang)
 
-    def market(self, market_id: int) -> str:
-        return self._all_markets[market_id].label(self.lang)
+    def answer(self, parsed: Parsed, *parts: Part, effects: tuple = ()) -> SmsReply:
+        return SmsReply(parsed.intent, self.lang, self.render.text(parts, self.lang), effects, parts)
 
-    def unit(self, unit: str) -> str:
-        if unit in self._units:
-            return self._units[unit].name(self.lang)
-        key = f"unit.{unit}"
-        return self.t(key) if self.catalog.has(key) else unit
-
-    def kind(self, kind: str) -> str:
-        if kind in self._kinds:
-            return self._kinds[kind].name(self.lang)
-        key = f"kind.{kind}"
-        return self.t(key) if self.catalog.has(key) else kind
-
-    def fits(self, text: str) -> bool:
-        return measure(render_sms(text + self.suffix, self.lang, fold=self.config.fold)).segments == 1
-
-    def reply(self, parsed: Parsed, key: str, effects: tuple = (), **params: object) -> SmsReply:
-        return SmsReply(parsed.intent, self.lang, self.t(key, **params), effects)
+    def reply(self, parsed: Parsed, key: str, effects: tuple = (), **values: Part) -> SmsReply:
+        return self.answer(parsed, phrase(key, **values), effects=effects)
 
     # -- intents --------------------------------------------------------------------------------
 
@@ -112,12 +123,12 @@ class _Responder:
         if self.profile.language is None and parsed.keyword_language:
             self.lang = parsed.keyword_language
         reply = getattr(self, f"on_{parsed.intent}")(parsed)
-        if self.suffix and parsed.intent != "language" and self.fits(reply.text):
-            reply = replace(reply, text=reply.text + self.suffix)
+        if self.suffix and parsed.intent != "language" and self.fits(*reply.parts):
+            reply = self.answer(parsed, *reply.parts, *self.suffix, effects=reply.effects)
         return reply
 
     def on_help(self, parsed: Parsed) -> SmsReply:
-        return self.reply(parsed, "sms.help", ussd=self.config.ussd_code)
+        return self.reply(parsed, "sms.help", ussd=Text(self.config.ussd_code))
 
     on_unknown = on_help
 
@@ -134,17 +145,19 @@ class _Responder:
         # Voice-only: calls will speak it; SMS stay in French, and say so.
         self.lang = langs.FRENCH
         number = self.config.voice_number
+        name = LanguageRef(chosen.code, chosen.name)
         if number:
-            return self.reply(parsed, "sms.language_voice_only", effects, name=chosen.name, number=phone_local(number))
-        return self.reply(parsed, "sms.language_voice_only_call", effects, name=chosen.name)
+            # Dialled as in Mali, as the language notice writes it (menus.languages.serve).
+            return self.reply(parsed, "sms.language_voice_only", effects, name=name, number=Text(phone_local(number)))
+        return self.reply(parsed, "sms.language_voice_only_call", effects, name=name)
 
     def on_channel(self, parsed: Parsed) -> SmsReply:
         """APPEL, SMS, LES DEUX: how price alerts come, as the alerts menu's option 5 sets it.
         Someone who stopped every SMS is told that alerts stay stopped until START."""
-        text = self.t(f"sms.channel_{parsed.channel}")
+        parts = [phrase(f"sms.channel_{parsed.channel}")]
         if self.profile.opted_out:
-            text = f"{text} {self.t('sms.channel_stopped')}"
-        return SmsReply(parsed.intent, self.lang, text, (SetAlertChannel(parsed.channel),))
+            parts.append(phrase("sms.channel_stopped"))
+        return self.answer(parsed, *parts, effects=(SetAlertChannel(parsed.channel),))
 
     def on_stop(self, parsed: Parsed) -> SmsReply:
         """STOP alone stops every SMS. STOP with a crop and/or market stops only those alerts;
@@ -158,66 +171,69 @@ class _Responder:
         if subs:
             effects = tuple(Unsubscribe(s.crop_id, s.market_id) for s in subs)
             crops = {s.crop_id for s in subs}
-            crop = self.crop(subs[0].crop_id) if len(crops) == 1 else self.t("sms.all_crops")
-            where = self.market(subs[0].market_id) if len({s.market_id for s in subs}) == 1 else self.t("sms.all_markets")
+            crop = CropRef(subs[0].crop_id) if len(crops) == 1 else phrase("sms.all_crops")
+            where = MarketRef(subs[0].market_id) if len({s.market_id for s in subs}) == 1 else phrase("sms.all_markets")
             return self.reply(parsed, "sms.unsubscribed", effects, crop=crop, market=where)
-        what = " ".join(
-            name for name in (
-                self.crop(parsed.crop_id) if parsed.crop_id is not None else "",
-                self.market(parsed.market_id) if parsed.market_id is not None else "",
-            ) if name
-        )  # fmt: skip
+        named = [CropRef(parsed.crop_id)] if parsed.crop_id is not None else []
+        named += [MarketRef(parsed.market_id)] if parsed.market_id is not None else []
+        what = joined(named, "space")
         if not self.profile.subscriptions:
             return self.reply(parsed, "sms.stop_no_alerts", what=what)
-        alerts = ", ".join(f"{self.crop(s.crop_id)} {self.market(s.market_id)}" for s in self.profile.subscriptions)
-        text = self.t("sms.stop_not_subscribed", what=what, alerts=alerts)
+        alerts = joined([Pair(CropRef(s.crop_id), MarketRef(s.market_id), "space") for s in self.profile.subscriptions], "comma")
+        text = phrase("sms.stop_not_subscribed", what=what, alerts=alerts)
         if not self.fits(text):
-            text = self.t("sms.stop_not_subscribed", what=what, alerts=self.t("sms.stop_alerts_count", count=len(self.profile.subscriptions)))
-        return SmsReply(parsed.intent, self.lang, text)
+            count = phrase("sms.stop_alerts_count", count=Number(len(self.profile.subscriptions)))
+            text = phrase("sms.stop_not_subscribed", what=what, alerts=count)
+        return self.answer(parsed, text)
 
     def on_start(self, parsed: Parsed) -> SmsReply:
         if parsed.crop_id is not None and parsed.market_id is not None:
             return self.on_subscribe(parsed)
         count = len(self.profile.subscriptions)
-        key = "sms.started" if count else "sms.started_none"
-        return self.reply(parsed, key, (StartAlerts(),), count=count)
+        if count:
+            return self.reply(parsed, "sms.started", (StartAlerts(),), count=Number(count))
+        return self.reply(parsed, "sms.started_none", (StartAlerts(),))
 
     def on_subscribe(self, parsed: Parsed) -> SmsReply:
         if parsed.crop_id is None:
             return self.reply(parsed, "sms.subscribe_how")
-        crop = self.crop(parsed.crop_id)
+        crop = CropRef(parsed.crop_id)
         if parsed.market_id is None:
             return self.reply(parsed, "sms.subscribe_which_market", crop=crop)
         effect = Subscribe(parsed.crop_id, parsed.market_id)
-        return self.reply(parsed, "sms.subscribed", (effect,), crop=crop, market=self.market(parsed.market_id))
+        return self.reply(parsed, "sms.subscribed", (effect,), crop=crop, market=MarketRef(parsed.market_id))
 
     def on_price(self, parsed: Parsed) -> SmsReply:
         if parsed.crop_id is None:
             return self.reply(parsed, "sms.price_how")
         crop_id = parsed.crop_id
         quotes = [q for q in self.data.latest_prices(crop_id) if q.market_id in self._markets]
-        crop = self.crop(crop_id)
+        crop = CropRef(crop_id)
         if parsed.market_id is not None:
             quote = next((q for q in quotes if q.market_id == parsed.market_id), None)
             if quote is None:
-                return self.reply(parsed, "sms.no_price_market", crop=crop, market=self.market(parsed.market_id))
-            change = f" {signed_percent(quote.change_percent)}" if quote.change_percent is not None else ""
+                return self.reply(parsed, "sms.no_price_market", crop=crop, market=MarketRef(parsed.market_id))
             return self.reply(
                 parsed,
                 "sms.price_one",
                 crop=crop,
-                market=self.market(quote.market_id),
-                date=short_date(quote.observed_on),
-                price=money(quote.price),
-                unit=self.unit(quote.unit),
-                kind=self.kind(quote.kind),
-                change=change,
+                market=MarketRef(quote.market_id, quote.market_name),
+                date=Day(quote.observed_on),
+                price=Money(quote.price),
+                unit=UnitRef(quote.unit),
+                kind=KindRef(quote.kind),
+                change=self.change(quote.change_percent),
             )
         if not quotes:
             return self.reply(parsed, "sms.no_price", crop=crop)
-        return SmsReply(parsed.intent, self.lang, self.price_list(crop_id, quotes))
+        return self.answer(parsed, self.price_list(crop_id, quotes))
 
-    def price_list(self, crop_id: int, quotes: list[PriceQuote]) -> str:
+    @staticmethod
+    def change(percent: int | None) -> Part:
+        """" +8%" after a price, or nothing when there is no earlier price."""
+        return NOTHING if percent is None else phrase("sms.change", change=Percent(percent))
+
+    def price_list(self, crop_id: int, quotes: list[PriceQuote]) -> Part:
         """As many markets as one SMS holds: the caller's region first, then the freshest."""
         region = self.profile.region
 
@@ -226,18 +242,27 @@ class _Responder:
             return (not home, -q.observed_on.toordinal(), q.market_name)
 
         unit = self._crops[crop_id].unit
-        parts: list[str] = []
-        text = ""
+        items: list[Part] = []
         for q in sorted(quotes, key=order):
-            price = money(q.price) + ("" if q.unit == unit else f"/{self.unit(q.unit)}")
-            change = f" {signed_percent(q.change_percent)}" if q.change_percent is not None else ""
-            part = self.t("sms.price_item", market=self.market(q.market_id), price=price, change=change, date=short_date(q.observed_on))
-            candidate = self.t("sms.price_list", crop=self.crop(crop_id), unit=self.unit(unit), items="; ".join(parts + [part]))
-            if parts and not self.fits(candidate):
+            price: Part = Money(q.price)
+            if q.unit != unit:  # in the list's unit unless it says its own
+                price = phrase("sms.price_other_unit", price=price, unit=UnitRef(q.unit))
+            items.append(phrase("sms.price_item", market=MarketRef(q.market_id, q.market_name), price=price,
+                                change=self.change(q.change_percent), date=Day(q.observed_on)))
+        header = partial(phrase, "sms.price_list", crop=CropRef(crop_id), unit=UnitRef(unit))
+        return self.most_that_fit(items, "semicolon", lambda listed: header(items=listed), at_least_one=True)
+
+    def most_that_fit(self, items: Sequence[Part], style: str, whole: Callable[[Part], Part], *,
+                      at_least_one: bool = False) -> Part | None:
+        """`whole` with as many of `items` (from the first, joined by `style`) as one SMS holds;
+        None when not even one fits, unless `at_least_one` (then the first goes in regardless)."""
+        found = None
+        for count in range(1, len(items) + 1):
+            candidate = whole(joined(items[:count], style))
+            if not self.fits(candidate) and not (at_least_one and count == 1):
                 break
-            parts.append(part)
-            text = candidate
-        return text
+            found = candidate
+        return found
 
     def trend_report(self, crop_id: int, market_id: int, outlook: bool = True) -> trends.Report:
         """The same answer the USSD screen and the console give (menus.trends.report)."""
@@ -249,15 +274,15 @@ class _Responder:
         market: the direction at as many markets as one SMS holds, the caller's region first."""
         if parsed.crop_id is None:
             return self.reply(parsed, "sms.trend_how")
-        crop_id, crop = parsed.crop_id, self.crop(parsed.crop_id)
+        crop_id, crop = parsed.crop_id, CropRef(parsed.crop_id)
         if parsed.market_id is not None:
-            market = self.market(parsed.market_id)
+            market = MarketRef(parsed.market_id)
             found = self.trend_report(crop_id, parsed.market_id)
             series = found.series
             if found.stale:
                 return self.reply(
-                    parsed, "sms.trend_stale", crop=crop, market=market, unit=self.unit(series.unit),
-                    price=money(round(series.price(series.last))), date=long_date(series.last_day),
+                    parsed, "sms.trend_stale", crop=crop, market=market, unit=UnitRef(series.unit),
+                    price=Money(round(series.price(series.last))), date=Day(series.last_day, year=True),
                 )  # fmt: skip
             if found.trend is None:
                 return self.reply(parsed, "sms.trend_none", crop=crop, market=market)
@@ -267,33 +292,32 @@ class _Responder:
                  if q.market_id == parsed.market_id and (q.unit, q.kind) == (series.unit, series.kind)),
                 None,
             )  # fmt: skip
-            params = dict(
+            values: dict[str, Part] = dict(
                 crop=crop,
                 market=market,
-                direction=self.t(f"sms.trend_{found.trend.direction}"),
-                change=signed_percent(found.trend.change_percent),
-                span=trends.span_text(self.t, found.trend),
-                price=money(quote.price if quote else found.trend.latest),
-                unit=self.unit(series.unit),
-                date=short_date(quote.observed_on if quote else found.trend.latest_on),
+                direction=phrase(f"sms.trend_{found.trend.direction}"),
+                change=Percent(found.trend.change_percent),
+                span=trends.span_phrase(found.trend),
+                price=Money(quote.price if quote else found.trend.latest),
+                unit=UnitRef(series.unit),
+                date=Day(quote.observed_on if quote else found.trend.latest_on),
             )
             outlook = found.outlook
-            text = self.t("sms.trend_one", **params)
+            text: tuple[Part, ...] = (phrase("sms.trend_one", **values),)
             if outlook.forecasts:
                 f = outlook.forecasts[0]
-                candidate = self.t(
-                    "sms.trend_one_forecast", **params, until=trends.when_text(self.t, series.cadence, f.on, short_date),
-                    forecast=money(f.price), low=money(f.low), high=money(f.high), error=f.error_percent,
-                )  # fmt: skip
+                candidate = (phrase(
+                    "sms.trend_one_forecast", **values, until=trends.when_phrase(series.cadence, f.on),
+                    forecast=Money(f.price), low=Money(f.low), high=Money(f.high), error=Number(f.error_percent),
+                ),)  # fmt: skip
             elif outlook.usual:
                 u = outlook.usual[0]
-                candidate = text + " " + self.t(
-                    "sms.trend_usual", until=trends.when_text(self.t, series.cadence, u.on, short_date),
-                    low=money(u.low), high=money(u.high),
-                )  # fmt: skip
+                candidate = (*text, phrase(
+                    "sms.trend_usual", until=trends.when_phrase(series.cadence, u.on), low=Money(u.low), high=Money(u.high),
+                ))  # fmt: skip
             else:
-                candidate = text + " " + self.t(f"sms.trend_no_forecast_{outlook.reason}")
-            return SmsReply(parsed.intent, self.lang, candidate if self.fits(candidate) else text)
+                candidate = (*text, phrase(f"sms.trend_no_forecast_{outlook.reason}"))
+            return self.answer(parsed, *(candidate if self.fits(*candidate) else text))
         region = self.profile.region
         markets = sorted(
             (m for m in self._markets.values() if any(q.market_id == m.id for q in self.data.latest_prices(crop_id))),
@@ -301,25 +325,21 @@ class _Responder:
         )
         found_all = [(m, f.trend) for m in markets if (f := self.trend_report(crop_id, m.id, outlook=False)).trend is not None]
         # One span for all said once in the header; mixed cadences say each market's own.
-        spans = {trends.span_text(self.t, t) for _, t in found_all}
-        parts: list[str] = []
-        text = ""
+        one_span = len({self.word(trends.span_phrase(t)) for _, t in found_all}) == 1
+        items: list[Part] = []
         for m, found in found_all:
-            change = signed_percent(found.change_percent)
-            if len(spans) > 1:
-                change = self.t("sms.trend_item_span", change=change, span=trends.span_text(self.t, found))
-            part = self.t("sms.trend_item", market=self.market(m.id), change=change)
-            if len(spans) == 1:
-                candidate = self.t("sms.trend_list", crop=crop, span=next(iter(spans)), items=", ".join(parts + [part]))
-            else:
-                candidate = self.t("sms.trend_list_mixed", crop=crop, items=", ".join(parts + [part]))
-            if not self.fits(candidate):
-                break
-            parts.append(part)
-            text = candidate
-        if not parts:
+            change: Part = Percent(found.change_percent)
+            if not one_span:
+                change = phrase("sms.trend_item_span", change=change, span=trends.span_phrase(found))
+            items.append(phrase("sms.trend_item", market=MarketRef(m.id, m.name), change=change))
+        if one_span:
+            header = partial(phrase, "sms.trend_list", crop=crop, span=trends.span_phrase(found_all[0][1]))
+        else:
+            header = partial(phrase, "sms.trend_list_mixed", crop=crop)
+        text = self.most_that_fit(items, "comma", lambda listed: header(items=listed))
+        if text is None:
             return self.reply(parsed, "sms.trend_none_any", crop=crop)
-        return SmsReply(parsed.intent, self.lang, text)
+        return self.answer(parsed, text)
 
     def on_report(self, parsed: Parsed) -> SmsReply:
         if self.profile.role != "enumerator":
@@ -333,35 +353,38 @@ class _Responder:
         unit = parsed.unit or crop_unit
         kind = parsed.kind or "wholesale"
         reason = self.check_report(parsed.crop_id, parsed.market_id, price, unit, kind)
-        effect = ReportPrice(parsed.crop_id, parsed.market_id, price, unit, kind, held_reason=reason)
-        params = dict(
-            crop=self.crop(parsed.crop_id),
-            market=self.market(parsed.market_id),
-            price=money(price),
-            unit=self.unit(unit),
-            date=short_date(self.today),
+        # Staff read why a report waits in the console: the effect carries it as words.
+        effect = ReportPrice(parsed.crop_id, parsed.market_id, price, unit, kind,
+                             held_reason=self.word(reason) if reason else "")
+        values: dict[str, Part] = dict(
+            crop=CropRef(parsed.crop_id),
+            market=MarketRef(parsed.market_id),
+            price=Money(price),
+            unit=UnitRef(unit),
+            date=Day(self.today),
         )
         if reason:
-            return self.reply(parsed, "sms.report_held", (effect,), reason=reason, **params)
-        return self.reply(parsed, "sms.report_published", (effect,), **params)
+            return self.reply(parsed, "sms.report_held", (effect,), reason=reason, **values)
+        return self.reply(parsed, "sms.report_published", (effect,), **values)
 
-    def check_report(self, crop_id: int, market_id: int, price: int, unit: str, kind: str) -> str:
-        """Empty when the report may be published at once, else why it waits for staff."""
+    def check_report(self, crop_id: int, market_id: int, price: int, unit: str, kind: str) -> Phrase | None:
+        """None when the report may be published at once, else why it waits for staff."""
         reporter = self.profile.producer_id
         limit = self.config.reports_per_day
         # This report is not stored yet: the ones before it count.
         if reporter is not None and self.data.reports_by(reporter, self.today) >= limit:
-            return self.t("sms.reason_daily_limit", limit=limit)
+            return phrase("sms.reason_daily_limit", limit=Number(limit))
         since = self.today - dt.timedelta(days=REPORT_WINDOW_DAYS)
         found = pricecheck.reference(
             self.data.price_points(crop_id, unit, since), market_id=market_id, today=self.today, reporter_id=reporter
         )
         if found is None:
-            return self.t("sms.reason_no_reference")
+            return phrase("sms.reason_no_reference")
         if not pricecheck.out_of_range(price, found.median, self.config.report_tolerance):
-            return ""
+            return None
         key = "sms.reason_high" if price > found.median else "sms.reason_low"
-        return self.t(key, median=money(found.median))
+        return phrase(key, median=Money(found.median))
+
 
 def respond(
     text: str,

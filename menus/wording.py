@@ -31,8 +31,10 @@ from messages import Catalog
 from messages.formatting import long_date, money, phone_display, short_date, signed_percent
 
 _NO_VALUES: Mapping[str, str] = {}
-# How a text channel punctuates a Pair.
-PAIR_FORMATS = {"dash": "{} - {}", "colon": "{}: {}", "paren": "{} ({})"}
+# How a text channel punctuates a Pair. The last three join a name to a name ("Tomate Sikasso")
+# and the items of a list (menus.sms_render.joined): SMS replies list prices and alerts in a line.
+PAIR_FORMATS = {"dash": "{} - {}", "colon": "{}: {}", "paren": "{} ({})",
+                "space": "{} {}", "comma": "{}, {}", "semicolon": "{}; {}"}
 
 
 class Names(Protocol):
