@@ -4,6 +4,7 @@ request and for a database that is away, and a per-phone rate limit."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -44,7 +45,7 @@ class PhoneRateLimit:
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self._seen: dict[str, list[float]] = {}
+        self._seen: dict[str, deque[float]] = {}
         self._sweep_at = 0.0
 
     def allow(self, phone: str, now: float | None = None) -> bool:
@@ -52,14 +53,16 @@ class PhoneRateLimit:
         if now >= self._sweep_at:
             # Once a minute, forget the phones idle for a minute: memory follows the callers of
             # the last minute or two, not every number ever seen.
-            self._seen = {p: ts for p, ts in self._seen.items() if now - ts[-1] < 60}
+            self._seen = {p: ts for p, ts in self._seen.items() if ts and now - ts[-1] < 60}
             self._sweep_at = now + 60
-        recent = [t for t in self._seen.get(phone, ()) if now - t < 60]
+        recent = self._seen.get(phone)
+        if recent is None:
+            recent = self._seen[phone] = deque()
+        while recent and now - recent[0] >= 60:  # oldest first: each hop drops what expired
+            recent.popleft()
         if len(recent) >= self.per_minute:
-            self._seen[phone] = recent
             return False
         recent.append(now)
-        self._seen[phone] = recent
         return True
 
     def __len__(self) -> int:
