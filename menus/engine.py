@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, MutableMapping, Sequence
 
 from menus import languages, trends
 from menus.screen import (
@@ -276,6 +276,7 @@ class _Replay:
         # Replaying a path builds the same screens again and again: once per hop is enough.
         self._views: dict[tuple, View] = {}
         self._pages: dict[tuple, Pages] = {}
+        self.laid_out: MutableMapping | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -380,7 +381,15 @@ class _Replay:
     def frame_pages(self, frame: Frame) -> Pages:
         key = (frame.node, frame.args, self.lang, self.changes)
         if key not in self._pages:
-            self._pages[key] = self.ussd.pages(self.view(frame).layout(), self.lang)
+            layout = self.view(frame).layout()
+            shared = self.laid_out
+            if shared is None:
+                self._pages[key] = self.ussd.pages(layout, self.lang)
+            else:  # the caller's cache of layouts already laid out for the same content (see run)
+                found = shared.get((layout, self.lang))
+                if found is None:
+                    found = shared[(layout, self.lang)] = self.ussd.pages(layout, self.lang)
+                self._pages[key] = found
         return self._pages[key]
 
     def language_options(self, *, first: bool) -> list[Option]:
@@ -901,14 +910,21 @@ def run(
     now: dt.datetime,
     config: EngineConfig = EngineConfig(),
     resume: Resume | None = None,
+    laid_out: MutableMapping | None = None,
 ) -> Screen:
     """The screen for a session whose inputs so far are `inputs` (empty on the first hop).
 
     `resume`: the previous hop's `Screen.resume`, from the same start `profile`. When its inputs
     are these but the last, only the last input is stepped; otherwise (another process answered
     the previous hop, a repeated hop) the whole path is replayed. The returned screen's `resume`
-    is where this hop left the session (None once it ends)."""
+    is where this hop left the session (None once it ends).
+
+    `laid_out`: layouts already laid out into pages, by (Layout, language), shared between hops
+    by a caller that empties it whenever the catalog or the names the layouts are worded with
+    (crops, markets, units, kinds) change, and that uses one per EngineConfig; laying a screen
+    out (wording, folding, paging) is most of what a hop that only reads costs."""
     replay = _Replay(profile, data, catalog, now, config)
+    replay.laid_out = laid_out
     if len(inputs) > config.max_steps:
         return replay.end(phrase("session.too_long"), "too_long", ())
     # The session's first screen says why the caller is not served in their own language.

@@ -355,3 +355,33 @@ def test_a_resume_from_another_path_is_ignored(previous, inputs):
     common = dict(profile=Profile(phone=PHONE, language="fr"), data=demo_view(), catalog=default_catalog(), now=NOW)
     stale = run(list(previous), **common).resume
     assert same_screen(run(list(inputs), resume=stale, **common), run(list(inputs), **common))
+
+
+# -- layouts laid out once: pages shared between hops while the content is the same ------------
+
+
+@pytest.mark.parametrize("path, lang, subs, fragments, end, effects", JOURNEYS)
+def test_a_hop_with_screens_already_laid_out_shows_what_one_without_shows(path, lang, subs, fragments, end, effects):
+    inputs = path.split("*") if path else []
+    common = dict(profile=Profile(phone=PHONE, language=lang, subscriptions=tuple(subs)), data=demo_view(),
+                  catalog=default_catalog(), now=NOW)
+    shared: dict = {}
+    for n in range(len(inputs) + 1):  # every hop of the path, twice: laid out, then reused
+        for _ in range(2):
+            assert same_screen(run(inputs[:n], laid_out=shared, **common), run(inputs[:n], **common))
+
+
+def test_a_screen_laid_out_once_is_not_laid_out_again(monkeypatch):
+    from menus.ussd import UssdRenderer
+
+    laid = []
+    original = UssdRenderer.pages
+    monkeypatch.setattr(UssdRenderer, "pages", lambda self, layout, lang: laid.append(layout) or original(self, layout, lang))
+    common = dict(profile=Profile(phone=PHONE, language="fr"), data=demo_view(), catalog=default_catalog(), now=NOW)
+    shared: dict = {}
+    run(["1", "1"], laid_out=shared, **common)
+    first = len(laid)
+    run(["1", "1"], laid_out=shared, **common)  # another caller on the same screen
+    assert first >= 1 and len(laid) == first
+    run(["1", "1"], laid_out=shared, **{**common, "profile": Profile(phone=PHONE, language="bm")})
+    assert len(laid) > first  # another language: laid out anew

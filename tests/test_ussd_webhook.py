@@ -510,3 +510,30 @@ def test_a_hop_on_another_callers_session_sees_nothing_and_writes_nothing(settin
     with db.unit_of_work() as session:
         row = session.exec(select(models.UssdSession)).one()
     assert row.phone == PHONE and row.last_screen == "price_crops"
+
+
+def test_a_renamed_crop_shows_on_the_next_hop_though_its_screen_was_laid_out_before(client, db):
+    known_caller(db)
+    assert "1. Tomate" in Caller(client).dial("1")
+    with db.unit_of_work() as session:
+        crop = session.exec(select(models.Crop).where(models.Crop.name_fr == "Tomate")).one()
+        crop.name_fr = "Tomate cerise"
+        session.add(crop)
+    client.app.state.content_cache.clear()  # what the console does when staff save
+    assert "1. Tomate cerise" in Caller(client).dial("1")
+
+
+def test_screens_laid_out_are_forgotten_when_the_content_they_were_worded_from_changes():
+    from gateway.ussd.service import LaidOut
+
+    laid = LaidOut(size=2)
+    catalog, crops = object(), ()
+    laid.for_content(catalog, crops)["a"] = 1
+    assert laid.for_content(catalog, crops).get("a") == 1  # the same objects: kept
+    assert laid.for_content(catalog, tuple(crops)).get("a") == 1  # tuple(()) is () itself
+    assert laid.for_content(catalog, ("x",)).get("a") is None  # new names: emptied
+    laid.for_content(object(), ("x",))["b"] = 2
+    assert laid.for_content(object(), ("x",)).get("b") is None  # a new catalog: emptied
+    for key in "cde":
+        laid[key] = key
+    assert list(laid) == ["d", "e"]  # bounded, the oldest out

@@ -126,6 +126,29 @@ class SessionStarts:
         return len(self._starts)
 
 
+class LaidOut(OrderedDict):
+    """Screens already laid out into pages (menus.run's `laid_out`), by layout and language,
+    for as long as the content they were worded from stays the same: the catalog and the crops,
+    markets, units and kinds the content cache holds, compared by identity (the cache replaces
+    them when it reloads them). At most `size`, the oldest out."""
+
+    def __init__(self, size: int = 1000) -> None:
+        super().__init__()
+        self.size = size
+        self._content: tuple = ()
+
+    def for_content(self, *content: object) -> "LaidOut":
+        if len(content) != len(self._content) or any(a is not b for a, b in zip(content, self._content)):
+            self.clear()
+            self._content = content
+        return self
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
 class Hops:
     """The USSD hop as the webhook answers it, one per process (app.state.ussd)."""
 
@@ -135,14 +158,16 @@ class Hops:
         self.cache = cache
         self.rules = rules
         self.starts = SessionStarts()
+        self.laid_out = LaidOut()
 
     async def answer(self, db: Database, hop: UssdHop, *, now: dt.datetime, trace: HopTrace) -> m.Screen:
         def read(session: Session) -> HopPlan:
             catalog = trace.catalog = current_catalog(session, self.cache)
             data = CachedDataView(session, self.cache)
+            laid_out = self.laid_out.for_content(catalog, data.crops(), data.markets(), data.units(), data.kinds())
             plan = plan_hop(
                 session, hop=hop, now=now, catalog=catalog, config=self.config, data=data, trace=trace,
-                starts=self.starts,
+                starts=self.starts, laid_out=laid_out,
             )
             plan.catalog = catalog
             return plan
@@ -168,15 +193,16 @@ def plan_hop(
     data: m.DataView | None = None,
     trace: HopTrace | None = None,
     starts: SessionStarts | None = None,
+    laid_out: LaidOut | None = None,
 ) -> HopPlan:
     """Load the session's start (from `starts` when this process remembers it) and replay the
-    menus: reads only."""
+    menus: reads only. `laid_out`: see LaidOut."""
     trace = trace or HopTrace()
     known = starts.get(hop.session_id, hop.phone) if starts is not None else None
     if known is not None:
         trace.language = known.get("language")
         return _replay(session, hop, known, new_session=False, now=now, catalog=catalog, config=config, data=data,
-                       trace=trace, resume=starts.resume(hop.session_id, hop.phone))
+                       trace=trace, resume=starts.resume(hop.session_id, hop.phone), laid_out=laid_out)
     start = session.connection().execute(_SESSION_START, {"session_id": hop.session_id}).first()
     if start is not None and start[3] != hop.phone:
         # A session id is not a secret: a hop naming another caller's session must neither see
@@ -195,17 +221,18 @@ def plan_hop(
         if starts is not None:
             starts.put(hop.session_id, hop.phone, start_profile)
     return _replay(session, hop, start_profile, new_session=start is None, now=now, catalog=catalog, config=config,
-                   data=data, trace=trace)
+                   data=data, trace=trace, laid_out=laid_out)
 
 
 def _replay(
     session: Session, hop: UssdHop, start_profile: dict, *, new_session: bool, now: dt.datetime, catalog: Catalog,
     config: menus.EngineConfig, data: m.DataView | None, trace: HopTrace, resume: menus.Resume | None = None,
+    laid_out: LaidOut | None = None,
 ) -> HopPlan:
     profile = profile_from_snapshot(hop.phone, start_profile)
     screen = menus.run(
         hop.inputs, profile=profile, data=data or SqlDataView(session), catalog=catalog, now=now, config=config,
-        resume=resume,
+        resume=resume, laid_out=laid_out,
     )
     trace.language = screen.language
     # Most hops only read; the session row is written when something worth recording changed
