@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from menus import trends
 from menus.screen import CropRef, Day, MarketRef, Money, Part, Percent, RegionRef, Text, UnitRef, phrase
-from menus.types import TIP_CATEGORIES, DataView, Market, PriceQuote
+from menus.types import TIP_CATEGORIES, DataView, Market, PriceQuote, Tip
 
 MAX_CROPS = 3
 MAX_MARKETS = 3
@@ -29,6 +29,8 @@ class Bulletin:
     week_of: dt.date  # the Monday of the week it speaks for
     parts: tuple[Part, ...]
     prices: int  # price lines said (0: nothing fresh to say this week)
+    tip: Tip | None = None  # the week's tip, said by parts[tip_at] (None: no tip to say)
+    tip_at: int | None = None
 
 
 def _direction(data: DataView, quote: PriceQuote, today: dt.date) -> Part:
@@ -70,9 +72,23 @@ def bulletin(region: str, language: str, today: dt.date, data: DataView) -> Bull
             lines += 1
     if not lines:
         parts.append(phrase("voice.bulletin.no_prices"))
-    tips = [tip for category in TIP_CATEGORIES for tip in data.tips(category)]
-    if tips:
-        tip = sorted(tips, key=lambda t: t.id)[week_of.isocalendar().week % len(tips)]
-        parts.append(phrase("voice.bulletin.tip", title=Text(tip.title(language)), text=Text(tip.text(language))))
+    tips = all_tips(data)
+    tip = tips[week_of.isocalendar().week % len(tips)] if tips else None
+    tip_at = None
+    if tip is not None:
+        title, text = tip_words(tip, language)
+        tip_at = len(parts)
+        parts.append(phrase("voice.bulletin.tip", title=title, text=text))
     parts.append(phrase("voice.bulletin.outro"))
-    return Bulletin(region, language, week_of, tuple(parts), lines)
+    return Bulletin(region, language, week_of, tuple(parts), lines, tip, tip_at)
+
+
+def all_tips(data: DataView) -> list[Tip]:
+    """Every tip a bulletin may say, in the order the weeks take them."""
+    return sorted((tip for category in TIP_CATEGORIES for tip in data.tips(category)), key=lambda t: t.id)
+
+
+def tip_words(tip: Tip, language: str) -> tuple[Text, Text]:
+    """A tip's title and text as a bulletin says them (staff-written words: the language's own,
+    else French)."""
+    return Text(tip.title(language)), Text(tip.text(language))

@@ -10,6 +10,7 @@ Every upload is made here: WAVs with the `wave` module, the others encoded with 
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import re
 import wave
@@ -493,11 +494,36 @@ def test_a_bambara_name_borrows_the_french_recording_and_says_so(browser, french
     assert f'src="/voice/audio/{french_row.audio_hash}.wav"' in now
     listed = b.get("/admin/studio/clips?lang=bm&show=borrowed").text
     assert re.findall(r'<tr id="clip-([^"]+)">', listed) == [f"bm.crop.{crop}"]
-    assert "enregistrement français emprunté" in french.get(f"/admin/studio/clips/bm.crop.{crop}").text
+    assert "enregistrement en français emprunté" in french.get(f"/admin/studio/clips/bm.crop.{crop}").text
     # A number is never borrowed: Bambara counts money in 5-franc units.
     assert upload(b, "fr.num.70", wav(SPEECH_44K), "audio/wav").status_code == 303
     number = b.get("/admin/studio/clips/bm.num.70").text
     assert "nothing yet" in visible(number.split('class="studio-now"', 1)[1].split("</div>", 1)[0])
+
+
+@pytest.mark.parametrize("fallback, recorded, borrowed, label", [
+    pytest.param("fr", ["fr"], "fr", "enregistrement en français emprunté", id="french"),
+    pytest.param("bm", ["bm", "fr"], "bm", "enregistrement en bambara emprunté", id="bambara-nearest"),
+    pytest.param("bm", ["fr"], "fr", "enregistrement en français emprunté", id="bambara-then-french"),
+    pytest.param("ff", ["ff", "fr"], "ff", "enregistrement en peul emprunté", id="a-staff-added-language-by-its-name"),
+])
+def test_a_borrowed_recording_names_the_language_it_is_borrowed_from(french, db, ids, fallback, recorded, borrowed,
+                                                                     label):
+    # Songhoy falls back on `fallback` (Fulfulde itself falling back on French).
+    with db.unit_of_work() as session:
+        for code, name, name_fr, to in (("ff", "Fulfulde", "peul", "fr"), ("ses", "Koyraboro senni", "songhaï", fallback)):
+            session.add(models.Language(code=code, name=name, name_fr=name_fr, written=False, voice=True,
+                                        enabled=True, fallback=to, sort_order=10))
+    crop = ids["tomato"]
+    for lang in recorded:
+        store(db, f"{lang}.crop.{crop}", prompts.RECORDED)
+    page = french.get(f"/admin/studio/clips/ses.crop.{crop}").text
+    now = html.unescape(page.split('class="studio-now"', 1)[1].split("</div>", 1)[0])
+    assert f'data-language="{borrowed}">{label}</span>' in now
+    assert f'href="/admin/studio/clips/{borrowed}.crop.{crop}"' in now
+    # The list says it per clip too; its filter names no language (each clip may borrow another's).
+    listed = html.unescape(french.get("/admin/studio/clips?lang=ses&show=borrowed").text)
+    assert label in listed and "enregistrement d'une autre langue emprunté" in listed
 
 
 def test_a_synthetic_prompt_is_flagged_record_me(browser, french, db, ids):  # noqa: F811

@@ -1,6 +1,8 @@
 """Console page: the weekly radio bulletins (issue 16 item 8), for community radio stations. Every
-region in every language: what the bulletin says this week, a player, and the MP3 to download
-(the same bulletin as `GET /api/v1/bulletins/<region>.mp3` and `gateway voice bulletin`)."""
+region in every enabled voice language: what the bulletin says this week (a voice-only language's
+in French, labelled so), where its clips' audio comes from (the language's own recordings,
+borrowed, synthetic), whether its tip is said, a player, and the MP3 to download (the same
+bulletin as `GET /api/v1/bulletins/<region>.mp3` and `gateway voice bulletin`)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,12 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.admin.core import PriceStaff, db_of, now_of, render
-from gateway.admin.studio import voice_languages
+from gateway.admin.studio import language_names
 from gateway.data.content import current_catalog
 from gateway.data.dataview import CachedDataView
 from gateway.voice import bulletin
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-
-
-def _languages(request: Request, session, catalog) -> tuple[str, ...]:
-    """The voice languages with a written catalog: a bulletin's words are the catalog's (a
-    voice-only language has none yet; its bulletin would need prompts of its own)."""
-    return tuple(lang for lang in voice_languages(request, session) if catalog.has_language(lang))
 
 
 @router.get("/bulletins", name="admin_bulletins")
@@ -32,13 +28,15 @@ def bulletins_page(request: Request, staff: PriceStaff):
     with db_of(request).unit_of_work() as session:
         catalog = current_catalog(session, state.content_cache)
         data = CachedDataView(session, state.content_cache)
-        languages = _languages(request, session, catalog)
+        languages = bulletin.languages(data)
         for code, region in bulletin.regions_by_code(session).items():
-            said = [(lang, bulletin.script(region=region, language=lang, today=today, catalog=catalog, data=data))
+            said = [(lang, bulletin.script(region=region, language=lang, today=today, catalog=catalog, data=data,
+                                           session=session))
                     for lang in languages]
             rows.append({"code": code, "region": region, "bulletins": said})
+        names = language_names(request, session)
     week_of = rows[0]["bulletins"][0][1].week_of if rows else None
-    return render(request, "bulletins.html", {"rows": rows, "week_of": week_of})
+    return render(request, "bulletins.html", {"rows": rows, "week_of": week_of, "language_names": names})
 
 
 @router.get("/bulletins/{code}.mp3", name="admin_bulletin_mp3")
@@ -50,12 +48,13 @@ async def bulletin_mp3(request: Request, code: str, staff: PriceStaff):
     def make() -> tuple[bytes, str]:
         # Joining the clips and encoding the MP3 is CPU work (a second or so): off the event loop.
         with db_of(request).unit_of_work() as session:
-            catalog = current_catalog(session, state.content_cache)
-            region = bulletin.regions_by_code(session).get(code)
-            if region is None or language not in _languages(request, session, catalog):
-                raise HTTPException(404, "No such bulletin.")
-            made = bulletin.make(session, region=region, language=language, today=today, catalog=catalog,
-                                 data=CachedDataView(session, state.content_cache), prompt_audio=state.prompt_audio)
+            region = bulletin.regions_by_code(session).get(code, "")
+            try:
+                made = bulletin.make(session, region=region, language=language, today=today,
+                                     catalog=current_catalog(session, state.content_cache),
+                                     data=CachedDataView(session, state.content_cache), prompt_audio=state.prompt_audio)
+            except bulletin.NoSuchBulletin:
+                raise HTTPException(404, "No such bulletin.") from None
         return made.mp3, bulletin.download_name(region, language, made.week_of)
 
     mp3, name = await run_in_threadpool(make)

@@ -1,12 +1,14 @@
 """Console pages: the recording studio (issue 16 items 4 and 6). Every clip the voice menus can
 play, per language (every enabled voice language: console → Languages), with what it plays
-now — a staff recording (reviewed, or waiting for another editor's review), the French recording
-borrowed for a Bambara word or name (a staff-added language's fallback recording), a synthetic
-stand-in, or nothing yet —, the next one still to record, recorded in the browser or uploaded as
+now — a staff recording (reviewed, or waiting for another editor's review), the recording of a
+fallback language borrowed for a word or name (French for Bambara; for a staff-added language,
+its fallback's, named per clip), a synthetic stand-in, or nothing yet —, the next one still to record, recorded in the browser or uploaded as
 a file, each clip's revisions, and the review of a new recording (listen, approve or reject).
 
 The clips come from `menus.voice.inventory` (the menus' texts, names from the data, numbers),
-never from a form: staff record the words the menus say, and cannot make up a clip."""
+and, for a voice-only language, the tips' words (its radio bulletin says a tip only once they
+are recorded: gateway.voice.bulletin), never from a form: staff record the words the menus say,
+and cannot make up a clip."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from gateway.core.deps import DbId
 from gateway.data import auth, models
 from gateway.data.content import current_catalog
 from gateway.data.dataview import CachedDataView, SqlDataView
-from gateway.voice import prompts
+from gateway.voice import bulletin, prompts
 from menus.types import Language
 from menus.voice import Clip, inventory
 from messages import staff as staff_text
@@ -50,8 +52,8 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 # What a clip plays now, best first: its own recording (recorded in the browser or uploaded),
 # approved by another editor or still to review (it plays meanwhile, as an edited text does:
-# gateway.voice.prompts); the French recording, for a Bambara word or name
-# (gateway.voice.prompts.resolve); its own synthetic stand-in ("synthetic — record me");
+# gateway.voice.prompts); a fallback language's recording, for a word or name not yet recorded
+# (gateway.voice.prompts.resolve: French for Bambara); its own synthetic stand-in ("synthetic — record me");
 # nothing yet (made by the speech engine when a call first needs it).
 REVIEWED, TO_REVIEW, BORROWED, SYNTHETIC, MISSING = "reviewed", "to_review", "borrowed", "synthetic", "missing"
 STATUSES = (REVIEWED, TO_REVIEW, BORROWED, SYNTHETIC, MISSING)
@@ -98,7 +100,7 @@ class ClipState:
     clip: Clip
     status: str
     plays: models.AudioPrompt | None  # what a call plays now (None: nothing yet)
-    borrowed_from: str | None  # the French clip that stands in, when status is BORROWED
+    borrowed_from: str | None  # the fallback's clip that stands in ("fr.crop.3"), when status is BORROWED
     own: models.AudioPrompt | None  # the clip's own newest revision, of any source
 
     @property
@@ -108,6 +110,11 @@ class ClipState:
     @property
     def language(self) -> str:
         return self.clip.id.split(".", 1)[0]
+
+    @property
+    def borrowed_language(self) -> str:
+        """The language whose recording stands in ("fr", "bm"), or "" when none does."""
+        return self.borrowed_from.split(".", 1)[0] if self.borrowed_from else ""
 
     @property
     def kind(self) -> str:
@@ -158,11 +165,20 @@ def active_regions(session: Session) -> list[str]:
 
 
 def clips_of(request: Request, session: Session, lang: str) -> list[Clip]:
-    """Every clip the voice menus can play in `lang`, in the studio's order. Kept for the content
-    cache's time to live: building it reads the catalog, names and number rules (~50 ms)."""
+    """Every clip the voice menus can play in `lang`, in the studio's order (a voice-only
+    language's: then its tips' words, for its radio bulletin). Kept for the content cache's time
+    to live: building it reads the catalog, names and number rules (~50 ms)."""
     def load() -> list[Clip]:
         catalog = current_catalog(session, request.app.state.content_cache)
-        return inventory(catalog, lang, SqlDataView(session), active_regions(session), today=now_of(request).date())
+        data = SqlDataView(session)
+        clips = inventory(catalog, lang, data, active_regions(session), today=now_of(request).date())
+        if not catalog.has_language(lang):
+            known = {c.id for c in clips}
+            for clip in bulletin.tip_clips(language=lang, catalog=catalog, data=data):
+                if clip.id not in known:
+                    known.add(clip.id)
+                    clips.append(clip)
+        return clips
 
     return request.app.state.content_cache.get(("voice-inventory", lang), load)
 

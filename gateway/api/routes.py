@@ -638,21 +638,24 @@ def upsert_producer(request: Request, body: ProducerIn, staff: Editor):
     summary="This week's radio bulletin of a region (MP3), for community radio stations",
 )
 def radio_bulletin(request: Request, region: str, staff: PriceStaff,
-                   language: Annotated[Literal["fr", "bm"], Query()] = "fr"):
+                   language: Annotated[str, Query(pattern=r"^[a-z]{2,3}$",
+                                                  description="An enabled voice language's code")] = "fr"):
     from gateway.data.content import current_catalog
     from gateway.data.dataview import CachedDataView
     from gateway.voice import bulletin
-    from messages import to_ussd
 
     state = request.app.state
     with state.db.unit_of_work() as session:
-        if region not in bulletin.regions(session):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such region")
-        made = bulletin.make(session, region=region, language=language, today=state.clock().date(),
-                             catalog=current_catalog(session, state.content_cache),
-                             data=CachedDataView(session, state.content_cache),
-                             prompt_audio=state.prompt_audio)
-    slug = re.sub(r"[^a-z0-9]+", "-", to_ussd(region).lower()).strip("-")
-    name = f"sugu-{slug}-{language}-{made.week_of:%Y-%m-%d}.mp3"
+        try:
+            made = bulletin.make(session, region=region, language=language, today=state.clock().date(),
+                                 catalog=current_catalog(session, state.content_cache),
+                                 data=CachedDataView(session, state.content_cache),
+                                 prompt_audio=state.prompt_audio)
+        except bulletin.NoSuchBulletin as missing:
+            if missing.what == "region":
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "no such region") from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                                "language: not an enabled voice language") from None
+    name = bulletin.download_name(region, language, made.week_of)
     return Response(made.mp3, media_type="audio/mpeg",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
