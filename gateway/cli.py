@@ -389,7 +389,7 @@ def _run_import(file: Path, skip_errors: bool, *, parse, load):
             crops = session.exec(select(models.Crop)).all()
             markets = session.exec(select(models.Market)).all()
             try:
-                rows, errors = parse(text, crops, markets, now)
+                rows, errors = parse(text, crops, markets, now, session)
             except imports.FileFormatError as exc:
                 typer.echo(f"{file.name}: {exc}", err=True)
                 raise typer.Exit(1) from None
@@ -524,11 +524,13 @@ def import_producers(
     cluster, subscriptions, role] (subscriptions: crop@market separated by ';' or '|'; role:
     producer or enumerator, each change audited)."""
     from gateway.actions import imports
+    from gateway.data import languages
 
     report, skipped = _run_import(
         file,
         skip_errors,
-        parse=lambda text, crops, markets, now: imports.parse_producers_csv(text, crops=crops, markets=markets),
+        parse=lambda text, crops, markets, now, session: imports.parse_producers_csv(
+            text, crops=crops, markets=markets, languages=languages.rows(session)),
         load=lambda session, rows, now: imports.import_producers(session, rows, now=now, source=f"cli:{file.name}"[:64]),
     )
     typer.echo(
