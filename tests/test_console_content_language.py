@@ -442,3 +442,36 @@ def test_issue15_messages_list_comes_in_pages_that_keep_the_filters(browser):
     assert b.get("/admin/messages?page=abc").status_code == 200
     filtered = b.get("/admin/messages?q=prix&page=1").text
     assert "page=2" not in filtered or "q=prix" in filtered
+
+
+# -- the Texts page edits every written language, not a pair named in the code ---------------------------
+
+SES_TEXTS = {"main.title": "Sugu - hayey"}
+
+
+@pytest.mark.parametrize("catalog_file, offered", [
+    pytest.param(True, ["fr", "bm", "ses"], id="written-with-its-catalog-even-disabled"),
+    pytest.param(False, ["fr", "bm"], id="marked-written-without-a-catalog-file"),
+])
+def test_the_texts_page_offers_every_written_language(browser, db, monkeypatch, catalog_file, offered):
+    from gateway.admin import texts
+    from messages import Catalog
+    from messages.catalog import load_file_catalog
+
+    add_languages(db, FULFULDE, {**SONGHOY, "written": True})  # Fulfulde is voice-only: no texts
+    if catalog_file:
+        files = {"fr": load_file_catalog("fr"), "bm": load_file_catalog("bm"), "ses": SES_TEXTS}
+        monkeypatch.setattr(texts, "default_catalog", lambda: Catalog(files))
+        monkeypatch.setattr(texts, "load_file_catalog", lambda lang: files[lang])
+    b = browser("editor")
+    listed = b.get("/admin/messages?q=main.title").text
+    assert re.findall(r'<th lang="(\w+)">', listed) == offered
+    editor = b.get("/admin/messages/main.title").text
+    assert re.findall(r'<textarea id="text_(\w+)"', editor) == offered
+    typed = {f"text_{lang}": f"Sugu {lang}" for lang in ("fr", "bm", "ses", "ff")}
+    assert b.post("/admin/messages/main.title", typed).status_code == 303
+    with db.unit_of_work() as session:
+        saved = sorted(session.exec(select(models.MessageOverride.language)).all())
+    assert saved == sorted(offered)  # nothing for Fulfulde, nor for a language without its catalog
+    preview = b.post("/admin/messages/main.title/preview", {"text": "Sugu", "language": "ses"})
+    assert preview.status_code == (200 if catalog_file else 400)
