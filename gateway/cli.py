@@ -114,7 +114,9 @@ def simulate(
     service_code: Annotated[str, typer.Option(help="USSD code")] = "*123#",
     voice: Annotated[bool, typer.Option("--voice", help="A voice call instead: each prompt's words, keys typed")] = False,
     language: Annotated[
-        Optional[str], typer.Option(help="With --voice: the language a new caller picks at the first prompt (fr, bm)")
+        Optional[str], typer.Option(help="The language a new caller picks at the first question: any configured "
+                                         "one (fr, bm, ff...); one the channel does not offer (voice-only on USSD, "
+                                         "disabled) is served in French, with the notice its speakers get")
     ] = None,
 ) -> None:
     """A USSD session in the terminal, exactly as a phone shows it (the real engine and data); with
@@ -127,18 +129,15 @@ def simulate(
         phone = parse_phone(phone)
     except InvalidPhone as exc:
         raise typer.BadParameter(str(exc), param_hint="--phone") from None
-    if language is not None and not voice:
-        raise typer.BadParameter("goes with --voice (a USSD caller picks the language on the first screen)",
-                                 param_hint="--language")
-    if language is not None and language not in ("fr", "bm"):
-        raise typer.BadParameter("fr or bm", param_hint="--language")
     settings = _settings()
     if "GATEWAY_LOG_LEVEL" not in os.environ:  # the screens, not a log line per hop (unless asked for)
         settings = settings.model_copy(update={"log_level": "WARNING"})
     _check_database(settings)
+    if language is not None:
+        _check_language(settings, language)
 
     def session():
-        return _simulate_voice(settings, phone, language) if voice else _simulate(settings, phone, service_code)
+        return _simulate_voice(settings, phone, language) if voice else _simulate(settings, phone, service_code, language)
 
     try:
         asyncio.get_running_loop()
@@ -151,7 +150,54 @@ def simulate(
             pool.submit(asyncio.run, session()).result()
 
 
-async def _simulate(settings, phone: str, service_code: str) -> None:
+def _check_language(settings, language: str) -> None:
+    """--language: a configured language (console → Languages), enabled or not; else a clear error."""
+    from gateway.core.db import Database
+    from gateway.data import languages
+
+    db = Database.from_settings(settings)
+    try:
+        with db.unit_of_work() as session:
+            found = languages.rows(session)
+    finally:
+        db.dispose()
+    _known_language(language, found)
+
+
+def _known_language(code: str, found) -> None:
+    from gateway.data import languages
+
+    if code not in {lang.code for lang in found}:
+        raise typer.BadParameter(f"unknown language {code!r}: configured are {languages.listed(found)}",
+                                 param_hint="--language")
+
+
+def _served(state, phone: str, language: str, *, spoken: bool):
+    """What --language means for this caller on this channel: (their stored language or None, the
+    language picked at the first question, the notice its speakers get there or "") — a language
+    the channel does not offer is served in French, as menus.languages.serve does for its farmers."""
+    from sqlmodel import select
+
+    from gateway.data import models
+    from gateway.data.dataview import SqlDataView
+    from menus import languages as langs
+
+    with state.db.unit_of_work() as session:
+        configured = SqlDataView(session).languages()
+        stored = session.exec(select(models.Producer.language).where(models.Producer.phone == phone)).first()
+    served = langs.serve(language, configured, state.catalog, spoken=spoken, voice_number=state.settings.voice_number)
+    notice = langs.notice_text(state.catalog, served.notice, served.language) if served.notice else ""
+    offered = [lang.code for lang in langs.offered(configured, state.catalog, spoken=spoken)]
+    return stored, served.language, notice, offered
+
+
+def _say_picked(key: str, language: str, notice: str) -> None:
+    typer.echo(f"> {key}  (--language {language})")
+    if notice:
+        typer.echo(f"(not offered here: its speakers are served in French, told \"{notice}\")")
+
+
+async def _simulate(settings, phone: str, service_code: str, language: str | None = None) -> None:
     """Posts each hop to the application in-process, as the aggregator would (with the webhook
     secret when one is set), through httpx's ASGI transport: no socket, no test client."""
     import asyncio
@@ -170,6 +216,15 @@ async def _simulate(settings, phone: str, service_code: str) -> None:
     url = "/webhooks/at/ussd" + (f"?{urlencode({'token': secret})}" if secret else "")
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        scripted: list[str] = []  # --language: the answer to a new caller's language screen
+        notice = ""
+        if language:
+            stored, picked, notice, offered = _served(application.state, phone, language, spoken=False)
+            if stored:
+                typer.echo(f"({phone} speaks {stored}, from their profile: --language only answers a new "
+                           "caller's first question)")
+            elif picked in offered:  # the language screen lists what USSD offers, 1, 2...
+                scripted.append(str(offered.index(picked) + 1))
         transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://simulator") as client:
             while True:
@@ -184,6 +239,10 @@ async def _simulate(settings, phone: str, service_code: str) -> None:
                 if kind == "END":
                     typer.echo("The network closed the session. Goodbye.")
                     return
+                if scripted:
+                    inputs.append(scripted.pop())
+                    _say_picked(inputs[-1], language, notice)
+                    continue
                 try:
                     answer = await asyncio.to_thread(input, "> ")
                 except (EOFError, KeyboardInterrupt):
@@ -237,6 +296,7 @@ async def _simulate_voice(settings, phone: str, language: str | None) -> None:
     async with application.router.lifespan_context(application):
         state = application.state
         heard = state.prompt_audio = _HeardPrompts(state.prompt_audio)
+        picked, notice = _served(state, phone, language, spoken=True)[1:3] if language else (None, "")
         transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url=VOICE_SIM_BASE) as client:
             call = AsyncFakeVoiceCall(client, url, phone, settings.voice_number or VOICE_SIM_NUMBER,
@@ -262,7 +322,7 @@ async def _simulate_voice(settings, phone: str, language: str | None) -> None:
                 # What the prompt takes, asked of the voice service itself (its answer rolled back).
                 hop = await asyncio.to_thread(voice_hop, state, phone=phone, session_id=session_id, digits="*")
                 typer.echo("keys: " + _keys_line(accepted_keys(hop.turn)))
-                typed = _first_answer(hop, phone, language) if first else None
+                typed = _first_answer(hop, phone, language, picked, notice) if first else None
                 first = False
                 if typed is None:
                     typed = await _read_keys()
@@ -294,13 +354,14 @@ async def _read_keys() -> str:
         typer.echo("A phone keypad has 0-9, * and # only.")
 
 
-def _first_answer(hop, phone: str, language: str | None) -> str | None:
-    """--language: the key that answers the language question of a caller who has none stored."""
+def _first_answer(hop, phone: str, language: str | None, picked: str | None, notice: str) -> str | None:
+    """--language: the key that answers the language question of a caller who has none stored
+    (French's, with its speakers' notice, for a language calls do not offer)."""
     if not language:
         return None
-    key = _language_key(hop, language)
+    key = _language_key(hop, picked or language)
     if key:
-        typer.echo(f"> {key}  (--language {language})")
+        _say_picked(key, language, notice)
     elif hop.turn.language != language:
         typer.echo(f"({phone} speaks {hop.turn.language}, from their profile: --language only "
                    "answers a new caller's first question)")
@@ -389,7 +450,7 @@ def _run_import(file: Path, skip_errors: bool, *, parse, load):
             crops = session.exec(select(models.Crop)).all()
             markets = session.exec(select(models.Market)).all()
             try:
-                rows, errors = parse(text, crops, markets, now)
+                rows, errors = parse(text, crops, markets, now, session)
             except imports.FileFormatError as exc:
                 typer.echo(f"{file.name}: {exc}", err=True)
                 raise typer.Exit(1) from None
@@ -524,11 +585,13 @@ def import_producers(
     cluster, subscriptions, role] (subscriptions: crop@market separated by ';' or '|'; role:
     producer or enumerator, each change audited)."""
     from gateway.actions import imports
+    from gateway.data import languages
 
     report, skipped = _run_import(
         file,
         skip_errors,
-        parse=lambda text, crops, markets, now: imports.parse_producers_csv(text, crops=crops, markets=markets),
+        parse=lambda text, crops, markets, now, session: imports.parse_producers_csv(
+            text, crops=crops, markets=markets, languages=languages.rows(session)),
         load=lambda session, rows, now: imports.import_producers(session, rows, now=now, source=f"cli:{file.name}"[:64]),
     )
     typer.echo(
@@ -649,7 +712,7 @@ def broadcast_command(
     market: Annotated[list[str], typer.Option(help="Subscribed to a price at this market")] = [],  # noqa: B006
     crop: Annotated[list[str], typer.Option(help="Subscribed to this crop")] = [],  # noqa: B006
     cluster: Annotated[list[str], typer.Option(help="Producers of this group")] = [],  # noqa: B006
-    language: Annotated[list[str], typer.Option(help="fr or bm")] = [],  # noqa: B006
+    language: Annotated[list[str], typer.Option(help="Producers of this language: any configured one (fr, bm, ff...)")] = [],  # noqa: B006
     at: Annotated[Optional[str], typer.Option(help="Send later: 'YYYY-MM-DD HH:MM', farmers' time")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     wait: Annotated[bool, typer.Option(help="Send now from this process, with a progress bar")] = True,
@@ -659,13 +722,10 @@ def broadcast_command(
 
     from gateway.actions.imports import crop_names, market_names
     from gateway.core.db import Database
-    from gateway.data import models
+    from gateway.data import languages, models
     from gateway.outbound import broadcast
 
     settings = _settings()
-    bad = [code for code in language if code not in ("fr", "bm")]
-    if bad:
-        raise typer.BadParameter(f"unknown language {bad[0]!r} (fr or bm)", param_hint="--language")
     scheduled = None
     if at:
         try:
@@ -676,6 +736,9 @@ def broadcast_command(
     db = Database.from_settings(settings)
     try:
         with db.unit_of_work() as session:
+            configured = languages.rows(session)
+            for code in language:
+                _known_language(code, configured)
             crops = crop_names(session.exec(select(models.Crop)).all())
             markets = market_names(session.exec(select(models.Market)).all())
             audience = broadcast.Audience(
@@ -688,9 +751,14 @@ def broadcast_command(
             previews = broadcast.preview(session, text_fr=text_fr, text_bm=text_bm, audience=audience, settings=settings)
         total = sum(p.recipients for p in previews)
         for p in previews:
+            if not p.recipients:  # a text nobody reads
+                continue
             typer.echo(f"[{p.language}] {p.recipients} recipients, {p.encoding}, {p.segments} segment(s) each, "
                        f"about {p.estimated_cost:,.0f} XOF")
             typer.echo(f"     {p.text}")
+            for code, n in p.speakers.items():
+                if code != p.language:  # SMS are not written in their language (voice-only, disabled)
+                    typer.echo(f"     of whom {n} speak {code}, who read this text")
         cost = sum(p.estimated_cost for p in previews)
         typer.echo(f"total: {total} recipients, about {cost:,.0f} XOF" + (f", at {at}" if at else ""))
         if total == 0:

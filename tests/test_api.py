@@ -7,6 +7,7 @@ from sqlmodel import func, select
 
 from gateway.data import auth
 from gateway.data import models
+from tests.configured_languages import FULFULDE, SONGHOY, add_languages
 
 pytestmark = pytest.mark.db
 
@@ -133,3 +134,48 @@ def test_openapi_documents_the_api_with_bearer_tokens(client):
     schema = client.get("/openapi.json").json()
     assert {"/api/v1/prices", "/api/v1/demands", "/api/v1/tips", "/api/v1/producers"} <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+# -- language fields: any language configured in the console, not a list in the code -----------------
+
+CONFIGURED = "fr (français), bm (bambara), ff (peul), ses (songhaï)"
+
+
+@pytest.mark.parametrize("language, status, stored", [
+    pytest.param("bm", 200, "bm", id="shipped"),
+    pytest.param("ff", 200, "ff", id="voice-only-added-by-staff"),
+    pytest.param("ses", 200, "ses", id="disabled-kept-in-a-profile"),
+    pytest.param("de", 422, None, id="unknown-code"),
+    pytest.param("FF", 422, None, id="not-a-code"),
+    pytest.param("peul", 422, None, id="a-name-is-not-a-code"),
+])
+def test_a_producer_may_have_any_configured_language(client, tokens, db, language, status, stored):
+    add_languages(db, FULFULDE, SONGHOY)
+    response = call(client, "POST", "/api/v1/producers", tokens["editor"], json={"phone": "+22370000060", "language": language})
+    assert response.status_code == status, response.text
+    if status == 422 and language == "de":
+        assert CONFIGURED in response.json()["detail"]
+    with db.unit_of_work() as session:
+        found = session.exec(select(models.Producer.language).where(models.Producer.phone == "+22370000060")).all()
+    assert found == ([stored] if stored else [])
+
+
+@pytest.mark.parametrize("language, said", [
+    pytest.param("ff", "fr (français), bm (bambara)", id="voice-only-has-no-catalog"),
+    pytest.param("ses", "fr (français), bm (bambara)", id="disabled"),
+    pytest.param("xx", "fr (français), bm (bambara)", id="unknown"),
+])
+def test_a_radio_bulletin_is_made_in_a_voice_language_with_a_catalog(client, tokens, db, language, said):
+    add_languages(db, FULFULDE, SONGHOY)
+    response = call(client, "GET", f"/api/v1/bulletins/Sikasso.mp3?language={language}", tokens["reporter"])
+    assert response.status_code == 422 and said in response.json()["detail"], response.text
+
+
+def test_openapi_language_fields_are_codes_checked_against_the_table(client):
+    schema = client.get("/openapi.json").json()
+    field = schema["components"]["schemas"]["ProducerIn"]["properties"]["language"]
+    code = next(option for option in field["anyOf"] if option.get("type") == "string")
+    assert code["pattern"] == "^[a-z]{2,3}$" and "enum" not in code and "configured" in field["description"]
+    bulletin = schema["paths"]["/api/v1/bulletins/{region}.mp3"]["get"]["parameters"]
+    param = next(p for p in bulletin if p["name"] == "language")
+    assert param["schema"]["pattern"] == "^[a-z]{2,3}$" and "enum" not in param["schema"] and param["description"]

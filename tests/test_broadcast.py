@@ -18,6 +18,7 @@ from gateway.core.db import Database
 from messages import default_catalog
 from messages.sms import measure
 from tests.conftest import NOW
+from tests.configured_languages import FULFULDE, SONGHOY, add_languages
 
 pytestmark = pytest.mark.db
 
@@ -214,6 +215,34 @@ def test_preview_per_language_with_cost(population, settings):
     assert (bm.language, bm.recipients, bm.encoding, bm.segments) == ("bm", 2, "GSM-7", 1)
     assert bm.text.startswith("Jèkulu ka nyògòn")
     assert fr.estimated_cost == 20.0
+
+
+# Languages staff added (console → Languages): a voice-only one, a disabled one, and Bambara
+# switched off. SMS are not written in them: their farmers read the French text, and are counted
+# with it, whatever the filter.
+@pytest.mark.parametrize("bm_enabled, languages, french, bambara, texts", [
+    pytest.param(True, [], (4, {"fr": 2, "ff": 1, "ses": 1}), (2, {"bm": 2}),
+                 {"01": "Bonjour", "02": "I ni ce", "03": "I ni ce", "04": "Bonjour", "06": "Bonjour", "07": "Bonjour"},
+                 id="everyone"),
+    pytest.param(True, ["ff"], (1, {"ff": 1}), (0, {}), {"06": "Bonjour"}, id="filter-voice-only"),
+    pytest.param(True, ["ses"], (1, {"ses": 1}), (0, {}), {"07": "Bonjour"}, id="filter-disabled"),
+    pytest.param(True, ["fr"], (2, {"fr": 2}), (0, {}), {"01": "Bonjour", "04": "Bonjour"}, id="filter-french"),
+    pytest.param(False, ["bm"], (2, {"bm": 2}), (0, {}), {"02": "Bonjour", "03": "Bonjour"}, id="bambara-switched-off"),
+])
+def test_a_language_sms_are_not_written_in_reads_the_french_text(population, sender, fake_at, bsettings,
+                                                                bm_enabled, languages, french, bambara, texts):
+    add_languages(population, FULFULDE, SONGHOY)
+    add_producer(population, "+22370000006", language="ff")
+    add_producer(population, "+22370000007", language="ses")
+    with population.unit_of_work() as session:
+        session.get(models.Language, "bm").enabled = bm_enabled
+        audience = broadcast.Audience(languages=languages)
+        fr, bm = broadcast.preview(session, text_fr="Bonjour", text_bm="I ni ce", audience=audience, settings=bsettings)
+        broadcast.create_broadcast(session, text_fr="Bonjour", text_bm="I ni ce", audience=audience, now=MORNING)
+    assert ((fr.recipients, fr.speakers), (bm.recipients, bm.speakers)) == (french, bambara)
+    assert fr.estimated_cost == french[0] * 10.0
+    run_until_idle(population, sender, bsettings, MORNING)
+    assert {phone[-2:]: text for phone, text, _ in fake_at.sent_messages()} == texts
 
 
 def test_scheduled_broadcast_waits_for_its_time(population, sender, fake_at, bsettings):

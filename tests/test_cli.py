@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from gateway.data import models
 
 pytestmark = pytest.mark.db
 
@@ -165,3 +166,61 @@ def test_simulate_runs_inside_a_running_event_loop(run):
     with ThreadPoolExecutor(1) as pool:
         out = pool.submit(asyncio.run, inside_a_loop()).result()
     assert "The network closed the session. Goodbye." in out
+
+
+# -- languages staff added (console → Languages) ----------------------------------------------------
+
+
+@pytest.fixture
+def with_languages(db_url, monkeypatch):
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+    from tests.configured_languages import FULFULDE, SONGHOY, add_languages
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", db_url)
+    monkeypatch.delenv("GATEWAY_VOICE_NUMBER", raising=False)
+    db = Database.from_settings(Settings(database_url=db_url))
+    add_languages(db, FULFULDE, SONGHOY)
+    db.dispose()
+    return db_url
+
+
+# (--language, what the terminal shows: the key answered, the notice, the next screen)
+SIMULATED_LANGUAGES = [
+    pytest.param("bm", ["> 2  (--language bm)", "I bisimila Sugu la!"], id="written"),
+    pytest.param("ff", ["> 1  (--language ff)", 'told "Fulfulde: par appel vocal"', "| 1. Prix du marche"],
+                 id="voice-only-served-in-french"),
+    pytest.param("ses", ["> 1  (--language ses)", 'told "Koyraboro senni: non disponible"'], id="disabled"),
+]
+
+
+@pytest.mark.parametrize("language, shown", SIMULATED_LANGUAGES)
+def test_simulate_a_new_caller_of_any_configured_language(with_languages, language, shown):
+    result = CliRunner().invoke(app, ["simulate", "--phone", "+22370000077", "--language", language], input="")
+    assert result.exit_code == 0, result.output
+    for fragment in shown:
+        assert fragment in result.output, result.output
+    assert result.output.index("Choisir la langue") < result.output.index(f"(--language {language})")
+
+
+def test_simulate_refuses_a_language_nobody_configured(with_languages):
+    result = CliRunner().invoke(app, ["simulate", "--language", "wo"], input="", env={"COLUMNS": "300"})
+    assert result.exit_code != 0
+    assert "unknown language 'wo': configured are fr (français), bm (bambara), ff (peul), ses (songhaï)" in result.output
+
+
+def test_broadcast_to_a_voice_only_language_reads_french(with_languages, sms_env):
+    from gateway.core.db import Database
+    from gateway.core.settings import Settings
+
+    _add_producers(with_languages)
+    db = Database.from_settings(Settings(database_url=with_languages))
+    with db.unit_of_work() as session:
+        session.add(models.Producer(phone="+22370000004", language="ff", region="Mopti"))
+    db.dispose()
+    result = CliRunner().invoke(app, ["broadcast", "--text-fr", "Bonjour", "--text-bm", "I ni ce", "--language", "ff",
+                                      "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "[fr] 1 recipients" in result.output and "of whom 1 speak ff, who read this text" in result.output
+    assert "[bm]" not in result.output  # no line for a text nobody reads
+    assert [(n, text) for n, text, _ in sms_env.sent_messages()] == [("+22370000004", "Bonjour")]

@@ -12,6 +12,7 @@ from sqlmodel import func, select
 from gateway.outbound import broadcast
 from gateway.data import models
 from gateway.app import create_app
+from tests.configured_languages import FULFULDE, SONGHOY, add_languages
 from tests.test_admin import Browser, app, browser, clock, staff  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
@@ -287,6 +288,51 @@ def test_issue15_broadcast_detail_after_send_shows_planned_counts(browser, db, f
     assert "3 recipients" in visible(after) and "3 queued" in visible(after)
 
 
+@pytest.fixture
+def fulfulde(db, farmers):
+    """Two of the farmers in Sikasso speak Fulfulde, a voice-only language staff added; Songhoy is
+    configured too (disabled), with nobody."""
+    add_languages(db, FULFULDE, SONGHOY)
+    with db.unit_of_work() as session:
+        for i in range(2):
+            session.add(models.Producer(phone=f"+2237100010{i}", language="ff", region="Sikasso"))
+
+
+@pytest.mark.parametrize("console, audience, total, says, never", [
+    pytest.param("editor", {}, "5 producers will receive this message.", [
+                                "French: 3 recipients, GSM-7, 1 segment each, about 30 XOF",
+                                "2 of them speak peul: SMS are not written in it, they read this text.",
+                                "Bambara: 2 recipients"], [], id="everyone"),
+    pytest.param("editor", {"language": "ff"}, "2 producers will receive this message.", [
+                                                "French: 2 recipients, GSM-7, 1 segment each, about 20 XOF",
+                                                "2 of them speak peul"],
+                 ["Bambara:", "0 recipients"], id="filter-fulfulde-no-empty-bambara-line"),
+    pytest.param("editor", {"language": "bm"}, "2 producers will receive this message.", ["Bambara: 2 recipients"], ["French:", "0 recipients", "peul"],
+                 id="filter-bambara-no-empty-french-line"),
+    pytest.param("french", {"language": "ff"}, "2 producteurs recevront ce message.", ["français : 2 destinataires",
+                                                "dont 2 qui parlent peul : les SMS ne sont pas écrits dans cette langue"],
+                 ["bambara :", "0 destinataire"], id="in-french"),
+])
+def test_broadcast_to_a_voice_only_language_is_counted_with_the_french_text(browser, french, fulfulde, console,
+                                                                           audience, total, says, never):
+    b = french if console == "french" else browser("editor")
+    form = b.get("/admin/broadcasts").text
+    options = re.findall(r'<option value="(\w+)"[^>]*>([^<]+)</option>', form.split('id="language"', 1)[1].split("</select>")[0])
+    assert [code for code, _ in options] == ["fr", "bm", "ff", "ses"] and ("ff", "peul") in options
+    confirm = visible(b.post("/admin/broadcasts", {**COMPOSED, "text_bm": "I ni ce", **audience}).text)
+    estimate = b.post("/admin/broadcasts/preview", {**COMPOSED, "text_bm": "I ni ce", **audience}).json()
+    assert total in confirm
+    for text in (confirm, " ".join(estimate["lines"])):
+        assert all(fragment in text for fragment in says), text
+        assert not any(fragment in text for fragment in never), text
+
+
+def test_broadcast_language_filter_refuses_an_unconfigured_code(browser, db, fulfulde):
+    answer = browser("editor").post("/admin/broadcasts", {**COMPOSED, "language": "wo", "confirmed": "1"})
+    assert answer.status_code == 400 and field_errors(answer.text)["language"].startswith("Unknown language")
+    assert count(db, models.Broadcast) == 0
+
+
 @pytest.mark.parametrize("language, says", [
     pytest.param("en", "2 Bambara speakers will receive the French text: no Bambara text was given.", id="en"),
     pytest.param("fr", "2 bambaraphones recevront le texte français : aucun texte bambara n'a été saisi.", id="fr"),
@@ -396,3 +442,36 @@ def test_issue15_messages_list_comes_in_pages_that_keep_the_filters(browser):
     assert b.get("/admin/messages?page=abc").status_code == 200
     filtered = b.get("/admin/messages?q=prix&page=1").text
     assert "page=2" not in filtered or "q=prix" in filtered
+
+
+# -- the Texts page edits every written language, not a pair named in the code ---------------------------
+
+SES_TEXTS = {"main.title": "Sugu - hayey"}
+
+
+@pytest.mark.parametrize("catalog_file, offered", [
+    pytest.param(True, ["fr", "bm", "ses"], id="written-with-its-catalog-even-disabled"),
+    pytest.param(False, ["fr", "bm"], id="marked-written-without-a-catalog-file"),
+])
+def test_the_texts_page_offers_every_written_language(browser, db, monkeypatch, catalog_file, offered):
+    from gateway.admin import texts
+    from messages import Catalog
+    from messages.catalog import load_file_catalog
+
+    add_languages(db, FULFULDE, {**SONGHOY, "written": True})  # Fulfulde is voice-only: no texts
+    if catalog_file:
+        files = {"fr": load_file_catalog("fr"), "bm": load_file_catalog("bm"), "ses": SES_TEXTS}
+        monkeypatch.setattr(texts, "default_catalog", lambda: Catalog(files))
+        monkeypatch.setattr(texts, "load_file_catalog", lambda lang: files[lang])
+    b = browser("editor")
+    listed = b.get("/admin/messages?q=main.title").text
+    assert re.findall(r'<th lang="(\w+)">', listed) == offered
+    editor = b.get("/admin/messages/main.title").text
+    assert re.findall(r'<textarea id="text_(\w+)"', editor) == offered
+    typed = {f"text_{lang}": f"Sugu {lang}" for lang in ("fr", "bm", "ses", "ff")}
+    assert b.post("/admin/messages/main.title", typed).status_code == 303
+    with db.unit_of_work() as session:
+        saved = sorted(session.exec(select(models.MessageOverride.language)).all())
+    assert saved == sorted(offered)  # nothing for Fulfulde, nor for a language without its catalog
+    preview = b.post("/admin/messages/main.title/preview", {"text": "Sugu", "language": "ses"})
+    assert preview.status_code == (200 if catalog_file else 400)

@@ -4,11 +4,13 @@ its line and reason), then the two commands end to end on a seeded database."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import types
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -28,7 +30,10 @@ from gateway.actions.imports import (
     parse_producers_csv,
 )
 from gateway.core.settings import Settings
+from menus.languages import DEFAULT_LANGUAGES
+from menus.types import Language
 from tests.conftest import NOW, TODAY
+from tests.configured_languages import FULFULDE, SONGHOY, add_languages
 
 REFERENCE = seed.load_json("reference.json")
 CROPS = [
@@ -308,7 +313,7 @@ PRODUCER_ERRORS = [
     pytest.param("12,,,,,,", ['phone "12": not a valid phone number'], id="phone-invalid"),
     pytest.param("abc,,,,,,", ['phone "abc": not a phone number'], id="phone-not-a-number"),
     pytest.param(",Awa,,,,,", ["phone is missing"], id="phone-missing"),
-    pytest.param("70000001,,wolof,,,,", ['language "wolof" unknown (use fr or bm)'], id="language-unknown"),
+    pytest.param("70000001,,wolof,,,,", ['language "wolof" unknown (use one of: fr (français), bm (bambara))'], id="language-unknown"),
     pytest.param("70000001,,,,Sikaso,,", ['region "Sikaso" unknown (did you mean Sikasso?)'], id="region-typo"),
     pytest.param("70000001,,,,Kayes,,", ['region "Kayes" unknown'], id="region-unknown"),
     pytest.param("70000001," + "A" * 81 + ",,,,,", ["name is longer than 80 characters"], id="name-too-long"),
@@ -329,6 +334,37 @@ def test_producer_row_rejected(line, reasons):
     assert [e.line for e in errors] == [2] * len(reasons)
     for error, fragment in zip(errors, reasons):
         assert fragment in error.reason
+
+
+# The language column takes any configured language (console → Languages), enabled or not: its
+# code, its own name or its French name, whatever the case and accents.
+CONFIGURED = (*DEFAULT_LANGUAGES, Language("ff", "Fulfulde", "peul", written=False),
+              Language("ses", "Koyraboro senni", "songhaï", written=False, enabled=False))
+LANGUAGE_CELLS = [
+    pytest.param("ff", CONFIGURED, "ff", id="code"),
+    pytest.param("Fulfulde", CONFIGURED, "ff", id="own-name"),
+    pytest.param("PEUL", CONFIGURED, "ff", id="french-name-upper"),
+    pytest.param("Songhaï", CONFIGURED, "ses", id="french-name-accented-disabled"),
+    pytest.param("songhai", CONFIGURED, "ses", id="french-name-without-accent"),
+    pytest.param("koyraboro  SENNI", CONFIGURED, "ses", id="own-name-two-words"),
+    pytest.param("Bamanankan", CONFIGURED, "bm", id="shipped-own-name"),
+    pytest.param("french", CONFIGURED, "fr", id="english-name-of-french"),
+    pytest.param("peul", DEFAULT_LANGUAGES, 'language "peul" unknown (use one of: fr (français), bm (bambara))',
+                 id="not-configured"),
+    pytest.param("wolof", CONFIGURED,
+                 'language "wolof" unknown (use one of: fr (français), bm (bambara), ff (peul), ses (songhaï))',
+                 id="unknown-names-the-configured"),
+]
+
+
+@pytest.mark.parametrize("cell, configured, expected", LANGUAGE_CELLS)
+def test_producer_language_is_any_configured_language(cell, configured, expected):
+    text = "\n".join((PRODUCER_HEADER, "70000009,,,,,,", f"70000001,,{cell},,,,")) + "\n"
+    rows, errors = parse_producers_csv(text, crops=CROPS, markets=MARKETS, languages=configured)
+    if expected in {lang.code for lang in configured}:
+        assert errors == [] and rows[-1].language == expected
+    else:
+        assert [(e.line, e.reason) for e in errors] == [(3, expected)]
 
 
 # alert_channel (issue 16 item 7), also under a French header; empty: unchanged.
@@ -606,6 +642,28 @@ def test_import_producers_creates_updates_and_subscribes(cli_run, database, tmp_
 
 
 @pytest.mark.db
+def test_import_reads_the_language_table_once_for_the_whole_file(cli_run, database, tmp_path):
+    add_languages(database, FULFULDE, SONGHOY)
+    lines = [f"+223700001{n:02d},,{'Peul' if n % 2 else 'songhaï'},,,," for n in range(40)]
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        out = cli_run("import-producers", write(tmp_path, "team.csv", PRODUCER_HEADER, *lines, "+22370000200,,wolof,,,,"),
+                      "--skip-errors")
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert 'line 42: language "wolof" unknown (use one of: fr (français), bm (bambara), ff (peul), ses (songhaï))' in out
+    assert "40 rows read (40 new" in out
+    assert sum(1 for s in statements if re.search(r"\bFROM language\b", s)) == 1
+    assert count(database, models.Producer, models.Producer.language == "ff") == 20
+    assert count(database, models.Producer, models.Producer.language == "ses") == 20
+
+
+@pytest.mark.db
 def test_an_existing_producer_keeps_its_opt_out(cli_run, database, tmp_path):
     with database.unit_of_work() as session:
         producer = ensure_producer(session, "+22370000009")
@@ -628,7 +686,7 @@ def test_producer_errors_import_nothing_unless_skipped(cli_run, database, tmp_pa
         "+22370000003,Sali,,,,,tomate@Sikaso",
     )
     out = cli_run("import-producers", path, code=1)
-    assert 'producers.csv: line 3: language "wolof" unknown (use fr or bm)' in out
+    assert 'producers.csv: line 3: language "wolof" unknown (use one of: fr (français), bm (bambara))' in out
     assert "producers.csv: line 4: phone +22370000001 is already on line 2" in out
     assert 'line 5: subscription "tomate@Sikaso": market "Sikaso" unknown (did you mean Sikasso?)' in out
     assert "3 of 4 rows have errors: nothing imported" in out

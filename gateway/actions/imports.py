@@ -39,8 +39,10 @@ from sqlmodel import Session, col, select
 
 from gateway.core.phones import InvalidPhone, parse_phone
 from gateway.data import auth, models
+from gateway.data.languages import listed as listed_languages
 from gateway.data.producers import set_role
 from gateway.outbound.broadcast import publish_alerts
+from menus.languages import DEFAULT_LANGUAGES
 from messages.ussd import to_ussd
 
 MAX_PRICE = 10_000_000  # FCFA per unit: far above any vegetable, well below a typo's zeroes
@@ -50,10 +52,9 @@ XOF_WORDS = {"xof", "fcfa", "f cfa", "cfa", "franc cfa", "francs cfa"}
 MAPPING_KINDS = ("market", "crop", "unit", "pricetype")
 SHOWN_LINES = 5  # line numbers shown for an unknown name
 
-LANGUAGE_WORDS = {
-    "fr": "fr", "francais": "fr", "french": "fr",
-    "bm": "bm", "bambara": "bm", "bamanankan": "bm", "bamana": "bm",
-}
+# Other spellings of the shipped languages (folded); every configured language is also known by its
+# code, its own name and its French name (console → Languages).
+LANGUAGE_WORDS = {"french": "fr", "bamana": "bm"}
 
 # Column name (folded) → canonical column; French headers and HDX/WFP's names are accepted too.
 PRICE_COLUMNS = {
@@ -365,10 +366,19 @@ def parse_rates(items: Iterable[str]) -> dict[str, Decimal]:
     return rates
 
 
-def parse_language(raw: str) -> tuple[str | None, str | None]:
-    language = LANGUAGE_WORDS.get(fold(raw))
+def language_words(languages: Sequence[Any]) -> dict[str, str]:
+    """Folded word -> code for every configured language (code, own name, French name: "peul",
+    "Fulfulde", "ff"), read once for a whole file."""
+    words = {word: code for word, code in LANGUAGE_WORDS.items() if any(lang.code == code for lang in languages)}
+    for lang in reversed(languages):  # the first in the menus' order wins a name two would share
+        words.update({fold(word): lang.code for word in (lang.name_fr, lang.name, lang.code) if fold(word)})
+    return words
+
+
+def parse_language(raw: str, words: dict[str, str], known: str) -> tuple[str | None, str | None]:
+    language = words.get(fold(raw))
     if language is None:
-        return None, f'language "{raw.strip()}" unknown (use fr or bm)'
+        return None, f'language "{raw.strip()}" unknown (use one of: {known})'
     return language, None
 
 
@@ -1003,13 +1013,15 @@ def parse_subscriptions(
 
 
 def parse_producers_csv(
-    text: str, *, crops: Sequence[Any], markets: Sequence[Any]
+    text: str, *, crops: Sequence[Any], markets: Sequence[Any], languages: Sequence[Any] = DEFAULT_LANGUAGES
 ) -> tuple[list[ProducerRow], list[RowError]]:
     """Columns phone, and optionally name, language, village, region, cluster, subscriptions
     (`crop@market` separated by `;` or `|`), role (producer or enumerator), alert_channel (sms,
     voice or both; appel, voix, les deux). Empty values leave what is stored unchanged.
     Raises FileFormatError when the file cannot be read at all."""
     crop_lookup, market_lookup = crop_names(crops), market_names(markets)
+    # Any configured language, enabled or not (its farmers are told); written or voice-only.
+    language_lookup, known_languages = language_words(languages), listed_languages(languages)
     # A producer's region is one of the markets' (as the USSD profile offers), spelt as they are.
     region_list = list(dict.fromkeys(m.region for m in markets if m.region))
     regions = Names("region")
@@ -1036,7 +1048,7 @@ def parse_producers_csv(
                 phones[phone] = line
         language = channel = None
         if values.get("language"):
-            language, reason = parse_language(values["language"])
+            language, reason = parse_language(values["language"], language_lookup, known_languages)
             found += [reason] if reason else []
         if values.get("alert_channel"):
             channel, reason = parse_alert_channel(values["alert_channel"])

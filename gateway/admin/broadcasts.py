@@ -28,10 +28,9 @@ from gateway.admin.core import (
     tr,
 )
 from gateway.core.deps import DbId
-from gateway.data import auth, models
+from gateway.data import auth, languages, models
 from gateway.outbound import broadcast
 from messages import staff as staff_text
-from messages.catalog import LANGUAGES
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -53,10 +52,20 @@ def _choices(session) -> dict:
         "regions": sorted({m.region for m in session.exec(select(models.Market))}),
         "crops": session.exec(select(models.Crop).order_by(models.Crop.sort_order)).all(),
         "markets": session.exec(select(models.Market).order_by(models.Market.name)).all(),
+        # Every configured language, in the menus' order: its farmers keep it even when disabled.
+        "languages": languages.rows(session),
     }
 
 
-def _audience_from(form: dict, session) -> broadcast.Audience:
+def _language_names(request: Request, found) -> dict[str, str]:
+    """code -> the language's name for staff: the console's word for French and Bambara, the
+    French name staff gave the others (console → Languages)."""
+    lang = language_of(request)
+    return {row.code: staff_text.word(lang, "language", row.code) if row.code in ("fr", "bm") else row.name_fr or row.name
+            for row in found}
+
+
+def _audience_from(form: dict, session, codes: set[str]) -> broadcast.Audience:
     crop_ids = {c.code: c.id for c in session.exec(select(models.Crop))}
     market_ids = {m.code: m.id for m in session.exec(select(models.Market))}
     return broadcast.Audience(
@@ -64,7 +73,7 @@ def _audience_from(form: dict, session) -> broadcast.Audience:
         markets=[market_ids[c] for c in [form.get("market", "")] if c in market_ids],
         crops=[crop_ids[c] for c in [form.get("crop", "")] if c in crop_ids],
         clusters=_many(form.get("clusters", "")),
-        languages=[form["language"]] if form.get("language") in LANGUAGES else [],
+        languages=[form["language"]] if form.get("language") in codes else [],
     )
 
 
@@ -129,6 +138,7 @@ def _page(request: Request, values: dict, errors: dict, status_code: int = 200):
         planned = {b.id: broadcast.planned(session, b, settings) for b in rows
                    if b.status in NOT_EXPANDED and not stats[b.id]["total"]}
         context = _choices(session)
+    context["language_choices"] = list(_language_names(request, context["languages"]).items())
     titles = {b.id: _title(request, b) for b in rows}
     kinds = {b.id: _kind(request, b.kind) for b in rows}
     statuses = {b.id: _status_word(request, b) for b in rows}
@@ -145,16 +155,21 @@ def broadcasts_page(request: Request, staff: Editor):
     return _page(request, values, {})
 
 
-def _estimate_lines(request: Request, est: broadcast.Estimate, text_bm: str) -> dict:
-    lang = language_of(request)
-    lines = [
-        tr(request, "{language}: {recipients}, {encoding}, {segments} each, about {cost} XOF: {text}",
-           language=staff_text.word(lang, "language", p.language),
-           recipients=tn(request, p.recipients, "{n} recipient", "{n} recipients"),
-           encoding=p.encoding, segments=tn(request, p.segments, "{n} segment", "{n} segments"),
-           cost=round(p.estimated_cost), text=p.text)
-        for p in est.languages
-    ]
+def _estimate_lines(request: Request, est: broadcast.Estimate, text_bm: str, names: dict[str, str]) -> dict:
+    lines = []
+    for p in est.languages:
+        if not p.recipients:  # a text nobody reads is no line ("0 recipients")
+            continue
+        lines.append(tr(request, "{language}: {recipients}, {encoding}, {segments} each, about {cost} XOF: {text}",
+                        language=names.get(p.language, p.language),
+                        recipients=tn(request, p.recipients, "{n} recipient", "{n} recipients"),
+                        encoding=p.encoding, segments=tn(request, p.segments, "{n} segment", "{n} segments"),
+                        cost=round(p.estimated_cost), text=p.text))
+        # Counted above with the text they read: a voice-only or disabled language's farmers.
+        lines += [tn(request, n, "{n} of them speaks {language}: SMS are not written in it, they read this text.",
+                     "{n} of them speak {language}: SMS are not written in it, they read this text.",
+                     language=names.get(code, code))
+                  for code, n in p.speakers.items() if code != p.language]
     bm = next((p.recipients for p in est.languages if p.language == "bm"), 0)
     warning = ""
     if not text_bm.strip() and bm:
@@ -170,12 +185,13 @@ def _estimate_lines(request: Request, est: broadcast.Estimate, text_bm: str) -> 
 async def broadcast_preview(request: Request, staff: Editor, form: Form):
     settings = settings_of(request)
     with db_of(request).unit_of_work() as session:
-        audience = _audience_from(form, session)
+        names = _language_names(request, languages.rows(session))
+        audience = _audience_from(form, session, set(names))
         previews = broadcast.preview(session, text_fr=form.get("text_fr", "")[:MAX_TEXT],
                                      text_bm=form.get("text_bm", "")[:MAX_TEXT], audience=audience, settings=settings)
     est = broadcast.estimate(previews)
     needs_approval = est.recipients > settings.broadcast_approval_threshold
-    words = _estimate_lines(request, est, form.get("text_bm", ""))
+    words = _estimate_lines(request, est, form.get("text_bm", ""), names)
     if needs_approval:
         words["total_text"] += " " + tr(request, "(needs a second staff member's approval)")
     return JSONResponse({
@@ -202,7 +218,7 @@ def _problems(request: Request, values: dict, choices: dict, settings, now: dt.d
         errors["market"] = tr(request, "Unknown market: choose one from the list.")
     if values["crop"] and values["crop"] not in {c.code for c in choices["crops"]}:
         errors["crop"] = tr(request, "Unknown crop: choose one from the list.")
-    if values["language"] and values["language"] not in LANGUAGES:
+    if values["language"] and values["language"] not in {row.code for row in choices["languages"]}:
         errors["language"] = tr(request, "Unknown language: choose one from the list.")
     scheduled = None
     if values["at"]:
@@ -224,8 +240,9 @@ async def broadcast_create(request: Request, staff: Editor, form: Form):
     with db_of(request).unit_of_work() as session:
         choices = _choices(session)
         errors, scheduled = _problems(request, values, choices, settings, now)
+        names = _language_names(request, choices["languages"])
         if not errors:
-            audience = _audience_from(values, session)
+            audience = _audience_from(values, session, set(names))
             est = broadcast.estimate(broadcast.preview(session, text_fr=values["text_fr"], text_bm=values["text_bm"],
                                                        audience=audience, settings=settings))
             if est.recipients == 0:
@@ -235,7 +252,7 @@ async def broadcast_create(request: Request, staff: Editor, form: Form):
         return _page(request, values, errors, status_code=400)
     needs_approval = est.recipients > settings.broadcast_approval_threshold
     if not confirmed(form):
-        return _confirm(request, values, est, scheduled, needs_approval)
+        return _confirm(request, values, est, scheduled, needs_approval, names)
     with db_of(request).unit_of_work() as session:
         created = broadcast.create_broadcast(session, text_fr=values["text_fr"], text_bm=values["text_bm"], audience=audience,
                                              now=now, scheduled_at=scheduled, created_by=staff.email)
@@ -253,10 +270,11 @@ async def broadcast_create(request: Request, staff: Editor, form: Form):
     return back_to(request, "admin_broadcast", broadcast_id=broadcast_id)
 
 
-def _confirm(request: Request, values: dict, est: broadcast.Estimate, scheduled: dt.datetime | None, needs_approval: bool):
+def _confirm(request: Request, values: dict, est: broadcast.Estimate, scheduled: dt.datetime | None, needs_approval: bool,
+             names: dict[str, str]):
     """Before anything is sent: to how many, how many SMS segments, at what cost."""
     settings = settings_of(request)
-    words = _estimate_lines(request, est, values["text_bm"])
+    words = _estimate_lines(request, est, values["text_bm"], names)
     lines = [tn(request, est.recipients, "{n} producer will receive this message.", "{n} producers will receive this message.")]
     lines += words["lines"]
     lines.append(tn(request, est.segments, "{n} SMS segment in all.", "{n} SMS segments in all."))

@@ -20,7 +20,7 @@ from gateway.admin.core import (
     tr,
 )
 from gateway.core.deps import DbId
-from gateway.data import auth, models
+from gateway.data import auth, languages, models
 from gateway.data.producers import set_role
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -137,7 +137,8 @@ async def producers_import(request: Request, staff: Editor):
         crops = session.exec(select(models.Crop)).all()
         markets = session.exec(select(models.Market)).all()
         try:
-            rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets)
+            rows, errors = imports.parse_producers_csv(text, crops=crops, markets=markets,
+                                                       languages=languages.rows(session))
         except imports.FileFormatError as exc:
             flash(request, "The file cannot be read: {reason}", "error", reason=str(exc))
             return back_to(request, "admin_producers")

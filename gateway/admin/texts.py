@@ -30,13 +30,13 @@ from gateway.admin.core import (
 )
 from gateway.core.configs import engine_config
 from gateway.core.deps import DbId
-from gateway.data import auth, models
+from gateway.data import auth, languages, models
 from gateway.data.content import overrides
 from gateway.data.dataview import SqlDataView
 from messages import default_catalog, placeholders, to_ussd
 from messages import staff as staff_text
 from messages.catalog import (
-    LANGUAGES,
+    DEFAULT_LANGUAGE,
     SMS_SEGMENTS,
     is_sms_key,
     limit_problem,
@@ -110,18 +110,26 @@ def preview(request: Request, key: str, language: str, text: str) -> dict[str, A
     return result
 
 
-def _message_rows(session) -> list[dict]:
-    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+def written(session) -> dict[str, str]:
+    """code -> own name of every language farmers' texts are written in (console → Languages:
+    marked written, with its catalog file), enabled or not; French first, then the menus' order."""
+    found = languages.written(languages.rows(session), default_catalog())
+    return {lang.code: lang.name for lang in sorted(found, key=lambda lang: lang.code != DEFAULT_LANGUAGE)}
+
+
+def _message_rows(session, codes) -> list[dict]:
+    files = {lang: load_file_catalog(lang) for lang in codes}
     rows = {(o.language, o.key): o for o in session.exec(select(models.MessageOverride))}
     out = []
     for key in sorted(files["fr"]):
         item = {"key": key, "section": key.split(".", 1)[0]}
-        for lang in LANGUAGES:
+        for lang in codes:
             override = rows.get((lang, key))
             item[lang] = override.text if override else files[lang].get(key, "")
             item[f"{lang}_reviewed"] = bool(override and override.reviewed)
             item[f"{lang}_edited"] = override is not None
-        item["bm_missing"] = not item["bm"].strip()
+            item[f"{lang}_missing"] = not item[lang].strip()
+        item["edited"] = any(item[f"{lang}_edited"] for lang in codes)
         out.append(item)
     return out
 
@@ -129,10 +137,10 @@ def _message_rows(session) -> list[dict]:
 # What the "Show" filter of the messages list keeps (Bambara is the language staff review).
 SHOW = {
     "all": lambda r: True,
-    "unreviewed": lambda r: not r["bm_reviewed"],
-    "reviewed": lambda r: r["bm_reviewed"],
-    "missing": lambda r: r["bm_missing"],
-    "edited": lambda r: r["fr_edited"] or r["bm_edited"],
+    "unreviewed": lambda r: not r.get("bm_reviewed"),
+    "reviewed": lambda r: bool(r.get("bm_reviewed")),
+    "missing": lambda r: r.get("bm_missing", True),
+    "edited": lambda r: r["edited"],
 }
 
 
@@ -146,33 +154,36 @@ def messages_page(request: Request, staff: Editor):
     q = request.query_params.get("q", "").strip()[:100]
     section = request.query_params.get("section", "")
     with db_of(request).unit_of_work() as session:
-        every = _message_rows(session)
+        codes = written(session)
+        every = _message_rows(session, codes)
     sections = sorted({r["section"] for r in every})
     section = section if section in sections else ""
     needle = q.casefold()
     rows = [
         r for r in every
         if SHOW[show](r) and (not section or r["section"] == section)
-        and (not needle or any(needle in r[name].casefold() for name in ("key", "fr", "bm")))
+        and (not needle or any(needle in r[name].casefold() for name in ("key", *codes)))
     ]
     # Pages of MESSAGES_PER_PAGE: the whole catalog in one page weighed 94 kB on a phone.
     one_page = paged(request, rows, MESSAGES_PER_PAGE, "admin_messages", {"q": q, "section": section, "show": show})
     return render(request, "messages.html", {**one_page, "found": len(rows), "total": len(every), "show": show,
+                                             "languages": list(codes.items()),
                                              "q": q, "section": section, "sections": sections,
                                              "filtered": bool(q or section or show != "all")})
 
 
-def _message_form(request: Request, key: str, texts: dict, reviewed: dict, errors: dict, status_code: int = 200):
-    """The editor of one message: `texts` and `reviewed` as saved, or as typed when a save was
-    refused (then `errors` says why, per language, beside each text)."""
-    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
+def _message_form(request: Request, key: str, texts: dict, reviewed: dict, errors: dict, codes: dict[str, str],
+                  status_code: int = 200):
+    """The editor of one message in every written language (`codes`): `texts` and `reviewed` as
+    saved, or as typed when a save was refused (then `errors` says why, per language, beside each text)."""
+    files = {lang: load_file_catalog(lang) for lang in codes}
     with db_of(request).unit_of_work() as session:
         revisions = session.exec(
             select(models.MessageRevision).where(models.MessageRevision.key == key).order_by(col(models.MessageRevision.id).desc()).limit(30)
         ).all()
     settings = settings_of(request)
     previews = {}
-    for lang in LANGUAGES:
+    for lang in codes:
         problem = check_message(key, texts[lang], lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
         # A refused text is previewed as typed (cut to the longest allowed), an empty one as the file's.
         shown = texts[lang][:MAX_MESSAGE_CHARS] if texts[lang].strip() else files[lang].get(key, "")
@@ -181,7 +192,8 @@ def _message_form(request: Request, key: str, texts: dict, reviewed: dict, error
     return render(
         request,
         "message.html",
-        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in LANGUAGES}, "reviewed": reviewed,
+        {"key": key, "texts": texts, "files": {l: files[l].get(key, "") for l in codes}, "reviewed": reviewed,
+         "languages": list(codes.items()),
          "previews": previews, "revisions": revisions, "placeholders": sorted(placeholders(files["fr"][key])),
          "errors": errors},
         status_code=status_code,
@@ -190,21 +202,23 @@ def _message_form(request: Request, key: str, texts: dict, reviewed: dict, error
 
 @router.get("/messages/{key}", name="admin_message")
 def message_page(request: Request, key: str, staff: Editor):
-    files = {lang: load_file_catalog(lang) for lang in LANGUAGES}
-    if key not in files["fr"]:
+    if key not in load_file_catalog("fr"):
         raise HTTPException(404, "No such message.")
     with db_of(request).unit_of_work() as session:
+        codes = written(session)
+        files = {lang: load_file_catalog(lang) for lang in codes}
         current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
-        texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in LANGUAGES}
-        reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in LANGUAGES}
-    return _message_form(request, key, texts, reviewed, {})
+        texts = {lang: (current[lang].text if lang in current else files[lang].get(key, "")) for lang in codes}
+        reviewed = {lang: bool(lang in current and current[lang].reviewed) for lang in codes}
+    return _message_form(request, key, texts, reviewed, {}, codes)
 
 
 @router.post("/messages/{key}/preview", name="admin_message_preview")
 async def message_preview(request: Request, key: str, staff: Editor, form: Form):
     language = form.get("language", "fr")
-    if language not in LANGUAGES:
-        raise HTTPException(400, "Unknown language.")
+    with db_of(request).unit_of_work() as session:
+        if language not in written(session):
+            raise HTTPException(400, "Unknown language.")
     if key not in load_file_catalog("fr"):
         raise HTTPException(404, "No such message.")
     text = form.get("text", "")
@@ -309,13 +323,14 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
         raise HTTPException(404, "No such message.")
     now = now_of(request).astimezone(UTC)
     settings = settings_of(request)
-    typed = {lang: form.get(f"text_{lang}", "").strip() for lang in LANGUAGES}
-    reviewed = {lang: form.get(f"reviewed_{lang}") == "on" for lang in LANGUAGES}
     errors = {}
     changes = []
     with db_of(request).unit_of_work() as session:
+        codes = written(session)
+        typed = {lang: form.get(f"text_{lang}", "").strip() for lang in codes}
+        reviewed = {lang: form.get(f"reviewed_{lang}") == "on" for lang in codes}
         current = {r.language: r for r in session.exec(select(models.MessageOverride).where(models.MessageOverride.key == key))}
-        for lang in LANGUAGES:
+        for lang in codes:
             text = typed[lang]
             problem = check_message(key, text, lang, ussd_max_chars=settings.ussd_max_chars, fold=settings.sms_fold)
             if problem:
@@ -331,7 +346,7 @@ async def message_save(request: Request, key: str, staff: Editor, form: Form):
                 _save_message(session, staff, key, lang, text, is_reviewed, now)
     if errors:
         # Nothing saved, in either language: the editor comes back with what was typed.
-        return _message_form(request, key, typed, reviewed, errors, status_code=400)
+        return _message_form(request, key, typed, reviewed, errors, codes, status_code=400)
     clear_content_cache(request)
     if changes:
         flash(request, "Saved: the next USSD hop and SMS use it.")

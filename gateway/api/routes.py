@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from gateway.actions.imports import date_problem
 from gateway.core.deps import DbId
 from gateway.core.phones import InvalidPhone, parse_phone
-from gateway.data import auth, models, reference
+from gateway.data import auth, languages, models, reference
 from gateway.data.producers import ensure_producer, insert_ignore, set_role
 from gateway.outbound import broadcast, corrections
 
@@ -27,6 +27,9 @@ UNITS = Literal["kg", "sack50", "sack100", "basket", "crate", "pile"]
 KINDS = Literal["wholesale", "retail"]
 # Reference codes ("tomato", "sikasso", "lawal"): anything else is answered 422 before a query.
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+# A language's code (ISO 639: "fr", "bm", "ff", "ses"); which ones are accepted is data, checked
+# against the language table (console → Languages) by _language, so the schema names no list.
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 # Control characters (a NUL byte, say) are refused in every text: PostgreSQL rejects NUL outright.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -74,6 +77,13 @@ def _by_code(session: Session, model, code: str, what: str, *, active_only: bool
     if active_only and not getattr(row, "active", True):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{what} {code!r} is retired")
     return row.id
+
+
+def _language(code: str, allowed, what: str) -> None:
+    """422 naming the languages accepted here, when `code` is not one of them."""
+    if code not in {lang.code for lang in allowed}:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            f"language {code!r} is not {what}; use one of: {languages.listed(allowed) or '-'}")
 
 
 # -- reference ---------------------------------------------------------------------------------------
@@ -534,7 +544,11 @@ class SubscriptionIn(ApiModel):
 class ProducerIn(ApiModel):
     phone: str
     name: str = Field("", max_length=80)
-    language: Literal["fr", "bm"] | None = None
+    language: LanguageCode | None = Field(
+        None, description="Any language configured in the console (Languages), enabled or not, written or "
+                          "voice-only: its code (fr, bm, ff...). A voice-only language's farmers read USSD and SMS "
+                          "in French and hear calls in theirs. Absent: unchanged."
+    )
     village: str = Field("", max_length=80)
     region: str = Field("", max_length=64)
     cluster: str = Field("", max_length=80)
@@ -604,6 +618,8 @@ def list_producers(request: Request, staff: Editor, phone: str | None = None, q:
 def upsert_producer(request: Request, body: ProducerIn, staff: Editor):
     now = _now(request)
     with request.app.state.db.unit_of_work() as session:
+        if body.language:
+            _language(body.language, languages.rows(session), "a configured language")
         pairs = [(_by_code(session, models.Crop, s.crop, "crop"), _by_code(session, models.Market, s.market, "market"))
                  for s in body.subscriptions]
         producer = ensure_producer(session, body.phone)
@@ -638,8 +654,9 @@ def upsert_producer(request: Request, body: ProducerIn, staff: Editor):
     summary="This week's radio bulletin of a region (MP3), for community radio stations",
 )
 def radio_bulletin(request: Request, region: str, staff: PriceStaff,
-                   language: Annotated[str, Query(pattern=r"^[a-z]{2,3}$",
-                                                  description="An enabled voice language's code")] = "fr"):
+                   language: Annotated[LanguageCode, Query(
+                       description="An enabled voice language's code (fr, bm, and any configured one, voice-only "
+                                   "languages included: their bulletin is said in their recordings)")] = "fr"):
     from gateway.data.content import current_catalog
     from gateway.data.dataview import CachedDataView
     from gateway.voice import bulletin
@@ -654,6 +671,8 @@ def radio_bulletin(request: Request, region: str, staff: PriceStaff,
         except bulletin.NoSuchBulletin as missing:
             if missing.what == "region":
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such region") from None
+            spoken = [lang for lang in languages.rows(session) if lang.enabled and lang.voice]
+            _language(language, spoken, "an enabled voice language")
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                                 "language: not an enabled voice language") from None
     name = bulletin.download_name(region, language, made.week_of)

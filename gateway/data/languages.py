@@ -124,3 +124,17 @@ def save(session: Session, *, code: str, typed: Mapping[str, str], new: bool, ca
     auth.audit(session, staff, action="create" if new else "edit", entity="language", entity_id=code,
                before=before, after=_audited(row), now=now)
     return row
+
+
+# -- what other features accept: any configured code, a written one where a text is meant ------------
+
+
+def written(found, catalog: Catalog) -> list:
+    """The languages texts are written in: marked written and with a catalog file, enabled or
+    not (staff write a language's texts before they offer it), French first as in the menus."""
+    return [lang for lang in found if lang.written and catalog.has_language(lang.code)]
+
+
+def listed(found) -> str:
+    """The codes staff may use, for an error message: "fr (français), bm (bambara), ff (peul)"."""
+    return ", ".join(f"{lang.code} ({lang.name_fr or lang.name})" for lang in found)

@@ -426,7 +426,7 @@ class MessageOverride(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("language", "key"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    language: str = Field(max_length=2)
+    language: str = Field(max_length=3)  # 0015: "ses", a written language staff added
     key: str = Field(max_length=80)
     text: str = Field(sa_type=Text)
     reviewed: bool = False
@@ -440,7 +440,7 @@ class MessageRevision(SQLModel, table=True):
     __tablename__ = "message_revision"
 
     id: int | None = Field(default=None, primary_key=True)
-    language: str = Field(max_length=2)
+    language: str = Field(max_length=3)
     key: str = Field(max_length=80, index=True)
     text: str = Field(sa_type=Text)
     reviewed: bool = False

@@ -34,8 +34,9 @@ from gateway.data.dataview import SqlDataView
 from gateway.outbound import budgets, outbox
 from gateway.outbound.budgets import in_quiet_hours
 from gateway.outbound.outbox import Claimed, claimed_rows
+from menus import languages as langs
 from menus.types import PriceQuote
-from messages import Catalog
+from messages import Catalog, default_catalog
 from messages.formatting import money, short_date, signed_percent
 from messages.sms import measure, render_sms
 
@@ -93,6 +94,24 @@ def audience_query(audience: Audience):
     return query
 
 
+# The languages a staff broadcast is written in (its text_fr and text_bm).
+BROADCAST_TEXTS = ("fr", "bm")
+
+
+def text_language(session: Session) -> Callable[[str | None], str]:
+    """Which of a staff broadcast's texts a farmer reads, by the language of their profile: theirs
+    when SMS are written in it (menus.languages.serve, as for SMS replies), else the French one: a
+    voice-only or disabled language, or a written one the broadcast has no text for."""
+    configured = SqlDataView(session).languages()  # one query for the whole audience
+    catalog = default_catalog()
+
+    def reads(language: str | None) -> str:
+        served = langs.serve(language, configured, catalog, spoken=False).language
+        return served if served in BROADCAST_TEXTS else langs.FRENCH
+
+    return reads
+
+
 @dataclass(frozen=True)
 class LanguagePreview:
     language: str
@@ -101,21 +120,27 @@ class LanguagePreview:
     segments: int
     recipients: int
     estimated_cost: float
+    # How many of the recipients speak each language (French for those who never chose): a
+    # voice-only language's farmers are counted with the French text they read.
+    speakers: dict[str, int] = field(default_factory=dict)
 
 
 def preview(session: Session, *, text_fr: str, text_bm: str, audience: Audience, settings: Settings) -> list[LanguagePreview]:
-    """What each language group will receive, and what it will cost."""
-    counts: dict[str, int] = defaultdict(int)
+    """What each text will reach, and what it will cost: everyone counted once, with the text
+    they will read (the same rule as the sending, text_language)."""
+    reads = text_language(session)
+    speakers: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _, _, language in session.exec(audience_query(audience)).all():
-        counts[language or "fr"] += 1
+        spoken = language or langs.FRENCH
+        speakers[reads(spoken)][spoken] += 1
     result = []
     for language, text in (("fr", text_fr), ("bm", text_bm or text_fr)):
         rendered = render_sms(text, language, fold=settings.sms_fold)
         encoding = measure(rendered)
-        n = counts.get(language, 0)
+        n = sum(speakers[language].values())
         result.append(
             LanguagePreview(language, rendered, encoding.encoding, encoding.segments, n,
-                            n * encoding.segments * settings.sms_price_per_segment)
+                            n * encoding.segments * settings.sms_price_per_segment, dict(speakers[language]))
         )
     return result
 
@@ -379,8 +404,9 @@ def _custom_recipients(session: Session, broadcast: models.Broadcast, settings: 
         "fr": render_sms(broadcast.text_fr, "fr", fold=settings.sms_fold),
         "bm": render_sms(broadcast.text_bm or broadcast.text_fr, "bm", fold=settings.sms_fold),
     }
+    reads = text_language(session)
     for producer_id, phone, language in session.exec(audience_query(Audience.from_dict(broadcast.audience))).all():
-        language = language if language in texts else "fr"  # another language reads the French
+        language = reads(language)  # a voice-only or disabled language reads the French
         yield producer_id, phone, language, [texts[language]]
 
 
