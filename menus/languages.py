@@ -90,3 +90,10 @@ def number_language(code: str, languages: Sequence[Language]) -> str:
             return candidate
     return FRENCH
 
+
+
+def notice_text(catalog: Catalog, notice: Phrase, lang: str) -> str:
+    """A notice as plain text, for a caller with no screen to word it on (the command line)."""
+    values = {name: value.name if isinstance(value, LanguageRef) else getattr(value, "text", "")
+              for name, value in notice.values}
+    return catalog.text(lang, notice.key, **values)

@@ -161,14 +161,20 @@ def test_a_producer_may_have_any_configured_language(client, tokens, db, languag
 
 
 @pytest.mark.parametrize("language, said", [
-    pytest.param("ff", "fr (français), bm (bambara)", id="voice-only-has-no-catalog"),
     pytest.param("ses", "fr (français), bm (bambara)", id="disabled"),
     pytest.param("xx", "fr (français), bm (bambara)", id="unknown"),
 ])
-def test_a_radio_bulletin_is_made_in_a_voice_language_with_a_catalog(client, tokens, db, language, said):
+def test_a_radio_bulletin_is_refused_in_a_language_calls_are_not_offered_in(client, tokens, db, language, said):
     add_languages(db, FULFULDE, SONGHOY)
     response = call(client, "GET", f"/api/v1/bulletins/Sikasso.mp3?language={language}", tokens["reporter"])
     assert response.status_code == 422 and said in response.json()["detail"], response.text
+
+
+def test_a_radio_bulletin_is_made_in_a_voice_only_language(client, tokens, db):
+    add_languages(db, FULFULDE, SONGHOY)
+    response = call(client, "GET", "/api/v1/bulletins/Sikasso.mp3?language=ff", tokens["reporter"])
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/mpeg", response.text
+    assert "-ff-" in response.headers["content-disposition"]
 
 
 def test_openapi_language_fields_are_codes_checked_against_the_table(client):

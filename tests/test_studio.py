@@ -239,7 +239,7 @@ def test_the_dashboard_panel_links_editors_to_the_studio(browser):  # noqa: F811
 
 def test_the_dashboard_panel_in_french(french):
     page = french.get("/admin/").text.replace("&#39;", "'")
-    for header in ("Prompts vocaux", "Enregistrés et vérifiés", "Enregistrés, à vérifier", "Emprunté au français",
+    for header in ("Prompts vocaux", "Enregistrés et vérifiés", "Enregistrés, à vérifier", "Emprunté à une autre langue",
                    "Synthèse seulement", "Rien encore"):
         assert f">{header}</" in page, header
     assert "Ouvrir le studio d'enregistrement" in page
