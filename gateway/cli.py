@@ -967,19 +967,17 @@ def voice_synthesize(
 def voice_bulletin(
     region: Annotated[str, typer.Argument(help="The region's name, e.g. Sikasso")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the MP3")],
-    language: Annotated[str, typer.Option("--language", help="fr or bm")] = "fr",
+    language: Annotated[str, typer.Option("--language", help="An enabled voice language's code: fr, bm, ff...")] = "fr",
 ) -> None:
     """This week's radio bulletin of a region as an MP3: its main crops' prices in its markets
     with their direction, and one tip (about one to two minutes)."""
     from gateway.core.db import Database
+    from gateway.data import languages
     from gateway.data.dataview import SqlDataView
     from gateway.voice import bulletin
     from messages import default_catalog
 
     settings = _settings()
-    if language not in ("fr", "bm"):
-        typer.echo("--language: fr or bm", err=True)
-        raise typer.Exit(2)
     db = Database.from_settings(settings)
     try:
         with db.unit_of_work() as session:
@@ -987,8 +985,14 @@ def voice_bulletin(
             if region not in known:
                 typer.echo(f"unknown region {region!r}; regions: {', '.join(known)}", err=True)
                 raise typer.Exit(1)
-            made = bulletin.make(session, region=region, language=language, catalog=default_catalog(),
-                                 today=dt.datetime.now(settings.tz).date(), data=SqlDataView(session))
+            try:
+                made = bulletin.make(session, region=region, language=language, catalog=default_catalog(),
+                                     today=dt.datetime.now(settings.tz).date(), data=SqlDataView(session))
+            except bulletin.NoSuchBulletin:
+                spoken = [lang for lang in languages.rows(session) if lang.enabled and lang.voice]
+                typer.echo(f"--language: {language!r} is not an enabled voice language; use one of: "
+                           f"{languages.listed(spoken)}", err=True)
+                raise typer.Exit(2) from None
     finally:
         db.dispose()
     output.write_bytes(made.mp3)

@@ -183,3 +183,20 @@ def test_the_bulletin_page_in_french(settings, clock, staff):  # noqa: F811
     for text in ("Bulletin radio", "Télécharger le MP3", "Ce qu'il dit", "Semaine du 23/11/2026", "prix annoncés"):
         assert text in page, text
     assert '<a href="/admin/bulletins" class="on" aria-current="page">Bulletin radio</a>' in page
+
+
+@pytest.mark.parametrize("language, returncode, said", [
+    pytest.param("ff", 0, "prices", id="voice-only"),
+    pytest.param("xx", 2, "not an enabled voice language", id="unknown"),
+])
+def test_the_cli_makes_a_bulletin_in_any_enabled_voice_language(settings, db, tmp_path, language, returncode, said):
+    from tests.configured_languages import FULFULDE, add_languages
+
+    add_languages(db, FULFULDE)
+    env = {"GATEWAY_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "b.mp3"
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "voice", "bulletin", "Mopti", "-o", str(out),
+                           "--language", language], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == returncode, done.stderr
+    assert said in done.stdout + done.stderr
+    assert out.exists() is (returncode == 0)
