@@ -537,3 +537,32 @@ def test_screens_laid_out_are_forgotten_when_the_content_they_were_worded_from_c
     for key in "cde":
         laid[key] = key
     assert list(laid) == ["d", "e"]  # bounded, the oldest out
+
+
+def test_a_remembered_hop_that_only_reads_never_waits_for_the_thread_pool(settings, db, monkeypatch):
+    """Handing a hop that touches no table to the thread pool cost more than the hop: on
+    PostgreSQL too, only its writes go there (Database.read_then_write, reads_nothing)."""
+    from fastapi.testclient import TestClient
+    from starlette import concurrency
+
+    from gateway.app import create_app
+
+    known_caller(db)
+    pooled = []
+    original = concurrency.run_in_threadpool
+
+    async def counting(func, *args, **kwargs):
+        pooled.append(getattr(func, "__name__", "?"))
+        return await original(func, *args, **kwargs)
+
+    cached = settings.model_copy(update={"content_cache_s": 60})
+    with TestClient(create_app(cached, clock=lambda: NOW)) as client:
+        caller = Caller(client)
+        caller.dial("1")  # the session is new here: read from the database
+        monkeypatch.setattr(concurrency, "run_in_threadpool", counting)
+        caller.inputs.append("1")
+        assert "Tomate: choisir un marche" in caller.hop()  # remembered, nothing to write
+        assert pooled == []
+        caller.inputs += ["0", "0", "3"]
+        caller.hop()  # into the tips: the branch is written
+    assert pooled == ([] if db.dialect == "sqlite" else ["_write"])

@@ -96,11 +96,16 @@ class Database:
                 raise
 
     async def read_then_write(
-        self, read: Callable[[Session], T], write: Callable[[Session, T], None], *, writes: Callable[[T], bool]
+        self, read: Callable[[Session], T], write: Callable[[Session, T], None], *, writes: Callable[[T], bool],
+        reads_nothing: bool = False,
     ) -> T:
         """A request's reads, then its writes when `writes(result)` says there are any.
 
-        PostgreSQL: both in one unit of work, in the thread pool. SQLite: on the event loop,
+        PostgreSQL: both in one unit of work, in the thread pool; but when the caller expects
+        the reads to find all they need in memory (`reads_nothing`: a USSD hop of a session this
+        process remembers, its content cached), they run on the event loop, as handing work
+        that touches no table to the pool cost more than the work (bench/ussd_load.py
+        --postgres), and only writes go to the pool. SQLite: on the event loop,
         because handing a millisecond of work to the thread pool cost more than the work (GIL
         hand-offs; bench/ussd_load.py: 1.85 → 1.38 ms of server CPU per USSD hop, 514 → 712
         req/s). WAL readers never wait for a lock; the writes are tried without waiting, and only
@@ -112,7 +117,13 @@ class Database:
         from starlette.concurrency import run_in_threadpool
 
         if self.dialect != "sqlite":
-            return await run_in_threadpool(self._read_and_write, read, write, writes)
+            if not reads_nothing:
+                return await run_in_threadpool(self._read_and_write, read, write, writes)
+            with Session(self.engine, expire_on_commit=False) as session:
+                result = read(session)  # a cache that expired meanwhile reads here: rare and short
+            if writes(result):
+                await run_in_threadpool(self._write, write, result)
+            return result
         # Reads only: nothing to commit (committing a session that ran nothing still costs a
         # transaction's bookkeeping, and most hops run nothing).
         with Session(self.engine, expire_on_commit=False) as session:

@@ -175,7 +175,9 @@ class Hops:
         def write(session: Session, plan: HopPlan) -> None:
             record_hop(session, plan, hop=hop, now=now, catalog=plan.catalog, fold=self.fold, rules=self.rules)
 
-        plan = await db.read_then_write(read, write, writes=lambda plan: plan.changed)
+        # A session this process remembers is replayed from memory (see SessionStarts).
+        remembered = self.starts.get(hop.session_id, hop.phone) is not None
+        plan = await db.read_then_write(read, write, writes=lambda plan: plan.changed, reads_nothing=remembered)
         if plan.new_session:  # written: later hops of this session need not read it
             self.starts.put(hop.session_id, hop.phone, plan.start_profile, plan.screen.resume)
         else:
