@@ -218,7 +218,10 @@ def at_both_widths(new_page):
     yield new_page(PHONE, storage_state=desktop.context.storage_state())
 
 
-def test_screenshots_of_the_main_pages(new_page, staff, backend):
+def test_screenshots_of_the_main_pages(new_page, staff, backend, db):
+    with db.unit_of_work() as session:  # a reader of each language: the estimate has a line for each
+        for i, language in enumerate(("fr", "bm")):
+            session.add(models.Producer(phone=f"+2237610000{i}", region="Mopti", language=language))
     for page in at_both_widths(new_page):
         page.goto("/admin/")
         expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
