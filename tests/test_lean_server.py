@@ -39,3 +39,25 @@ def test_the_server_does_not_load(module):
     )
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# What an idle `gateway worker` must not load: (module, why)
+WORKER_LEAVES_OUT = [
+    pytest.param("fastapi", id="fastapi: the worker serves no request"),
+    pytest.param("requests", id="requests: only the Africa's Talking SDK uses it, at the first send"),
+    pytest.param("africastalking", id="africastalking: the SDK is imported at the first send"),
+]
+
+
+@pytest.mark.parametrize("module", WORKER_LEAVES_OUT)
+def test_an_idle_worker_does_not_load(module, tmp_path):
+    # What `gateway worker` builds before its first cycle (gateway/cli.py: worker).
+    code = (
+        "import sys; import gateway.cli, gateway.worker; from gateway.core.settings import Settings; "
+        "from gateway.outbound.senders import build_sender, build_caller; "
+        f"s = Settings(database_url='sqlite:///{tmp_path / 'w.db'}', dev_mode=True); "
+        "build_sender(s); build_caller(s); "
+        f"print({module!r} in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -657,7 +657,7 @@ def test_provider_is_chosen_by_setting(env, name, base):
         if isinstance(sender, OrangeSender):
             assert str(sender._http.base_url).rstrip("/") == base
         else:
-            assert isinstance(sender, AfricasTalkingSender) and sender._sdk._baseUrl.startswith(base)
+            assert isinstance(sender, AfricasTalkingSender) and sender._client()._baseUrl.startswith(base)
     finally:
         sender.close()
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
-
-import requests
-from africastalking.SMS import SMSService
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 from gateway.aggregators.sending import (
     ACCEPTED,
@@ -28,6 +25,9 @@ from gateway.aggregators.sending import (
     TransportError,
 )
 from gateway.core.phones import InvalidPhone, parse_phone
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_SESSION_ID = 100
 MAX_TEXT = 2000  # inputs joined; the engine caps the steps it replays
@@ -266,15 +266,22 @@ BLACKLIST_CODE = 406
 MAX_RECIPIENTS = 1000  # no documented cap; about 1,000 is common
 
 
-class _SdkSms(SMSService):
-    def __init__(self, username: str, api_key: str, base_url: str | None, http: requests.Session) -> None:
-        super().__init__(username, api_key)
-        if base_url:  # the only way to point the SDK elsewhere (a fake, a proxy)
-            self._baseUrl = base_url.rstrip("/") + "/version1"
-        self._http = http
+def _sdk_sms(username: str, api_key: str, base_url: str | None, http: requests.Session):
+    """The official SDK's SMS service, sending through our own requests session. The SDK and
+    requests (~6 MB resident) are imported at the first send: an idle worker never needs them."""
+    from africastalking.SMS import SMSService
 
-    def _make_request(self, url, method, headers, data, params, callback=None, timeout=None):
-        return self._http.request(method, url, headers=headers, data=data, params=params, timeout=timeout)
+    class _SdkSms(SMSService):
+        def __init__(self) -> None:
+            super().__init__(username, api_key)
+            if base_url:  # the only way to point the SDK elsewhere (a fake, a proxy)
+                self._baseUrl = base_url.rstrip("/") + "/version1"
+            self._http = http
+
+        def _make_request(self, url, method, headers, data, params, callback=None, timeout=None):
+            return self._http.request(method, url, headers=headers, data=data, params=params, timeout=timeout)
+
+    return _SdkSms()
 
 
 def _cost_amount(cost: str) -> float:
@@ -298,24 +305,38 @@ class AfricasTalkingSender:
         timeout_s: float = 10.0,
         trust_env: bool = False,
     ) -> None:
-        self._http = requests.Session()
-        # requests re-reads proxy variables from the environment on every request (measurable
-        # at thousands of requests); only when asked to use them.
-        self._http.trust_env = trust_env
-        self._sdk = _SdkSms(username, api_key, base_url, self._http)
+        self._config = (username, api_key, base_url, trust_env)
+        self._http: requests.Session | None = None
+        self._sdk = None
         self._sender_id = sender_id
         self._timeout = (3.05, timeout_s)
 
+    def _client(self):
+        if self._sdk is None:
+            import requests
+
+            username, api_key, base_url, trust_env = self._config
+            self._http = requests.Session()
+            # requests re-reads proxy variables from the environment on every request
+            # (measurable at thousands of requests); only when asked to use them.
+            self._http.trust_env = trust_env
+            self._sdk = _sdk_sms(username, api_key, base_url, self._http)
+        return self._sdk
+
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def send(self, text: str, recipients: Sequence[str]) -> list[RecipientResult]:
         if not recipients:
             return []
         if len(recipients) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients per request")
+        sdk = self._client()
+        import requests  # already loaded by _client(): a dictionary lookup
+
         try:
-            response = self._sdk.send(text, list(recipients), sender_id=self._sender_id, timeout=self._timeout)
+            response = sdk.send(text, list(recipients), sender_id=self._sender_id, timeout=self._timeout)
         except ValueError as exc:  # the SDK's own number check
             raise Rejected(str(exc)) from None
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
