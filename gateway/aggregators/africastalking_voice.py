@@ -19,11 +19,10 @@ apiKey. Answer JSON {"entries": [{"phoneNumber", "status": "Queued" | ..., "sess
 from __future__ import annotations
 
 import re
+import threading
 import xml.etree.ElementTree as ET
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
-
-import httpx
+from typing import TYPE_CHECKING, Mapping
 
 from gateway.aggregators.africastalking import BadRequest, raise_for_status
 from gateway.aggregators.calling import (
@@ -44,6 +43,12 @@ from gateway.aggregators.calling import (
     VoiceResponse,
 )
 from gateway.core.phones import InvalidPhone, mask, parse_phone
+
+if TYPE_CHECKING:
+    # Imported at the first call placed (AfricasTalkingCaller._client): with its command line
+    # (click, rich, pygments) httpx is ~14 MB resident, which a server that places no call
+    # should not carry.
+    import httpx
 
 PROVIDER = "africastalking"
 VOICE_URL = "https://voice.africastalking.com"
@@ -231,7 +236,6 @@ def render(response: VoiceResponse, *, voices: Mapping[str, str] | None = None) 
 # With httpx rather than the official SDK: its VoiceService.call (2.0.3) sends no clientRequestId.
 
 QUEUED = "Queued"
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 REJECTED_STATUSES = frozenset({"InvalidPhoneNumber", "DestinationNotSupported"})
 ACCOUNT_STATUSES = frozenset({"InsufficientCredit"})
 
@@ -256,17 +260,29 @@ class AfricasTalkingCaller:
             base_url = SANDBOX_VOICE_URL if username == "sandbox" else VOICE_URL
         self._username = username
         self._from = parse_phone(caller_id)  # InvalidPhone (a ValueError): bad configuration
-        # trust_env off by default: httpx would read proxy variables from the environment.
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"apiKey": api_key, "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout_s, connect=3.05),
-            trust_env=trust_env,
-            transport=transport,
-        )
+        self._options = {
+            "base_url": base_url.rstrip("/"),
+            "headers": {"apiKey": api_key, "Accept": "application/json"},
+            "timeout_s": timeout_s,
+            "trust_env": trust_env,  # off by default: httpx would read proxy variables
+            "transport": transport,
+        }
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                import httpx
+
+                options = dict(self._options)
+                timeout = httpx.Timeout(options.pop("timeout_s"), connect=3.05)
+                self._http = httpx.Client(timeout=timeout, **options)
+            return self._http
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def call(self, to: str, *, client_request_id: str) -> CallResult:
         try:
@@ -281,9 +297,12 @@ class AfricasTalkingCaller:
             "to": phone,
             "clientRequestId": client_request_id,
         }
+        client = self._client()
+        import httpx  # loaded by _client(): a dictionary lookup
+
         try:
-            response = self._http.post(CALL_PATH, data=form)
-        except _NOT_SENT as exc:
+            response = client.post(CALL_PATH, data=form)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
             # Nothing left this machine: safe to try again.
             raise TransportError(f"could not connect: {exc.__class__.__name__}", reached=False) from None
         except httpx.TimeoutException as exc:

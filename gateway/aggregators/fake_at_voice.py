@@ -27,9 +27,8 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Generator, Iterable, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Union
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -60,6 +59,9 @@ from gateway.aggregators.calling import (
     Reject,
     Say,
 )
+
+if TYPE_CHECKING:
+    import httpx  # the drivers' clients; imported where a driver is chosen (development only)
 
 __all__ = [
     "AsyncFakeVoiceCall",
@@ -208,6 +210,8 @@ class FakeATVoice:
         if not chosen:
             raise FakeCallError(f"no placed call {session_id or ''}".strip())
         placed = chosen[-1]
+        import httpx
+
         driver = AsyncFakeVoiceCall if isinstance(client, httpx.AsyncClient) else FakeVoiceCall
         return driver(
             client,  # type: ignore[arg-type]

@@ -28,10 +28,8 @@ import re
 import threading
 import time
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import quote
-
-import httpx
 
 from gateway.aggregators.africastalking import BadRequest, DeliveryReport, InboundSms, parse_date
 from gateway.aggregators.sending import (
@@ -47,6 +45,11 @@ from gateway.aggregators.sending import (
     TransportError,
 )
 from gateway.core.phones import InvalidPhone, parse_phone
+
+if TYPE_CHECKING:
+    # httpx is imported where a request is made: with its command line (click, rich, pygments)
+    # it is ~14 MB resident, which a server that never talks to Orange should not carry.
+    import httpx
 
 log = logging.getLogger("gateway.orange")
 
@@ -125,6 +128,8 @@ def _throttled(response: httpx.Response, step: str) -> Throttled:
 def transport_error(exc: httpx.HTTPError, step: str) -> TransportError:
     """Whether the request may have reached Orange: a refused connection, a pool or write failure
     never delivered a whole request; a read that failed or timed out came after it left."""
+    import httpx
+
     reached = isinstance(exc, (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError))
     return TransportError(f"{step}: {exc.__class__.__name__}", reached=reached)
 
@@ -212,6 +217,8 @@ class OrangeSender:
         self._sender = normalize_sender(sender_address)
         self._sender_name = sender_name or None
         self._path = outbound_path(self._sender)
+        import httpx
+
         # Keep-alive shorter than servers' usual 5 s: a connection closed by the server while we
         # reuse it would look like an ambiguous failure.
         self._http = httpx.Client(
@@ -233,6 +240,8 @@ class OrangeSender:
     # -- token --
 
     def _fetch_token(self) -> tuple[str, float]:
+        import httpx
+
         try:
             response = self._http.post(TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=self._auth)
         except httpx.HTTPError as exc:
@@ -251,6 +260,8 @@ class OrangeSender:
     # -- one recipient --
 
     def _post(self, token: str, body: dict[str, Any]) -> httpx.Response:
+        import httpx
+
         try:
             return self._http.post(self._path, json=body, headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as exc:
