@@ -24,6 +24,16 @@ from gateway.data import seed  # noqa: E402
 from gateway.core import migrate
 from gateway.core.db import Database
 from gateway.core.settings import Settings
+from gateway.data import auth  # noqa: E402
+
+# Passwords are hashed at argon2's lowest cost in this process: at the recommended cost (~0.16 s
+# a hash or a check) the staff accounts and sign-ins of the console tests were most of the
+# suite's time. Hashes carry their parameters, so checking works alike; servers and commands the
+# tests start as subprocesses keep the real cost, and tests/test_security_defaults.py checks it.
+from pwdlib import PasswordHash  # noqa: E402
+from pwdlib.hashers.argon2 import Argon2Hasher  # noqa: E402
+
+auth._hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
 TODAY = dt.date(2026, 11, 28)  # a Saturday, market day in Sikasso
 NOW = dt.datetime.combine(TODAY, dt.time(10, 0), ZoneInfo("Africa/Bamako"))

@@ -417,3 +417,18 @@ def test_dashboard_shows_the_security_posture(settings, db):
         assert "numbers of ML" in page
         assert ("Development mode</b>" in page) == chosen["dev_mode"]
     assert "A reply ceiling was hit today" in page
+
+
+def test_staff_passwords_are_hashed_with_argon2id_at_the_recommended_cost():
+    # In a process of its own: tests/conftest.py lowers the cost for the suite's speed.
+    import subprocess
+    import sys
+
+    code = "from gateway.data import auth; print(auth.hash_password('a long enough password'))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    from argon2 import PasswordHasher  # pwdlib's recommended hasher is argon2-cffi's defaults
+
+    wanted = PasswordHasher()
+    assert out.stdout.startswith(
+        f"$argon2id$v=19$m={wanted.memory_cost},t={wanted.time_cost},p={wanted.parallelism}$"
+    ), out.stdout
