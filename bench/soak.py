@@ -67,6 +67,7 @@ import re
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -1088,6 +1089,9 @@ def parse_args(argv=None):
     add("--dlr-share", type=float, default=0.2, help="share of sent messages that get a delivery report")
     add("--seed", type=int, default=1, help="random seed")
     add("--keep-tmp", action="store_true", help="keep the temporary directory (database, server logs)")
+    add("--separate-worker", action="store_true",
+        help="run the broadcaster as its own `gateway worker` process (GATEWAY_WORKER_IN_PROCESS=false "
+             "for the server), as an operator with several processes would; its memory is printed too")
     add("--malloc-arenas", type=int, default=2, help="MALLOC_ARENA_MAX for the gateway, as deployed (0: glibc default)")
     add("--no-memory-probe", dest="memory_probe", action="store_false",
         help="do not load bench/memprobe into the gateway (what its resident size is made of, every 5 s)")
@@ -1109,7 +1113,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sugu-soak-"))
     db_path = tmp / "soak.db"
     url = f"sqlite:///{db_path}"
-    fake = gateway = db = None
+    fake = gateway = db = worker = None
     try:
         from zoneinfo import ZoneInfo
 
@@ -1161,8 +1165,10 @@ def main(argv=None) -> int:
         env.update(
             GATEWAY_AT_API_KEY="soak", GATEWAY_AT_BASE_URL=fake.url, GATEWAY_QUIET_HOURS="",
             GATEWAY_DAILY_SMS_BUDGET="10000000", GATEWAY_DAILY_SEGMENT_BUDGET="10000000",
-            GATEWAY_MAX_SMS_PER_PRODUCER_PER_DAY="1000", GATEWAY_WORKER_IN_PROCESS="true",
+            GATEWAY_MAX_SMS_PER_PRODUCER_PER_DAY="1000",
+            GATEWAY_WORKER_IN_PROCESS="false" if args.separate_worker else "true",
         )  # fmt: skip
+        worker_env = dict(env)  # without the memory probe
         probe_path = tmp / "memprobe.jsonl"
         if args.memory_probe:
             # bench/memprobe/sitecustomize.py samples the gateway from inside (see its docstring).
@@ -1178,6 +1184,13 @@ def main(argv=None) -> int:
               "broadcaster in-process")  # fmt: skip
         gateway.start()
         gateway.wait_ready(timeout=180.0 if args.tracemalloc else 30.0)  # tracing slows the imports
+        if args.separate_worker:
+            worker_log = (tmp / "worker.log").open("w")
+            worker = subprocess.Popen([*ussd_load.gateway_command(), "worker"], env=worker_env, cwd=tmp,
+                                      stdout=worker_log, stderr=subprocess.STDOUT)
+            time.sleep(5)
+            worker_start = proc_status(worker.pid)
+            print(f"  worker: gateway worker, pid {worker.pid}, {worker_start.get('VmRSS', 0) / 1024:.1f} MB at start")
         print()
 
         soak = Soak(args, gateway=gateway, fake=fake, db=db, db_path=db_path, world=world, reports=reports)
@@ -1194,6 +1207,13 @@ def main(argv=None) -> int:
             while not Path(str(probe_path) + ".tracemalloc.txt").exists() and time.monotonic() < deadline:
                 time.sleep(1)
         gateway.stop()
+        if worker is not None:
+            end = proc_status(worker.pid)
+            worker.terminate()
+            worker.wait(timeout=30)
+            print(f"\nMemory of the worker process (gateway worker): {worker_start.get('VmRSS', 0) / 1024:.1f} MB at "
+                  f"start, {end.get('VmRSS', 0) / 1024:.1f} MB at the end, peak {end.get('VmHWM', 0) / 1024:.1f} MB "
+                  "(VmHWM)")  # fmt: skip
         checks = final_checks(soak, fake_messages)
         print_summary(soak, checks, read_log(gateway.log_path))
         if args.memory_probe:
@@ -1206,6 +1226,8 @@ def main(argv=None) -> int:
         print("\ninterrupted; stopping the servers", file=sys.stderr)
         return 130
     finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
         for name, server in (("gateway", gateway), ("fake aggregator", fake)):
             if server is not None:
                 try:
