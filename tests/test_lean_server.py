@@ -63,3 +63,17 @@ def test_an_idle_worker_does_not_load(module, tmp_path):
     )
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_sms_sdk_made_at_the_first_send_is_one_for_every_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.aggregators.africastalking import AfricasTalkingSender
+
+    sender = AfricasTalkingSender(username="sandbox", api_key="k", base_url="http://127.0.0.1:9")
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            made = set(pool.map(lambda _: id(sender._client()), range(64)))
+        assert len(made) == 1
+    finally:
+        sender.close()

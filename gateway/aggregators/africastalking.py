@@ -10,6 +10,7 @@ lastAppResponse, errorMessage (maybe empty or absent).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
@@ -308,20 +309,22 @@ class AfricasTalkingSender:
         self._config = (username, api_key, base_url, trust_env)
         self._http: requests.Session | None = None
         self._sdk = None
+        self._lock = threading.Lock()
         self._sender_id = sender_id
         self._timeout = (3.05, timeout_s)
 
     def _client(self):
-        if self._sdk is None:
-            import requests
+        with self._lock:  # the worker's threads may send at once: one session for all
+            if self._sdk is None:
+                import requests
 
-            username, api_key, base_url, trust_env = self._config
-            self._http = requests.Session()
-            # requests re-reads proxy variables from the environment on every request
-            # (measurable at thousands of requests); only when asked to use them.
-            self._http.trust_env = trust_env
-            self._sdk = _sdk_sms(username, api_key, base_url, self._http)
-        return self._sdk
+                username, api_key, base_url, trust_env = self._config
+                self._http = requests.Session()
+                # requests re-reads proxy variables from the environment on every request
+                # (measurable at thousands of requests); only when asked to use them.
+                self._http.trust_env = trust_env
+                self._sdk = _sdk_sms(username, api_key, base_url, self._http)
+            return self._sdk
 
     def close(self) -> None:
         if self._http is not None:
