@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 URL := http://$(HOST):$(PORT)
+# Test processes (pytest-xdist): the suite is mostly one core's Python; `make test TEST_PROCESSES=0`
+# runs it in one process.
+TEST_PROCESSES ?= 2
 
 .PHONY: run test install migrate seed simulate bench clean
 
@@ -45,7 +48,7 @@ test: install
 	@# The console's end-to-end tests drive Debian's Chromium; without root they are skipped
 	@# locally, while CI (CI=true) requires it.
 	scripts/install-browser || [ -z "$$CI" ]
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 simulate: seed
 	GATEWAY_DEV_MODE=true $(BIN)/gateway simulate
