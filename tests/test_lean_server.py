@@ -28,7 +28,7 @@ def test_a_database_never_migrated_is_not_current(tmp_path):
 LEFT_OUT = [
     pytest.param("av", id="pyav: FFmpeg's libraries, only for uploads and the bulletin MP3"),
     pytest.param("alembic", id="alembic: the server only reads the schema version"),
-    pytest.param("httpx", id="httpx: with its command line ~14 MB, only to place a call or send through Orange"),
+    pytest.param("httpx", id="httpx: with its command line ~6 MB, only to place a call or send through Orange"),
     pytest.param("requests", id="requests: only the Africa's Talking SDK uses it, at the first send"),
 ]
 

@@ -46,7 +46,7 @@ from gateway.core.phones import InvalidPhone, mask, parse_phone
 
 if TYPE_CHECKING:
     # Imported at the first call placed (AfricasTalkingCaller._client): with its command line
-    # (click, rich, pygments) httpx is ~14 MB resident, which a server that places no call
+    # (click, rich, pygments) httpx added ~6 MB to the started server, which a server that places no call
     # should not carry.
     import httpx
 

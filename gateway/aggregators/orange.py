@@ -48,7 +48,7 @@ from gateway.core.phones import InvalidPhone, parse_phone
 
 if TYPE_CHECKING:
     # httpx is imported where a request is made: with its command line (click, rich, pygments)
-    # it is ~14 MB resident, which a server that never talks to Orange should not carry.
+    # it added ~6 MB to the started server, which a server that never talks to Orange should not carry.
     import httpx
 
 log = logging.getLogger("gateway.orange")
