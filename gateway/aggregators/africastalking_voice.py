@@ -260,24 +260,23 @@ class AfricasTalkingCaller:
             base_url = SANDBOX_VOICE_URL if username == "sandbox" else VOICE_URL
         self._username = username
         self._from = parse_phone(caller_id)  # InvalidPhone (a ValueError): bad configuration
-        self._options = {
-            "base_url": base_url.rstrip("/"),
-            "headers": {"apiKey": api_key, "Accept": "application/json"},
-            "timeout_s": timeout_s,
-            "trust_env": trust_env,  # off by default: httpx would read proxy variables
-            "transport": transport,
-        }
+        self._base_url, self._api_key, self._timeout_s = base_url.rstrip("/"), api_key, timeout_s
+        self._trust_env, self._transport = trust_env, transport
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
 
     def _client(self) -> httpx.Client:
-        with self._lock:
+        with self._lock:  # the worker's threads may place calls at once: one client for all
             if self._http is None:
                 import httpx
 
-                options = dict(self._options)
-                timeout = httpx.Timeout(options.pop("timeout_s"), connect=3.05)
-                self._http = httpx.Client(timeout=timeout, **options)
+                self._http = httpx.Client(
+                    base_url=self._base_url,
+                    headers={"apiKey": self._api_key, "Accept": "application/json"},
+                    timeout=httpx.Timeout(self._timeout_s, connect=3.05),
+                    trust_env=self._trust_env,  # off by default: httpx would read proxy variables
+                    transport=self._transport,
+                )
             return self._http
 
     def close(self) -> None:
