@@ -22,6 +22,7 @@ from gateway.core.db import Database
 from gateway.core.deps import Clock
 from gateway.core.middleware import (
     BodyLimit,
+    FastLane,
     LoopbackOnly,
     RejectNul,
     RequestId,
@@ -124,7 +125,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.include_router(api_reference.router)
     admin.install(app, settings)
-    # Outermost last: request id, body limits, webhook guard, console headers, NUL guard, the app.
+    # Outermost last: request id, body limits, webhook guard, console headers, NUL guard, the
+    # USSD hop's fast lane, the app.
+    app.add_middleware(FastLane, path=ussd_webhook.HOP_PATH, endpoint=ussd_webhook.ussd_hop)
     # The recording studio takes audio files, which are full of NUL bytes (gateway/admin/studio.py).
     app.add_middleware(RejectNul, prefixes=("/admin",), binary_uploads=("/admin/studio/clips/",))
     app.add_middleware(SecurityHeaders, prefix="/admin", hsts=settings.public_url.startswith("https://"))

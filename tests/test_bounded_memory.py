@@ -35,6 +35,56 @@ def test_content_cache_forgets_keys_nobody_asks_for_again():
     assert len(cache) <= 2
 
 
+class Uncomparable:
+    def __eq__(self, other):
+        raise TypeError("cannot compare")
+
+    __hash__ = object.__hash__
+
+
+# A reload after the time to live: (what the first load found, what the reload finds, whether
+# the first object is kept)
+RELOADS = [
+    pytest.param(("tomato", "onion"), ("tomato", "onion"), True, id="the same content: the same object"),
+    pytest.param(("tomato", "onion"), ("tomato", "onion", "okra"), False, id="changed content: the new object"),
+    pytest.param({("fr", "a"): "x"}, {("fr", "a"): "y"}, False, id="a changed override: the new object"),
+    pytest.param((Uncomparable(),), (Uncomparable(),), False, id="content that cannot be compared: the new object"),
+]
+
+
+@pytest.mark.parametrize("first, reloaded, kept", RELOADS)
+def test_an_unchanged_reload_keeps_the_objects_built_on(first, reloaded, kept):
+    now = [0.0]
+    cache = ContentCache(ttl_s=5, clock=lambda: now[0])
+    reloaded = type(reloaded)(list(reloaded.items()) if isinstance(reloaded, dict) else list(reloaded))  # another object
+    got = cache.get(("crops",), lambda: first)
+    now[0] = 5.0
+    again = cache.get(("crops",), lambda: reloaded)
+    assert (again is got) is kept
+    assert again is (first if kept else reloaded)
+
+
+def test_what_is_derived_from_the_cache_is_rebuilt_only_when_its_sources_change():
+    now, builds = [0.0], []
+    cache = ContentCache(ttl_s=5, clock=lambda: now[0])
+    content = [{("fr", "a"): "x"}]
+
+    def catalog():
+        found = cache.get(("overrides",), lambda: dict(content[0]))
+        return cache.derived(("catalog",), (found,), lambda: builds.append(found) or object())
+
+    first = catalog()
+    for t in (1.0, 5.0, 11.0, 17.0):  # reloads that find the same overrides
+        now[0] = t
+        assert catalog() is first
+    content[0] = {("fr", "a"): "y"}
+    now[0] = 23.0
+    assert catalog() is not first
+    assert len(builds) == 2
+    cache.clear()
+    assert catalog() is not first and len(builds) == 3
+
+
 def test_sqlite_connections_share_one_page_cache_budget(tmp_path):
     """Four pooled connections that each read a 6 MB table hold about the budget, not 4 × 2 MB."""
     import ctypes

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -406,8 +408,8 @@ def test_a_unit_of_work_that_does_not_wait_fails_at_once_and_leaves_the_pool_wai
 # -- what a hop reads and writes (issue 17: a hop should not redo what did not change) -------------
 
 
-def statements(engine):
-    """The SQL statements run on `engine` while the block runs."""
+def statements(database):
+    """The SQL statements run on `database` (every engine of it) while the block runs."""
     from contextlib import contextmanager
 
     from sqlalchemy import event
@@ -419,11 +421,13 @@ def statements(engine):
         def note(conn, cursor, statement, *args):
             seen.append(statement)
 
-        event.listen(engine, "before_cursor_execute", note)
+        for engine in database.engines:
+            event.listen(engine, "before_cursor_execute", note)
         try:
             yield seen
         finally:
-            event.remove(engine, "before_cursor_execute", note)
+            for engine in database.engines:
+                event.remove(engine, "before_cursor_execute", note)
 
     return counting()
 
@@ -438,16 +442,39 @@ def test_a_hop_of_a_session_this_process_remembers_reads_no_table(settings, db):
     with TestClient(create_app(cached, clock=lambda: NOW)) as client:
         caller = Caller(client)
         caller.dial("1")  # the crop list: the session row is written with its branch, the content cached
-        engine = client.app.state.db.engine
-        with statements(engine) as seen:
+        database = client.app.state.db
+        with statements(database) as seen:
             caller.inputs.append("1")
             markets = caller.hop()  # a crop's markets: still the prices branch, nothing to write
         assert "Tomate: choisir un marche" in markets
         assert not [s for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "PRAGMA"))]
-        with statements(engine) as seen:
+        with statements(database) as seen:
             again = caller.hop()  # the same screen again (a retried hop): nothing to read or write
         assert again == markets
         assert seen == []
+
+
+# What a hop writes, as statements: (the inputs before it, its input, the statements' first words)
+HOP_WRITES = [
+    pytest.param(None, "", ["INSERT"], id="a new session's first hop: its row, with the hop, in one statement"),
+    pytest.param("", "1", ["UPDATE"], id="a branch entered: one statement"),
+    pytest.param("1", "1", [], id="a hop that changes nothing worth recording: none"),
+    pytest.param("1*1*1", "0", [], id="back to a screen of the same branch: none"),
+]
+
+
+@pytest.mark.parametrize("before, last, written", HOP_WRITES)
+def test_a_hops_bookkeeping_is_one_statement_without_pragmas(client, db, before, last, written):
+    known_caller(db)
+    caller = Caller(client)
+    if before is not None:
+        caller.inputs = before.split("*") if before else []
+        caller.hop()
+    with statements(client.app.state.db) as seen:
+        caller.inputs = [*caller.inputs, last] if before is not None else []
+        caller.hop()
+    writes = [s.split()[0].upper() for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "PRAGMA"))]
+    assert writes == written
 
 
 @pytest.mark.parametrize("language, inputs, fragments", JOURNEYS)
@@ -566,3 +593,67 @@ def test_a_remembered_hop_that_only_reads_never_waits_for_the_thread_pool(settin
         caller.inputs += ["0", "0", "3"]
         caller.hop()  # into the tips: the branch is written
     assert pooled == ([] if db.dialect == "sqlite" else ["_write"])
+
+
+# The hop's fast lane (gateway.core.middleware.FastLane): (method, path, query, body, reaches the
+# router, status). Only a POST to the hop's exact path skips the router; everything else, and
+# every check outside the lane, is as before.
+FORM = "sessionId=ATUid_lane&serviceCode=%2A123%23&phoneNumber=%2B22370123456&networkCode=61002&text="
+LANE = [
+    pytest.param("POST", "/webhooks/at/ussd", "", FORM, False, 200, id="a hop skips the router"),
+    pytest.param("GET", "/webhooks/at/ussd", "", "", True, 405, id="another method meets the router"),
+    pytest.param("POST", "/webhooks/at/ussd/", "", FORM, True, None, id="another path meets the router"),
+    pytest.param("POST", "/webhooks/at/ussd/events", "", "sessionId=x", True, 400, id="the events callback meets the router"),
+    pytest.param("POST", "/webhooks/at/ussd", "", "sessionId=x", False, 400, id="a malformed hop is refused in the lane"),
+]
+
+
+@pytest.mark.parametrize("method, path, query, body, routed, status", LANE)
+def test_a_ussd_hop_skips_the_console_layers(client, method, path, query, body, routed, status):
+    app = client.app
+    router, seen = app.router, []
+
+    async def counting_router(scope, receive, send):
+        seen.append(scope["path"])
+        await router(scope, receive, send)
+
+    app.middleware_stack = None  # rebuilt with the counting router at the next request
+    app.router = counting_router
+    try:
+        response = client.request(method, path + query, content=body.encode(),
+                                   headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    finally:
+        app.router = router
+        app.middleware_stack = None
+    assert bool(seen) is routed
+    if status is not None:
+        assert response.status_code == status, response.text
+    if status == 200:
+        assert response.text.startswith("CON ") and response.headers["x-request-id"]
+
+
+GUARDED = [
+    pytest.param("", 403, id="without the webhook secret: 403"),
+    pytest.param("?token=wrong", 403, id="with a wrong secret: 403"),
+    pytest.param("?token=s3cret-for-the-lane", 200, id="with the secret: answered"),
+]
+
+
+@pytest.mark.parametrize("query, status", GUARDED)
+def test_the_fast_lane_keeps_the_webhook_guard(settings, query, status):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+
+    guarded = settings.model_copy(update={"webhook_secret": SecretStr("s3cret-for-the-lane")})
+    with TestClient(create_app(guarded, clock=lambda: NOW)) as client:
+        response = client.post("/webhooks/at/ussd" + query, content=FORM.encode(),
+                               headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert response.status_code == status
+
+
+def test_the_fast_lane_keeps_the_body_limit(client):
+    big = FORM + "x" * (client.app.state.settings.max_body_bytes + 1)
+    response = client.post("/webhooks/at/ussd", content=big.encode(),
+                           headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert response.status_code == 413

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
@@ -18,14 +18,14 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
 
 
-def _sqlite_pragmas(cache_mb: int):
+def _sqlite_pragmas(cache_mb: int, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS):
     def on_connect(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers run during a write; NORMAL is durable across application crashes.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         # One budget for the whole process (the pragma is process-wide): each pooled connection
         # would otherwise fill its own 2 MB page cache as the database grows, and the soak test
         # saw the resident size creep up with every connection that did. The operating system's
@@ -36,14 +36,9 @@ def _sqlite_pragmas(cache_mb: int):
     return on_connect
 
 
-def _restore_busy_timeout(dbapi_connection, record) -> None:
-    """Pool check-in: a connection used with `unit_of_work(wait=False)` waits again for its next
-    user, before anyone else can have it."""
-    if record.info.pop("nowait", False):
-        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-
-
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, wait: bool = True) -> Engine:
+    """`wait=False` (SQLite): connections whose writes fail at once when another writer holds
+    the lock, with an error that `Database.is_busy` recognises."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         prepare_sqlite_path(settings.database_url)
@@ -51,8 +46,8 @@ def make_engine(settings: Settings) -> Engine:
         # step runs a handful, and each statement kept holds SQLite memory in every pooled
         # connection (~0.45 MB a connection at 128 once the console has been used; bench/soak.py).
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5, "cached_statements": 32})
-        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_cache_mb))
-        event.listen(engine, "checkin", _restore_busy_timeout)
+        busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS if wait else 0
+        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_cache_mb, busy_timeout_ms))
         return engine
     return create_engine(
         url,
@@ -64,12 +59,26 @@ def make_engine(settings: Settings) -> Engine:
 
 
 class Database:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, nowait_engine: Engine | None = None) -> None:
         self.engine = engine
+        self._nowait_engine = nowait_engine or engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
-        return cls(make_engine(settings))
+        engine = make_engine(settings)
+        nowait = None
+        if engine.dialect.name == "sqlite" and make_url(settings.database_url).database not in (None, "", ":memory:"):
+            # Writes tried without waiting (a USSD hop's, on the event loop) get pooled
+            # connections of their own, made not to wait: switching a shared connection's
+            # busy timeout off and on again cost two statements a write. (An in-memory database
+            # is one connection's: nobody else writes to it.)
+            nowait = make_engine(settings, wait=False)
+        return cls(engine, nowait)
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database runs statements on (SQLite: also the no-wait writers')."""
+        return (self.engine,) if self._nowait_engine is self.engine else (self.engine, self._nowait_engine)
 
     @property
     def dialect(self) -> str:
@@ -83,14 +92,7 @@ class Database:
         `wait=False` (SQLite): fail at once with an error that `is_busy` recognises, instead of
         waiting for another writer's lock.
         """
-        with Session(self.engine, expire_on_commit=False) as session:
-            if not wait and self.dialect == "sqlite":
-                fairy = session.connection().connection
-                # On the driver's connection: through SQLAlchemy the pragma cost twice as much
-                # (about 15 us more, a sixth of a USSD hop's write).
-                fairy.dbapi_connection.execute("PRAGMA busy_timeout=0")
-                # Restored when the connection goes back to the pool (_restore_busy_timeout).
-                fairy.info["nowait"] = True
+        with Session(self.engine if wait else self._nowait_engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()
@@ -98,8 +100,16 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
+        """One transaction on a plain connection, for writes that need no ORM session: committed
+        when the block succeeds, rolled back when it raises. About half the cost of a
+        `unit_of_work` for a write of a statement or two (a USSD hop's). `wait`: as there."""
+        with (self.engine if wait else self._nowait_engine).begin() as connection:
+            yield connection
+
     async def read_then_write(
-        self, read: Callable[[Session], T], write: Callable[[Session, T], None], *, writes: Callable[[T], bool],
+        self, read: Callable[[Session], T], write: Callable[[Connection, T], None], *, writes: Callable[[T], bool],
         reads_nothing: bool = False,
     ) -> T:
         """A request's reads, then its writes when `writes(result)` says there are any.
@@ -133,24 +143,24 @@ class Database:
             result = read(session)
         if writes(result):
             try:
-                with self.unit_of_work(wait=False) as session:
-                    write(session, result)
+                with self.transaction(wait=False) as connection:
+                    write(connection, result)
             except OperationalError as exc:
                 if not self.is_busy(exc):
                     raise
                 await run_in_threadpool(self._write, write, result)
         return result
 
-    def _read_and_write(self, read: Callable[[Session], T], write: Callable[[Session, T], None], writes) -> T:
+    def _read_and_write(self, read: Callable[[Session], T], write: Callable[[Connection, T], None], writes) -> T:
         with self.unit_of_work() as session:
             result = read(session)
             if writes(result):
-                write(session, result)
+                write(session.connection(), result)
             return result
 
-    def _write(self, write: Callable[[Session, T], None], result: T) -> None:
-        with self.unit_of_work() as session:
-            write(session, result)
+    def _write(self, write: Callable[[Connection, T], None], result: T) -> None:
+        with self.transaction() as connection:
+            write(connection, result)
 
     @staticmethod
     def is_busy(exc: BaseException) -> bool:
@@ -158,4 +168,5 @@ class Database:
         return isinstance(exc, OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()

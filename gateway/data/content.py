@@ -18,4 +18,6 @@ def overrides(session: Session) -> dict[tuple[str, str], str]:
 
 def current_catalog(session: Session, cache: ContentCache) -> Catalog:
     base = default_catalog()
-    return cache.get(("catalog",), lambda: base.with_overrides(overrides(session)))
+    found = cache.get(("overrides",), lambda: overrides(session))
+    # Rebuilt only when the overrides changed: a catalog keeps the texts it has looked up.
+    return cache.derived(("catalog",), (base, found), lambda: base.with_overrides(found))

@@ -1,8 +1,8 @@
 """USSD service: one hop = load the session's start, replay the menus, apply the effects.
 
 `Hops.answer` is what the webhook calls: it reads, then writes only when something worth
-recording changed (Database.read_then_write). plan_hop and record_hop run inside the unit of work
-they are given and never commit themselves.
+recording changed (Database.read_then_write). plan_hop reads in the session it is given,
+record_hop writes in the transaction it is given; neither commits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Callable
 
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 import menus
@@ -172,8 +173,8 @@ class Hops:
             plan.catalog = catalog
             return plan
 
-        def write(session: Session, plan: HopPlan) -> None:
-            record_hop(session, plan, hop=hop, now=now, catalog=plan.catalog, fold=self.fold, rules=self.rules)
+        def write(connection: Connection, plan: HopPlan) -> None:
+            record_hop(connection, plan, hop=hop, now=now, catalog=plan.catalog, fold=self.fold, rules=self.rules)
 
         # A session this process remembers is replayed from memory (see SessionStarts).
         remembered = self.starts.get(hop.session_id, hop.phone) is not None
@@ -245,19 +246,21 @@ def _replay(
 
 
 def record_hop(
-    session: Session, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True,
+    connection: Connection, plan: HopPlan, *, hop: UssdHop, now: dt.datetime, catalog: Catalog, fold: bool = True,
     rules: ReplyRules | None = None,
 ) -> None:
-    """The hop's writes: the session row, the effects. Nothing when the hop only read. `rules`
-    bound the SMS an effect sends (gateway.outbound.replies)."""
+    """The hop's writes, in the caller's transaction: the session row, the effects. Nothing when
+    the hop only read. `rules` bound the SMS an effect sends (gateway.outbound.replies)."""
     if not plan.changed:
         return
     screen = plan.screen
     stamp = now.astimezone(dt.timezone.utc)  # stored in UTC; `now` stays local for the menus
-    connection = session.connection()
+    hop_values = {"screen": screen.screen_id[:32], "section": screen.section[:32], "lang": screen.language, "stamp": stamp}
     if plan.new_session:
+        # One statement: the row with this first hop in it (a first hop the aggregator sends
+        # again finds the row and counts the hop, as any later hop does).
         connection.execute(
-            _session_insert(connection.dialect.name),
+            _session_upsert(connection.dialect.name),
             {
                 "session_id": hop.session_id,
                 "phone": hop.phone,
@@ -266,49 +269,29 @@ def record_hop(
                 "start_profile": plan.start_profile,
                 "started_at": stamp,
                 "updated_at": stamp,
+                "hops": 1,
+                "last_screen": hop_values["screen"],
+                "section": hop_values["section"],
+                "language": screen.language,
             },
         )
-    apply_effects(
-        session,
-        phone=hop.phone,
-        effects=screen.effects,
-        session_ref=hop.session_id,
-        now=stamp,
-        today=now.date(),
-        catalog=catalog,
-        fold=fold,
-        rules=rules,
-    )
-    connection.execute(
-        _SESSION_HOP,
-        {
-            "sid": hop.session_id,
-            "screen": screen.screen_id[:32],
-            "section": screen.section[:32],
-            "lang": screen.language,
-            "stamp": stamp,
-        },
-    )
-
-
-def handle_hop(
-    session: Session,
-    *,
-    hop: UssdHop,
-    now: dt.datetime,
-    catalog: Catalog,
-    config: menus.EngineConfig,
-    data: m.DataView | None = None,
-    trace: HopTrace | None = None,
-    fold: bool = True,
-    rules: ReplyRules | None = None,
-) -> m.Screen:
-    """A whole hop in the caller's unit of work. Writes come last: on SQLite the database-wide
-    write lock is then held only for them, not during the menu replay. `fold`: GATEWAY_SMS_FOLD,
-    for the SMS an effect sends (a directory entry)."""
-    plan = plan_hop(session, hop=hop, now=now, catalog=catalog, config=config, data=data, trace=trace)
-    record_hop(session, plan, hop=hop, now=now, catalog=catalog, fold=fold, rules=rules)
-    return plan.screen
+    else:
+        connection.execute(_SESSION_HOP, {"sid": hop.session_id, **hop_values})
+    if screen.effects:
+        # The effects use the ORM; its session joins this transaction and commits nothing.
+        with Session(bind=connection, expire_on_commit=False) as session:
+            apply_effects(
+                session,
+                phone=hop.phone,
+                effects=screen.effects,
+                session_ref=hop.session_id,
+                now=stamp,
+                today=now.date(),
+                catalog=catalog,
+                fold=fold,
+                rules=rules,
+            )
+            session.flush()
 
 
 # Built once: statement construction is most of SQLAlchemy's cost on a hop this small.
@@ -317,6 +300,7 @@ _SESSION_START = select(_us.c.start_profile, _us.c.language, _us.c.section, _us.
     _us.c.session_id == bindparam("session_id")
 )
 _SESSION_INSERTS: dict[str, object] = {}
+_SESSION_UPSERTS: dict[str, object] = {}
 
 
 def _session_insert(dialect: str):
@@ -326,6 +310,27 @@ def _session_insert(dialect: str):
     if stmt is None:
         module = postgresql if dialect == "postgresql" else sqlite
         stmt = _SESSION_INSERTS[dialect] = module.insert(_us).on_conflict_do_nothing(index_elements=["session_id"])
+    return stmt
+
+
+def _session_upsert(dialect: str):
+    """A session's row with its first hop, or, when the row exists (that hop sent again, or an
+    end-of-session event that came first), the hop counted in it as _SESSION_HOP does. Built
+    once per dialect."""
+    stmt = _SESSION_UPSERTS.get(dialect)
+    if stmt is None:
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(_us)
+        new = insert.excluded
+        stmt = _SESSION_UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["session_id"],
+            set_={
+                "hops": _us.c.hops + 1,
+                "last_screen": new.last_screen,
+                "section": case((new.section != "", new.section), else_=_us.c.section),
+                "language": new.language,
+                "updated_at": new.updated_at,
+            },
+        )
     return stmt
 
 

@@ -22,6 +22,7 @@ from messages import Catalog, to_ussd
 log = logging.getLogger("gateway.ussd")
 
 router = APIRouter(prefix="/webhooks/at", tags=["Africa's Talking callbacks"])
+HOP_PATH = "/webhooks/at/ussd"  # also served by gateway.core.middleware.FastLane, before the router
 
 
 @router.post("/ussd", response_class=PlainTextResponse, summary="USSD hop")
