@@ -62,6 +62,9 @@ class Database:
     def __init__(self, engine: Engine, nowait_engine: Engine | None = None) -> None:
         self.engine = engine
         self._nowait_engine = nowait_engine or engine
+        # SQLite: this process's write that waits in the thread pool for another writer's lock
+        # (read_then_write), an asyncio future of the serving loop.
+        self._pool_write = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -126,7 +129,9 @@ class Database:
         never stalling the loop. pysqlite reads outside a transaction anyway, so splitting the
         reads from the writes changes nothing the request sees.
         """
-        # Imported here: the worker process, which never serves requests, stays without it.
+        # Imported here: the worker process, which never serves requests, stays without them.
+        import asyncio
+
         from starlette.concurrency import run_in_threadpool
 
         if self.dialect != "sqlite":
@@ -142,13 +147,25 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             result = read(session)
         if writes(result):
+            while self._pool_write is not None and not self._pool_write.done():
+                # A write of this process already waits in the pool for the lock: wait for it
+                # rather than fail against the same lock. Otherwise, under load, every later
+                # write followed it there, each a thread hand-off, for as long as writes kept
+                # coming (the in-process broadcaster's step every second set it off: a third of
+                # the hops' writes went to the pool, bench/ussd_load.py).
+                await asyncio.wait([self._pool_write])
             try:
                 with self.transaction(wait=False) as connection:
                     write(connection, result)
             except OperationalError as exc:
                 if not self.is_busy(exc):
                     raise
-                await run_in_threadpool(self._write, write, result)
+                pending = self._pool_write = asyncio.ensure_future(run_in_threadpool(self._write, write, result))
+                try:
+                    await pending
+                finally:
+                    if self._pool_write is pending:
+                        self._pool_write = None
         return result
 
     def _read_and_write(self, read: Callable[[Session], T], write: Callable[[Connection, T], None], writes) -> T:
