@@ -35,6 +35,36 @@ from pwdlib.hashers.argon2 import Argon2Hasher  # noqa: E402
 
 auth._hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
+
+
+def _share_route_dependency_graphs() -> None:
+    """FastAPI (0.165) builds each route's dependency graph (signatures, pydantic fields) on an
+    app's first request: ~0.1-0.2 s for this app's ~110 routes, paid again by every test that
+    builds an app. The routers are module-level, so their endpoints are the same functions in
+    every app: in this process each graph is built once and shared (read-only: dependency
+    overrides are looked up per request, on the app). Endpoints made inside a function (a
+    closure per app) are built per app as before and never kept."""
+    import fastapi.routing as routing
+
+    build = getattr(routing, "_build_dependant_with_parameterless_dependencies", None)
+    if build is None:  # another FastAPI: tests are slower, not wrong
+        return
+    built: dict[tuple, tuple] = {}
+
+    def shared(*, path, call, dependencies):
+        if "<locals>" in getattr(call, "__qualname__", "<locals>"):
+            return build(path=path, call=call, dependencies=dependencies)
+        key = (path, call, tuple(map(id, dependencies)))
+        found = built.get(key)
+        if found is None:  # the dependencies are kept with it: their ids stay theirs
+            found = built[key] = (build(path=path, call=call, dependencies=dependencies), tuple(dependencies))
+        return found[0]
+
+    routing._build_dependant_with_parameterless_dependencies = shared
+
+
+_share_route_dependency_graphs()
+
 TODAY = dt.date(2026, 11, 28)  # a Saturday, market day in Sikasso
 NOW = dt.datetime.combine(TODAY, dt.time(10, 0), ZoneInfo("Africa/Bamako"))
 BACKENDS = [b.strip() for b in os.environ.get("SUGU_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
