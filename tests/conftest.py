@@ -57,7 +57,8 @@ def _share_route_dependency_graphs() -> None:
         key = (path, call, tuple(map(id, dependencies)))
         found = built.get(key)
         if found is None:  # the dependencies are kept with it: their ids stay theirs
-            found = built[key] = (build(path=path, call=call, dependencies=dependencies), tuple(dependencies))
+            graph = build(path=path, call=call, dependencies=dependencies)
+            found = built[key] = (graph, tuple(dependencies))
         return found[0]
 
     routing._build_dependant_with_parameterless_dependencies = shared
