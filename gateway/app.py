@@ -97,8 +97,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             gc.freeze()
             # Collections ten times rarer: a full one walks every object requests keep alive
             # (remembered sessions, cached content) and stalled every request in flight for
-            # 40-100 ms every few thousand hops; a hop leaves ~10 cyclic objects behind, so
-            # memory hardly notices (bench/ussd_load.py, GC_THRESHOLDS).
+            # 40-100 ms every few thousand hops; garbage waiting longer costs ~1.4 MB after
+            # 20,000 hops (bench/ussd_load.py, README: Figures).
             gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield

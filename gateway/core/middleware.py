@@ -232,10 +232,11 @@ class FastLane:
     """POST to `path` goes straight to `endpoint` (an `async def (Request) -> Response` that is
     also registered as an ordinary route, for the API's description and for other methods):
     the busiest callback skips the layers inside this one (the console's session cookie, the
-    exception middleware, FastAPI's routing across every console page, its dependency solving),
-    about a fifth of a USSD hop's CPU (bench/ussd_profile.py). Placed inside the request id,
-    body limit, webhook guard and NUL guard, so the hop is checked exactly as before; an error
-    that escapes the endpoint still meets the server-error middleware outside them all."""
+    exception middleware, FastAPI's routing across every console page, its dependency solving):
+    5-15 % of a USSD hop's CPU, measured in-process (bench/ussd_profile.py). Placed inside the
+    request id, body limit, webhook guard and NUL guard, so the hop is checked exactly as
+    before; an error that escapes the endpoint still meets the server-error middleware outside
+    them all."""
 
     def __init__(self, app: ASGIApp, *, path: str, endpoint) -> None:
         self.app = app

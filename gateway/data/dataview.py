@@ -203,7 +203,7 @@ class ContentCache:
     A reload that finds the content unchanged keeps the objects it already had: what was built
     from them (the catalog with its overrides, screens laid out into pages: gateway.ussd.service
     .LaidOut, compared by identity) stays valid, instead of being rebuilt by every process every
-    few seconds (about a fifth of a hop's CPU under load, bench/ussd_profile.py)."""
+    few seconds (the saving did not show beyond noise in bench/ussd_profile.py's CPU per hop)."""
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
