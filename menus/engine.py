@@ -107,7 +107,7 @@ class EngineConfig:
     voice_number: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     node: str
     args: tuple = ()

@@ -146,13 +146,13 @@ class ServiceEntry:
         return self.summary_bm if lang == "bm" and self.summary_bm else self.summary_fr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscription:
     crop_id: int
     market_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Profile:
     """The caller as the session saw them when it started (see gateway.ussd.service)."""
 

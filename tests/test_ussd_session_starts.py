@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.ussd.service import SessionStarts
+from menus.engine import Frame
+from menus.types import Profile, Subscription
 
 A, B = "+22370000001", "+22370000002"
 
@@ -81,3 +83,18 @@ def test_a_hop_keeps_its_session_alive():
         clock.now += SessionStarts.IDLE_S - 1
         starts.keep("s1", A, None)
     assert starts.get("s1", A) == {}
+
+
+# What every remembered session holds until it has been idle 5 minutes (up to 20,000 of them):
+# values without a per-instance dictionary (slots), a quarter smaller (981 -> 733 bytes for a
+# resume with three screens and two subscriptions, tracemalloc).
+HELD = [
+    pytest.param(lambda: Frame("prices", (1,), 0), id="a screen of the stack"),
+    pytest.param(lambda: Profile(phone=A), id="the profile"),
+    pytest.param(lambda: Subscription(1, 2), id="a subscription"),
+]
+
+
+@pytest.mark.parametrize("make", HELD)
+def test_what_a_remembered_session_holds_has_no_instance_dictionary(make):
+    assert not hasattr(make(), "__dict__")
