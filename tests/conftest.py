@@ -238,7 +238,9 @@ def sms_settings(db_url, fake_at) -> Settings:
         at_api_key="test-key",
         at_sender_id="SUGU",
         at_base_url=fake_at.url,
-        at_timeout_s=1.0,
+        # Long enough for the fake to answer on a machine busy with two test processes (at 1 s a
+        # reply timed out there); tests of a hanging aggregator make it hang longer (3 s).
+        at_timeout_s=2.0,
         worker_in_process=False,
         content_cache_s=0,
         secret_key="test-secret",
