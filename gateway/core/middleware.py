@@ -12,6 +12,7 @@ import secrets
 from typing import Iterable
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -246,8 +247,6 @@ class FastLane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        from starlette.requests import Request
-
         response = await self.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
 
